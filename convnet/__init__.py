@@ -1,0 +1,8 @@
+"""convnet: the ConvNet of lecture 11 (모두의 딥러닝) — describe, inspect, train, look inside."""
+
+__version__ = "0.1.0"
+
+from .errors import UserError  # noqa: E402
+from .spec import Spec, parse  # noqa: E402
+
+__all__ = ["Spec", "UserError", "parse", "__version__"]

@@ -1,0 +1,1 @@
+"""The engines that run a parsed network: `numpy` (from scratch) and `torch` (PyTorch)."""

@@ -1,0 +1,232 @@
+"""Shape arithmetic, in one place: every size in convnet is computed here.
+
+The lecture's formula for one side of an N×N input, F×F filter, stride S and zero padding P:
+
+    output = (N − F + 2P)/S + 1
+
+The inspector, both engines and every error message call these pure functions, so a size is
+computed once. A stride that doesn't fit is an error that offers fixes, never a silent floor,
+unless the layer says `floor=true` (PyTorch's behaviour).
+
+Dimension letters: N input side, F filter side, S stride, P padding, C input depth, K filters.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .errors import GeometryError, UserError
+from .spec import (
+    FC, Activation, BatchNorm, Conv, Dropout, Flatten, Layer, Pool, Shape, Size2, Softmax, Spec,
+    layer_to_string,
+)
+
+INT64_MAX = 2**63 - 1
+BYTES_PER_VALUE = 4  # float32 activations
+
+
+@dataclass(frozen=True)
+class LayerShape:
+    """Everything the arithmetic says about one layer of a network on a given input."""
+
+    index: int  # position in the network (0 = first layer); state names use it
+    layer: Layer
+    input: Shape  # (H, W, C) or (N,)
+    output: Shape
+    padding: tuple[int, int, int, int]  # zeros added (top, bottom, left, right); 0s if none
+    params: int  # learned weights and biases
+    macs: int  # multiply-adds for one image
+    receptive: Size2 | None  # input pixels one output value sees; None once flattened
+    jump: Size2  # input pixels between neighbouring output values
+
+    @property
+    def activation_bytes(self) -> int:
+        return math.prod(self.output) * BYTES_PER_VALUE
+
+
+def conv_padding(layer: Conv | Pool) -> tuple[int, int, int, int]:
+    """Zeros added (top, bottom, left, right). `same` splits F − 1 as PyTorch does (less first)."""
+    if isinstance(layer, Pool):
+        return (0, 0, 0, 0)
+    if layer.pad == "same":
+        (kh, kw) = layer.kernel
+        return ((kh - 1) // 2, kh - 1 - (kh - 1) // 2, (kw - 1) // 2, kw - 1 - (kw - 1) // 2)
+    p = layer.pad
+    return (p, p, p, p)
+
+
+def output_size(n: int, f: int, s: int, pad_total: int, floor: bool = False) -> float:
+    """(N − F + 2P)/S + 1 for one side, with pad_total = 2P; a float when it doesn't fit."""
+    span = n - f + pad_total
+    if span < 0:
+        return span / s + 1  # negative span: the filter is larger than the padded input
+    if span % s == 0 or floor:
+        return span // s + 1
+    return span / s + 1
+
+
+def _fits(n: int, f: int, s: int, pad_total: int) -> bool:
+    span = n - f + pad_total
+    return span >= 0 and span % s == 0
+
+
+def pad_term(pad_total: int) -> str:
+    """2P as the lecture writes it (2·1); an odd total comes from `same` with an even filter."""
+    return f"2·{pad_total // 2}" if pad_total % 2 == 0 else str(pad_total)
+
+
+def formula(n: int, f: int, s: int, pad_total: int | None) -> str:
+    """The lecture's "(N − F + 2P)/S + 1" with numbers; pad_total None for pooling's (N − F)/S + 1."""
+    if pad_total is None:
+        return f"({n} − {f})/{s} + 1"
+    return f"({n} − {f} + {pad_term(pad_total)})/{s} + 1"
+
+
+def _fmt(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:.2f}"
+
+
+def _geometry_fixes(layer: Conv | Pool, hw: Size2) -> list[str]:
+    """Nearby stride and padding values that make both sides fit, with what they give."""
+    (kh, kw), (s, _) = layer.kernel, layer.stride
+    pad = conv_padding(layer)
+    p = pad[0] if isinstance(layer, Conv) and layer.pad != "same" else 0
+    fixes: list[str] = []
+
+    def size_with(stride: int, pad_one_side: int) -> str:
+        h = (hw[0] - kh + 2 * pad_one_side) // stride + 1
+        w = (hw[1] - kw + 2 * pad_one_side) // stride + 1
+        return f"{h}x{w}"
+
+    # A stride larger than the filter would skip input pixels: offer only 1..F.
+    strides = [c for c in range(1, min(kh, kw) + 1)
+               if c != s and _fits(hw[0], kh, c, 2 * p) and _fits(hw[1], kw, c, 2 * p)]
+    strides.sort(key=lambda c: (abs(c - s), -c))
+    fixes += [f"stride={c} (→ {size_with(c, p)})" for c in sorted(strides[:2])]
+    if isinstance(layer, Conv) and layer.pad != "same":
+        pads = [q for q in range(0, p + 2 * s + max(kh, kw) + 1)
+                if q != p and _fits(hw[0], kh, s, 2 * q) and _fits(hw[1], kw, s, 2 * q)]
+        pads.sort(key=lambda q: (abs(q - p), q))
+        fixes += [f"pad={q} (→ {size_with(s, q)})" for q in sorted(pads[:1])]
+    return fixes
+
+
+def _check_fit(index: int, layer: Conv | Pool, in_shape: Shape) -> tuple[int, int]:
+    """Output height and width of a conv or pool layer, or a GeometryError that offers fixes."""
+    (h, w, _c) = in_shape
+    (kh, kw), (sh, sw) = layer.kernel, layer.stride
+    top, bottom, left, right = conv_padding(layer)
+    name = f"layer {index} {layer_to_string(layer)} on {h}x{w}x{_c}"
+    what = "filter" if isinstance(layer, Conv) else "window"
+
+    if h + top + bottom < kh or w + left + right < kw:
+        padded = f"{h + top + bottom}x{w + left + right}"
+        hint = "a smaller " + what + f" (at most {h + top + bottom}x{w + left + right})"
+        if isinstance(layer, Conv) and layer.pad != "same":
+            need = max(math.ceil((kh - h) / 2), math.ceil((kw - w) / 2), 0)
+            hint = f"pad={need} or more, or " + hint
+        hint += ", or fewer pooling layers before it"
+        raise GeometryError(f"{name}: the {kh}x{kw} {what} is larger than its padded input "
+                            f"{padded}. Fix: {hint}")
+
+    sides = [("height", h, kh, sh, top + bottom), ("width", w, kw, sw, left + right)]
+    bad = [side for side in sides if not _fits(*side[1:])]
+    if bad and not layer.floor:
+        label, n, f, s, p2 = bad[0]
+        shown_pad = p2 if isinstance(layer, Conv) else None
+        exact = (n - f + p2) / s + 1
+        floored = f"{(h - kh + top + bottom) // sh + 1}x{(w - kw + left + right) // sw + 1}"
+        fixes = _geometry_fixes(layer, (h, w))
+        options = " or ".join(fixes) if fixes else "a different filter size"
+        raise GeometryError(
+            f"{name}: {label} {formula(n, f, s, shown_pad)} = {_fmt(exact)} is not a whole number "
+            f"({formula(n, f, s, shown_pad).split(')')[0][1:]} = {n - f + p2} is not a multiple of the stride {s}), so the "
+            f"{what} does not fit. Fix: {options}; or floor=true to drop the leftover as "
+            f"PyTorch does (→ {floored})"
+        )
+    return (h - kh + top + bottom) // sh + 1, (w - kw + left + right) // sw + 1
+
+
+def layer_shape(index: int, layer: Layer, in_shape: Shape, receptive: Size2 | None,
+                jump: Size2) -> LayerShape:
+    """One layer's output shape, weights, cost and receptive field for a given input shape."""
+    params = macs = 0
+    padding = (0, 0, 0, 0)
+    out: Shape
+    if isinstance(layer, (Conv, Pool)):
+        if len(in_shape) != 3:
+            raise UserError(f"layer {index} {layer_to_string(layer)} needs an HxWxC input, "
+                            f"got {format_shape(in_shape)}")
+        c = in_shape[2]
+        ho, wo = _check_fit(index, layer, in_shape)
+        (kh, kw) = layer.kernel
+        padding = conv_padding(layer)
+        if isinstance(layer, Conv):
+            k = layer.filters
+            out = (ho, wo, k)
+            params = k * kh * kw * c + (k if layer.bias else 0)  # K·(F·F·C) + K
+            macs = ho * wo * k * kh * kw * c
+        else:
+            out = (ho, wo, c)
+        if receptive is not None:
+            receptive = (receptive[0] + (kh - 1) * jump[0], receptive[1] + (kw - 1) * jump[1])
+        jump = (jump[0] * layer.stride[0], jump[1] * layer.stride[1])
+    elif isinstance(layer, Flatten):
+        out = (math.prod(in_shape),)
+        receptive = None
+    elif isinstance(layer, FC):
+        if len(in_shape) != 1:
+            raise UserError(f"layer {index} {layer_to_string(layer)} needs a vector input, "
+                            f"got {format_shape(in_shape)}; put flatten before it")
+        out = (layer.units,)
+        params = layer.units * in_shape[0] + (layer.units if layer.bias else 0)
+        macs = layer.units * in_shape[0]
+        receptive = None
+    elif isinstance(layer, BatchNorm):
+        out = in_shape
+        params = 2 * in_shape[-1]  # a scale γ and a shift β per channel
+    elif isinstance(layer, (Activation, Dropout, Softmax)):
+        out = in_shape
+    else:
+        raise TypeError(f"not a layer record: {layer!r}")
+
+    shape = LayerShape(index, layer, in_shape, out, padding, params, macs, receptive, jump)
+    for what, value in (("values", math.prod(out)), ("weights", params),
+                        ("multiply-adds", macs), ("activation bytes", shape.activation_bytes)):
+        if value > INT64_MAX:
+            raise UserError(f"layer {index} {layer_to_string(layer)}: its {value:.3e} {what} "
+                            "overflow 64-bit counts; use smaller sizes")
+    return shape
+
+
+def infer(spec: Spec, input_shape: tuple[int, int, int] | None = None) -> list[LayerShape]:
+    """Every layer's LayerShape for the network on `input_shape` (or the description's own)."""
+    shape = input_shape if input_shape is not None else spec.input
+    if shape is None:
+        raise UserError("the input shape is unknown: give --input HxWxC (e.g. 32x32x3) or "
+                        "start the description with it")
+    if len(shape) != 3 or min(shape) < 1:
+        raise UserError(f"input shape {format_shape(shape)} is not HxWxC with positive sizes")
+    if math.prod(shape) > INT64_MAX:
+        raise UserError(f"input shape {format_shape(shape)} overflows 64-bit counts; use smaller sizes")
+    result: list[LayerShape] = []
+    current: Shape = tuple(shape)
+    receptive: Size2 | None = (1, 1)
+    jump: Size2 = (1, 1)
+    for index, layer in enumerate(spec.layers):
+        info = layer_shape(index, layer, current, receptive, jump)
+        result.append(info)
+        current, receptive, jump = info.output, info.receptive, info.jump
+    totals = (sum(r.params for r in result), sum(r.macs for r in result))
+    if max(totals) > INT64_MAX:
+        raise UserError("the network's total weights or multiply-adds overflow 64-bit counts; "
+                        "use smaller sizes")
+    return result
+
+
+def format_shape(shape: Shape) -> str:
+    """(28, 28, 6) → "28x28x6", the way the lecture writes shapes."""
+    return "x".join(str(d) for d in shape)
+
+

@@ -1,0 +1,176 @@
+"""The description language: parsing tables, canonical form, JSON and exact error messages."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from convnet import spec
+from convnet.errors import ParseError, UserError
+from convnet.spec import FC, Activation, BatchNorm, Conv, Dropout, Flatten, Pool, Softmax
+
+
+@pytest.mark.parametrize("text, layers", [
+    ("conv(6,5)", [Conv(6, (5, 5)), Flatten(), Softmax()]),
+    ("conv(6, 5x5)", [Conv(6, (5, 5)), Flatten(), Softmax()]),
+    ("conv(6, 3x5, stride=2, pad=1)", [Conv(6, (3, 5), (2, 2), 1), Flatten(), Softmax()]),
+    ("conv(8,3,pad=same) relu", [Conv(8, (3, 3), pad="same"), Activation("relu"), Flatten(),
+                                 Softmax()]),
+    ("conv(8,3,padding=2,bias=false)", [Conv(8, (3, 3), pad=2, bias=False), Flatten(), Softmax()]),
+    ("pool(2) avgpool(3, stride=1)", [Pool("max", (2, 2), (2, 2)), Pool("avg", (3, 3), (1, 1)),
+                                      Flatten(), Softmax()]),
+    ("maxpool(2)", [Pool("max", (2, 2), (2, 2)), Flatten(), Softmax()]),
+    ("conv(6,5)-relu->pool(2) fc(10)", [Conv(6, (5, 5)), Activation("relu"),
+                                       Pool("max", (2, 2), (2, 2)), Flatten(), FC(10), Softmax()]),
+    ("conv(6,5) → tanh → fc(10) softmax", [Conv(6, (5, 5)), Activation("tanh"), Flatten(),
+                                           FC(10), Softmax()]),
+    ("flatten fc(10) sigmoid dropout(0.25) batchnorm fc(2)",
+     [Flatten(), FC(10), Activation("sigmoid"), Dropout(0.25), BatchNorm(), FC(2), Softmax()]),
+    ("dropout batchnorm(eps=0.001, momentum=0.01)", [Dropout(0.5), BatchNorm(0.001, 0.01),
+                                                    Flatten(), Softmax()]),
+    ("RELU fc(3)", [Activation("relu"), Flatten(), FC(3), Softmax()]),
+    ("# LeNet-ish\nconv(6,5) # first\n  fc(10)\n", [Conv(6, (5, 5)), Flatten(), FC(10),
+                                                    Softmax()]),
+])
+def test_parse_table(text, layers):
+    assert list(spec.parse(text).layers) == layers
+
+
+def test_input_shape_can_open_the_description():
+    parsed = spec.parse("32x32x3 conv(6,5) relu")
+    assert parsed.input == (32, 32, 3)
+    assert str(parsed) == "32x32x3 conv(6,5) relu flatten softmax"
+
+
+def test_floor_flag_marks_every_conv_and_pool():
+    parsed = spec.parse("conv(6,5) pool(2) fc(3)", floor=True)
+    assert all(layer.floor for layer in parsed.layers if isinstance(layer, (Conv, Pool)))
+
+
+def test_canonical_string_and_json_round_trip():
+    text = "28x28x1 conv(32,3,pad=same) relu conv(8,3x5,stride=2,pad=1,bias=false,floor=true) " \
+           "avgpool(3,stride=2) batchnorm dropout(0.3) fc(10)"
+    parsed = spec.parse(text)
+    assert spec.parse(str(parsed)) == parsed
+    assert spec.from_json(spec.to_json(parsed)) == parsed
+    assert spec.to_json(parsed)["layers"][2] == {"type": "conv", "filters": 8, "kernel": [3, 5],
+                                                 "stride": [2, 2], "pad": 1, "bias": False,
+                                                 "floor": True}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "the description is empty; write layers such as conv(6,5) relu pool(2) fc(10)"),
+    ("   # only a comment", "the description is empty; write layers such as conv(6,5) relu "
+                           "pool(2) fc(10)"),
+    ("conv(6,5) poool(2)", "unknown layer 'poool'; did you mean pool? Known layers: conv, pool, "
+                           "maxpool, avgpool, relu, sigmoid, tanh, dropout, batchnorm, flatten, "
+                           "fc, softmax"),
+    ("conv(6)", "conv: missing size (conv(K, F) or conv(K, HxW, stride=S, pad=P))"),
+    ("conv", "conv: missing filters, size (conv(K, F) or conv(K, HxW, stride=S, pad=P))"),
+    ("conv(6,5,7)", "conv: extra argument '7': takes 2 arguments (conv(K, F) or "
+                    "conv(K, HxW, stride=S, pad=P))"),
+    ("relu(2)", "relu: extra argument '2': takes 0 arguments (relu)"),
+    ("fc()", "fc: missing units (fc(N))"),
+    ("conv(0,5)", "conv: the number of filters K must be positive, got 0"),
+    ("conv(-3,5)", "conv: the number of filters K must be positive, got -3"),
+    ("conv(6,0)", "conv: the filter size F must be positive, got 0"),
+    ("conv(6,0x3)", "conv: the filter size F must be positive, got '0x3'"),
+    ("conv(six,5)", "conv: the number of filters K must be a whole number, got 'six'"),
+    ("conv(6,2.5)", "conv: the filter size F must be a whole number, got '2.5'"),
+    ("conv(6,5x5x3)", "conv: the filter size F is F or HxW (the depth comes from the input), "
+                      "got '5x5x3'"),
+    ("conv(6,5,pad=-1)", "conv: pad must be at least 0, got -1"),
+    ("conv(6,5,stride=0)", "conv: stride must be positive, got 0"),
+    ("conv(6,5,stride=0x1)", "conv: stride must be positive, got '0x1'"),
+    ("conv(6,5,stride=2,pad=same)", "conv: pad=same needs stride=1 (as in PyTorch); write pad=P "
+                                    "with a number instead"),
+    ("conv(6,5,dilation=2)", "conv: unknown option 'dilation' (allowed: filters, size, stride, "
+                             "pad, bias, floor)"),
+    ("conv(6,5,pad=1,pad=2)", "conv: pad is given twice"),
+    ("conv(6,stride=2,5)", "conv: positional argument after a keyword argument"),
+    ("conv(6,5,bias=maybe)", "conv: bias is true or false, got 'maybe'"),
+    ("fc(0)", "fc: the number of units N must be positive, got 0"),
+    ("dropout(1)", "dropout: p is a probability in [0, 1), got 1"),
+    ("dropout(-0.1)", "dropout: p is a probability in [0, 1), got -0.1"),
+    ("fc(10) softmax relu", "nothing can follow softmax: it is the classifier's end"),
+    ("fc(10) conv(3,3)", "conv needs an HxWxC input, but it follows fc(10), whose output is a "
+                         "vector"),
+    ("flatten flatten", "flatten needs an HxWxC input, but its input is already a vector"),
+    ("conv(6,5", "expected ',' or ')' in the arguments of conv but the description ends"),
+    ("conv(6,5)relu", "expected a separator (a space, - or ->) before 'relu'"),
+    ("conv(6,5) relu 32x32x3", "an input shape such as 32x32x3 can only open the description"),
+    ("32x32 conv(3,3)", "input shape '32x32' is not HxWxC with positive whole numbers (e.g. "
+                        "32x32x3 for colour, 28x28x1 for grey)"),
+    ("0x32x3 conv(3,3)", "input shape '0x32x3' is not HxWxC with positive whole numbers (e.g. "
+                         "32x32x3 for colour, 28x28x1 for grey)"),
+    ("conv(6,5) ; relu", "unexpected character ';' at column 11; a description is layers such as "
+                         "conv(6,5) relu pool(2) fc(10)"),
+    ("(6,5)", "expected a layer name (conv, pool, relu, fc, ...), found '('"),
+])
+def test_parse_errors_are_exact(text, message):
+    with pytest.raises(UserError) as info:
+        spec.parse(text)
+    assert str(info.value) == message
+
+
+def test_parse_error_shows_a_caret_under_the_offending_token():
+    with pytest.raises(ParseError) as info:
+        spec.parse("conv(6,5) relu poool(2) fc(10)")
+    assert info.value.context == ("    conv(6,5) relu poool(2) fc(10)\n"
+                                  "                   ^^^^^")
+
+
+def test_caret_points_into_the_right_line_of_a_file():
+    with pytest.raises(ParseError) as info:
+        spec.parse("conv(6,5)\nrelu\npool(0)\n")
+    assert info.value.context == "    pool(0)\n         ^"
+
+
+def test_load_reads_a_file(tmp_path):
+    path = tmp_path / "lenet.net"
+    path.write_text("32x32x3\nconv(6,5) relu pool(2)  # the lecture's first layer\nfc(10)\n")
+    assert str(spec.load(str(path))) == "32x32x3 conv(6,5) relu pool(2) flatten fc(10) softmax"
+    with pytest.raises(UserError, match="no description file"):
+        spec.load(str(tmp_path / "missing.net"))
+
+
+# -- properties ------------------------------------------------------------------------------
+
+sizes = st.one_of(st.integers(1, 7).map(lambda f: (f, f)), st.tuples(st.integers(1, 7),
+                                                                     st.integers(1, 7)))
+strides = st.one_of(st.integers(1, 4).map(lambda s: (s, s)), st.tuples(st.integers(1, 4),
+                                                                       st.integers(1, 4)))
+conv_layers = st.builds(
+    Conv, filters=st.integers(1, 64), kernel=sizes, stride=strides,
+    pad=st.one_of(st.integers(0, 3)), bias=st.booleans(), floor=st.booleans(),
+)
+same_convs = st.builds(Conv, filters=st.integers(1, 64), kernel=sizes, pad=st.just("same"))
+pool_layers = st.builds(lambda kind, k, s, default, fl: Pool(kind, k, k if default else s, fl),
+                        st.sampled_from(["max", "avg"]), sizes, strides, st.booleans(),
+                        st.booleans())
+flat_layers = st.one_of(
+    st.builds(Activation, st.sampled_from(["relu", "sigmoid", "tanh"])),
+    st.builds(Dropout, st.sampled_from([0.0, 0.1, 0.25, 0.5, 0.9])),
+    st.builds(BatchNorm, st.sampled_from([1e-5, 1e-3]), st.sampled_from([0.1, 0.01])),
+)
+
+
+@st.composite
+def networks(draw):
+    spatial = draw(st.lists(st.one_of(conv_layers, same_convs, pool_layers, flat_layers),
+                            max_size=6))
+    head = draw(st.lists(st.one_of(st.builds(FC, st.integers(1, 50), st.booleans()),
+                                   flat_layers), max_size=4))
+    layers = list(spatial)
+    if head:
+        layers.append(Flatten())
+        layers += head
+    return spec.parse(" ".join(spec.layer_to_string(layer) for layer in layers) or "flatten")
+
+
+@settings(max_examples=200, deadline=None)
+@given(networks())
+def test_parse_canonical_parse_is_identity(network):
+    assert spec.parse(str(network)) == network
+    assert spec.from_json(spec.to_json(network)) == network
