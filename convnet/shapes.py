@@ -76,11 +76,14 @@ def pad_term(pad_total: int) -> str:
     return f"2·{pad_total // 2}" if pad_total % 2 == 0 else str(pad_total)
 
 
+def span(n: int, f: int, pad_total: int | None) -> str:
+    """"N − F + 2P" with numbers; pad_total None for pooling, which has no padding term."""
+    return f"{n} − {f}" if pad_total is None else f"{n} − {f} + {pad_term(pad_total)}"
+
+
 def formula(n: int, f: int, s: int, pad_total: int | None) -> str:
-    """The lecture's "(N − F + 2P)/S + 1" with numbers; pad_total None for pooling's (N − F)/S + 1."""
-    if pad_total is None:
-        return f"({n} − {f})/{s} + 1"
-    return f"({n} − {f} + {pad_term(pad_total)})/{s} + 1"
+    """The lecture's "(N − F + 2P)/S + 1" with numbers."""
+    return f"({span(n, f, pad_total)})/{s} + 1"
 
 
 def _fmt(x: float) -> str:
@@ -141,7 +144,7 @@ def _check_fit(index: int, layer: Conv | Pool, in_shape: Shape) -> tuple[int, in
         options = " or ".join(fixes) if fixes else "a different filter size"
         raise GeometryError(
             f"{name}: {label} {formula(n, f, s, shown_pad)} = {_fmt(exact)} is not a whole number "
-            f"({formula(n, f, s, shown_pad).split(')')[0][1:]} = {n - f + p2} is not a multiple of the stride {s}), so the "
+            f"({span(n, f, shown_pad)} = {n - f + p2} is not a multiple of the stride {s}), so the "
             f"{what} does not fit. Fix: {options}; or floor=true to drop the leftover as "
             f"PyTorch does (→ {floored})"
         )

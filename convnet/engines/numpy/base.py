@@ -1,0 +1,25 @@
+"""What every layer of the NumPy engine has: parameters, their gradients, and buffers."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class Layer:
+    """A layer: `forward` caches what `backward` needs; `backward` fills `grads` and returns dx.
+
+    `params` and `grads` share names (PyTorch's: weight, bias); `buffers` hold state that is
+    saved but not learned (batch norm's running statistics).
+    """
+
+    def __init__(self) -> None:
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self.buffers: dict[str, np.ndarray] = {}
+        self.needs_input_grad = True  # False for the first layer: nobody wants d(loss)/d(image)
+
+    def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, dy: np.ndarray) -> np.ndarray | None:
+        raise NotImplementedError

@@ -1,0 +1,68 @@
+"""The NumPy engine behind `Network`: the model, its optimiser, the loss, the state."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...config import OptimizerConfig
+from ...shapes import LayerShape
+from ...spec import Spec
+from .init import initial_weights
+from .loss import cross_entropy, softmax
+from .model import NumpyModel
+from .optim import make_optimizer
+
+
+class NumpyEngine:
+    name = "numpy"
+
+    def __init__(self, spec: Spec, shapes: list[LayerShape], dtype: str, seed: int, init: str,
+                 optimizer: OptimizerConfig) -> None:
+        self.dtype = np.dtype(dtype)
+        self.model = NumpyModel(shapes, self.dtype, seed)
+        weight_shapes = {i: layer.params["weight"].shape for i, layer in
+                         enumerate(self.model.layers) if layer is not None and
+                         "weight" in layer.params and layer.params["weight"].ndim >= 2}
+        for i, weight in initial_weights(spec.layers, weight_shapes, init, seed).items():
+            self.model.layers[i].params["weight"][...] = weight
+        self.optimizer = make_optimizer(optimizer)
+
+    # -- computing -------------------------------------------------------------------------
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        return softmax(self.model.forward(x, training=False))
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        return self.model.forward(x, training=False)
+
+    def loss_and_grads(self, x: np.ndarray, y: np.ndarray, label_smoothing: float = 0.0
+                       ) -> tuple[float, dict[str, np.ndarray]]:
+        logits = self.model.forward(x, training=True)
+        loss, d_logits = cross_entropy(logits, y, label_smoothing)
+        self.model.backward(d_logits)
+        return loss, self.model.named("grads")
+
+    def apply(self, grads: dict[str, np.ndarray]) -> None:
+        self.optimizer.step(self.model.named("params"), grads)
+
+    # -- state -----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return self.model.named("params", "buffers")
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        own = self.model.named("params", "buffers")
+        for name, target in own.items():
+            target[...] = np.asarray(state[name]).astype(target.dtype, copy=False)
+
+    def optimizer_state(self) -> dict[str, np.ndarray]:
+        return self.optimizer.state_dict()
+
+    def load_optimizer_state(self, flat: dict[str, np.ndarray]) -> None:
+        self.optimizer.load_state_dict(flat)
+
+    @property
+    def lr(self) -> float:
+        return self.optimizer.lr
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self.optimizer.lr = value

@@ -1,0 +1,204 @@
+"""`Network`: one API for a ConvNet, whatever the engine.
+
+    net = Network("conv(6,5) relu pool(2) fc(10)", input="32x32x3", engine="numpy", seed=0)
+    probs = net.predict(x)             # x: N×H×W×C, uint8 0–255 or float → N×classes
+    loss, grads = net.loss_and_grads(x, y)
+    loss = net.train_step(x, y)        # one optimiser step
+    state = net.state_dict()           # {"0.weight": array, ...}, PyTorch's names and layouts
+    net.load_state_dict(state)
+
+Every check of what the caller passes in lives here, so both engines get clean arrays.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+
+from . import shapes as shape_arithmetic
+from .config import OptimizerConfig
+from .errors import UserError
+from .spec import Spec, load, parse_input_shape
+
+ENGINES = ("numpy",)
+DTYPES = ("float32", "float64")
+
+
+class TrainingDiverged(UserError):
+    """The loss became NaN or infinite: the step is not applied and training must stop."""
+
+
+class Network:
+    def __init__(self, description: str | Spec, input: str | tuple[int, int, int] | None = None,
+                 *, engine: str = "numpy", seed: int = 0, dtype: str = "float32",
+                 optimizer: str | OptimizerConfig = "sgd", lr: float | None = None,
+                 init: str = "auto", floor: bool = False,
+                 normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
+                 label_smoothing: float = 0.0,
+                 schedule: Callable[[int], float] | None = None) -> None:
+        self.spec = description if isinstance(description, Spec) else load(description, floor)
+        given = parse_input_shape(input) if isinstance(input, str) else input
+        if given is not None and self.spec.input is not None and tuple(given) != self.spec.input:
+            raise UserError(f"the description starts with input "
+                            f"{shape_arithmetic.format_shape(self.spec.input)} but input is "
+                            f"{shape_arithmetic.format_shape(tuple(given))}")
+        self.spec = self.spec.with_input(tuple(given) if given is not None else None)
+        self.shapes = shape_arithmetic.infer(self.spec)
+        self.input_shape: tuple[int, int, int] = self.spec.input  # type: ignore[assignment]
+        out = self.shapes[-1].output
+        self.num_classes = out[0]
+        if engine not in ENGINES:
+            raise UserError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+        if dtype not in DTYPES:
+            raise UserError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
+        if not 0.0 <= label_smoothing < 1.0:
+            raise UserError(f"label smoothing must be in [0, 1), got {label_smoothing}")
+        if isinstance(optimizer, str):
+            optimizer = OptimizerConfig(name=optimizer) if lr is None else \
+                OptimizerConfig(name=optimizer, lr=lr)
+        elif lr is not None:
+            optimizer = OptimizerConfig(**{**optimizer.to_json(), "lr": lr})
+        self.optimizer_config = optimizer
+        self.seed, self.dtype, self.init = seed, dtype, init
+        self.label_smoothing = label_smoothing
+        self.schedule = schedule  # step → learning rate, called before each train_step
+        self.normalization = _check_normalization(normalization, self.input_shape[2])
+        self.steps = 0
+
+        from .engines.numpy.engine import NumpyEngine
+        self.engine = NumpyEngine(self.spec, self.shapes, dtype, seed, init, optimizer)
+
+    # -- what the caller passes in ---------------------------------------------------------
+    def prepare_images(self, x: np.ndarray) -> np.ndarray:
+        """Check a batch of images and turn it into the engine's floats (uint8 → /255)."""
+        h, w, c = self.input_shape
+        x = np.asarray(x)
+        if x.ndim == 3 and c == 1 and x.shape[1:] == (h, w):
+            x = x[..., None]  # N×H×W grey images
+        if x.ndim != 4 or x.shape[1:] != (h, w, c):
+            raise UserError(f"images must be an N×{h}×{w}×{c} array (N×H×W×C), got shape "
+                            f"{'×'.join(map(str, x.shape)) or 'scalar'}")
+        if x.shape[0] == 0:
+            raise UserError("the batch of images is empty")
+        if x.dtype == np.uint8:
+            x = x.astype(self.dtype) * np.dtype(self.dtype).type(1 / 255)
+        elif x.dtype.kind == "f":
+            if not np.isfinite(x).all():
+                raise UserError("the images contain NaN or infinity")
+            x = x.astype(self.dtype, copy=False)
+        else:
+            raise UserError(f"images must be uint8 (0–255) or floating point, got {x.dtype}")
+        if self.normalization is not None:
+            mean, std = self.normalization
+            x = (x - np.asarray(mean, self.dtype)) / np.asarray(std, self.dtype)
+        return x
+
+    def prepare_labels(self, y: np.ndarray, n: int) -> np.ndarray:
+        y = np.asarray(y)
+        if y.ndim != 1 or y.shape[0] != n:
+            raise UserError(f"labels must be a 1-D array of {n} class numbers, got shape "
+                            f"{'×'.join(map(str, y.shape)) or 'scalar'}")
+        if y.dtype.kind not in "iu":
+            raise UserError(f"labels must be whole numbers (class indices), got {y.dtype}")
+        if y.size and (y.min() < 0 or y.max() >= self.num_classes):
+            bad = int(y.min()) if y.min() < 0 else int(y.max())
+            raise UserError(f"label {bad} is out of range: this network has {self.num_classes} "
+                            f"classes, numbered 0 to {self.num_classes - 1}")
+        return y.astype(np.int64, copy=False)
+
+    # -- using the network -----------------------------------------------------------------
+    def predict(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+        """Class probabilities, N×classes (softmax of the logits); evaluation mode."""
+        return np.concatenate([self.engine.probabilities(self.prepare_images(x[i:i + batch_size]))
+                               for i in range(0, max(len(x), 1), batch_size)])
+
+    def logits(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+        return np.concatenate([self.engine.logits(self.prepare_images(x[i:i + batch_size]))
+                               for i in range(0, max(len(x), 1), batch_size)])
+
+    def loss_and_grads(self, x: np.ndarray, y: np.ndarray
+                       ) -> tuple[float, dict[str, np.ndarray]]:
+        """Mean cross-entropy of the batch and its gradient for every parameter (training mode)."""
+        images = self.prepare_images(x)
+        labels = self.prepare_labels(y, images.shape[0])
+        loss, grads = self.engine.loss_and_grads(images, labels, self.label_smoothing)
+        return loss, {name: np.array(g) for name, g in grads.items()}
+
+    def train_step(self, x: np.ndarray, y: np.ndarray) -> float:
+        """One optimiser step on the batch; returns its loss (before the step)."""
+        if self.schedule is not None:
+            self.lr = float(self.schedule(self.steps))
+        images = self.prepare_images(x)
+        labels = self.prepare_labels(y, images.shape[0])
+        loss, grads = self.engine.loss_and_grads(images, labels, self.label_smoothing)
+        if not math.isfinite(loss):
+            raise TrainingDiverged(
+                f"the loss became {loss} at step {self.steps + 1}; training stopped without "
+                f"applying that step. Try a smaller learning rate (now {self.lr:g})")
+        self.engine.apply(grads)
+        self.steps += 1
+        return loss
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int = 1000
+                 ) -> dict[str, float]:
+        """Mean loss and accuracy on a data set (evaluation mode)."""
+        labels = self.prepare_labels(y, len(x))
+        logits = self.logits(x, batch_size).astype(np.float64)
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        loss = -float(log_probs[np.arange(len(labels)), labels].mean())
+        accuracy = float((logits.argmax(axis=1) == labels).mean())
+        return {"loss": loss, "accuracy": accuracy}
+
+    # -- state -----------------------------------------------------------------------------
+    @property
+    def lr(self) -> float:
+        return self.engine.lr
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        if not value > 0 or not math.isfinite(value):
+            raise UserError(f"the learning rate must be a positive number, got {value}")
+        self.engine.lr = value
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Copies of every parameter and buffer, by PyTorch's names, in PyTorch's layouts."""
+        return {name: np.array(a) for name, a in self.engine.state_dict().items()}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Load a state (from either engine or from PyTorch); names and shapes must match."""
+        own = self.engine.state_dict()
+        missing = [name for name in own if name not in state]
+        extra = [name for name in state if name not in own]
+        if missing or extra:
+            raise UserError(f"the state does not fit this network: missing "
+                            f"{', '.join(missing) or 'nothing'}; unexpected "
+                            f"{', '.join(extra) or 'nothing'}")
+        for name, target in own.items():
+            got = np.shape(state[name])
+            if tuple(got) != target.shape:
+                raise UserError(f"state {name} has shape {got}, but this network needs "
+                                f"{target.shape}")
+            value = np.asarray(state[name])
+            if value.dtype.kind == "f" and not np.isfinite(value).all():
+                raise UserError(f"state {name} contains NaN or infinity")
+        self.engine.load_state_dict(state)
+
+    def __repr__(self) -> str:
+        return (f"Network({str(self.spec.with_input(None))!r}, "
+                f"input={shape_arithmetic.format_shape(self.input_shape)!r}, "
+                f"engine={self.engine.name!r})")
+
+
+def _check_normalization(normalization, channels: int):
+    if normalization is None:
+        return None
+    mean, std = (tuple(float(v) for v in part) for part in normalization)
+    if len(mean) != channels or len(std) != channels:
+        raise UserError(f"normalisation needs {channels} mean and {channels} std values, got "
+                        f"{len(mean)} and {len(std)}")
+    if min(std) <= 0:
+        raise UserError("normalisation std values must be positive")
+    return mean, std

@@ -1,0 +1,235 @@
+"""The whole network against PyTorch (llm.c style): same state, same batch → same loss and
+gradients, then optimiser steps with the same losses; plus the Network API's checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from convnet import Network
+from convnet.config import OptimizerConfig
+from convnet.engines.torch_build import build_sequential
+from convnet.errors import UserError
+from convnet.network import TrainingDiverged
+from reference import rel_err
+
+LENET = "conv(6,5) relu pool(2) conv(16,5) relu pool(2) fc(120) relu fc(84) relu fc(10)"
+WITH_BN = "conv(8,3,pad=same,bias=false) batchnorm relu pool(2) conv(8,4,stride=2,pad=1) tanh " \
+          "avgpool(2) fc(16,bias=false) batchnorm sigmoid fc(5)"
+
+
+def torch_twin(net: Network) -> torch.nn.Sequential:
+    model = build_sequential(net.spec, net.input_shape).double()
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in net.state_dict().items()})
+    return model
+
+
+def batch(shape, n=16, classes=10, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, *shape)), rng.integers(0, classes, n)
+
+
+@pytest.mark.parametrize("text, shape, classes", [(LENET, (32, 32, 3), 10),
+                                                  (WITH_BN, (16, 16, 3), 5)])
+def test_same_loss_and_gradients_as_pytorch(text, shape, classes):
+    net = Network(text, input=shape, dtype="float64", seed=3)
+    model = torch_twin(net).train()
+    x, y = batch(shape, classes=classes)
+    loss, grads = net.loss_and_grads(x, y)
+    xt = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
+    loss_t = F.cross_entropy(model(xt), torch.from_numpy(y))
+    loss_t.backward()
+    assert abs(loss - loss_t.item()) <= 1e-12 * abs(loss_t.item())
+    assert set(grads) == {name for name, _ in model.named_parameters()}
+    for name, p in model.named_parameters():
+        assert rel_err(grads[name], p.grad.numpy()) <= 1e-10, name
+
+
+@pytest.mark.parametrize("config", [
+    OptimizerConfig("sgd", lr=0.05, momentum=0.0),
+    OptimizerConfig("sgd", lr=0.05, momentum=0.9, weight_decay=5e-4),
+    OptimizerConfig("sgd", lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3),
+    OptimizerConfig("adam", lr=1e-3),
+    OptimizerConfig("adam", lr=1e-3, weight_decay=1e-2, beta1=0.8, beta2=0.99, eps=1e-6),
+    OptimizerConfig("adamw", lr=1e-3, weight_decay=0.05),
+])
+@pytest.mark.parametrize("text, shape, classes", [(LENET, (32, 32, 3), 10),
+                                                  (WITH_BN, (16, 16, 3), 5)])
+def test_optimiser_steps_give_the_same_losses_as_pytorch(config, text, shape, classes):
+    net = Network(text, input=shape, dtype="float64", seed=1, optimizer=config,
+                  label_smoothing=0.1)
+    model = torch_twin(net).train()
+    c = config
+    if c.name == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=c.lr, momentum=c.momentum,
+                              nesterov=c.nesterov, weight_decay=c.weight_decay)
+    else:
+        cls = torch.optim.Adam if c.name == "adam" else torch.optim.AdamW
+        opt = cls(model.parameters(), lr=c.lr, betas=(c.beta1, c.beta2), eps=c.eps,
+                  weight_decay=c.weight_decay)
+    for step in range(5):
+        x, y = batch(shape, classes=classes, seed=step)
+        loss = net.train_step(x, y)
+        opt.zero_grad()
+        loss_t = F.cross_entropy(model(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())),
+                                 torch.from_numpy(y), label_smoothing=0.1)
+        loss_t.backward()
+        opt.step()
+        assert abs(loss - loss_t.item()) <= 1e-10 * abs(loss_t.item()), f"step {step}"
+    for name, value in model.state_dict().items():  # weights and batch-norm statistics
+        assert rel_err(net.state_dict()[name], value.numpy()) <= 1e-9, name
+
+
+def test_state_dict_loads_unchanged_into_pytorch_and_back():
+    net = Network(WITH_BN, input="16x16x3", seed=0)
+    model = build_sequential(net.spec, net.input_shape)
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in net.state_dict().items()})
+    assert list(net.state_dict()) == list(model.state_dict())  # same names, same order
+    other = Network(WITH_BN, input="16x16x3", seed=9)
+    other.load_state_dict({k: v.numpy() for k, v in model.state_dict().items()})
+    x, _ = batch((16, 16, 3), n=4)
+    assert np.array_equal(other.predict(x), net.predict(x))
+    model.eval()
+    with torch.no_grad():
+        probs = torch.softmax(model(torch.from_numpy(x.transpose(0, 3, 1, 2).astype(np.float32)
+                                                     .copy())), 1).numpy()
+    assert np.abs(net.predict(x) - probs).max() < 1e-5
+
+
+def test_overfits_one_fixed_batch():
+    x, y = batch((28, 28, 1), n=32)
+    net = Network("conv(8,3,pad=same) relu pool(2) conv(16,3,pad=same) relu pool(2) fc(32) "
+                  "relu fc(10)", input="28x28x1", seed=0, optimizer="adam", lr=2e-3)
+    first = net.train_step(x, y)
+    for _ in range(200):
+        last = net.train_step(x, y)
+    assert first > 2.0 and last < 0.01
+    assert net.evaluate(x, y)["accuracy"] == 1.0
+
+
+def test_deterministic_for_a_seed():
+    x, y = batch((16, 16, 3), n=8, classes=5)
+    runs = []
+    for _ in range(2):
+        net = Network(WITH_BN + "", input="16x16x3", seed=42)
+        net2 = Network("conv(4,3) relu dropout(0.5) fc(5)", input="16x16x3", seed=42)
+        losses = [net.train_step(x, y) for _ in range(3)] + [net2.train_step(x, y)
+                                                              for _ in range(3)]
+        runs.append((losses, net.state_dict(), net2.state_dict()))
+    assert runs[0][0] == runs[1][0]
+    for a, b in zip(runs[0][1:], runs[1][1:]):
+        assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert not np.array_equal(Network(LENET, input="32x32x3", seed=1).state_dict()["0.weight"],
+                              Network(LENET, input="32x32x3", seed=2).state_dict()["0.weight"])
+
+
+def test_dropout_is_inverted_and_off_in_evaluation():
+    from convnet.engines.numpy.regularize import Dropout
+    layer = Dropout(0.3, np.random.default_rng(0))
+    x = np.ones((200, 10, 10, 5))
+    y = layer.forward(x, training=True)
+    assert set(np.unique(y)) == {0.0, 1 / 0.7}
+    assert abs((y == 0).mean() - 0.3) < 0.01
+    assert np.array_equal(layer.backward(np.ones_like(x)), y)  # same mask, same scale
+    assert layer.forward(x, training=False) is x
+    # PyTorch's rule is the same: survivors scaled by 1/(1 − p), nothing at evaluation.
+    t = torch.nn.functional.dropout(torch.ones(1000), 0.3, training=True)
+    assert np.allclose(np.unique(t.numpy()), [0.0, 1 / 0.7])
+
+
+@pytest.mark.parametrize("scheme", ["he", "xavier", "normal"])
+def test_initialisers_have_their_spread(scheme):
+    net = Network("conv(64,5) relu fc(200)", input="32x32x16", seed=0, init=scheme)
+    w = net.state_dict()["0.weight"]  # fan_in 16·25 = 400, fan_out 64·25 = 1600
+    expected = {"he": np.sqrt(2 / 400), "xavier": np.sqrt(2 / (400 + 1600)),
+                "normal": 0.01}[scheme]
+    assert abs(w.std() - expected) / expected < 0.02
+    assert np.all(net.state_dict()["0.bias"] == 0)
+
+
+def test_auto_init_is_he_before_relu_and_xavier_elsewhere():
+    net = Network("conv(64,5) batchnorm relu conv(64,5) tanh", input="32x32x16", seed=0)
+    state = net.state_dict()
+    assert abs(state["0.weight"].std() - np.sqrt(2 / 400)) < 0.002
+    assert abs(state["3.weight"].std() - np.sqrt(2 / (1600 + 1600))) < 0.002
+
+
+def test_uint8_images_are_scaled_and_grey_batches_accepted():
+    net = Network("conv(2,3) fc(3)", input="8x8x1", seed=0)
+    x = np.random.default_rng(0).integers(0, 256, (4, 8, 8), dtype=np.uint8)
+    assert np.allclose(net.predict(x), net.predict(x[..., None].astype(np.float32) / 255),
+                       atol=1e-6)
+
+
+def test_schedule_hook_sets_the_learning_rate_each_step():
+    seen = []
+    net = Network("fc(3)", input="2x2x1", seed=0, schedule=lambda step: seen.append(step) or
+                  0.1 / (step + 1))
+    x, y = batch((2, 2, 1), n=4, classes=3)
+    for _ in range(3):
+        net.train_step(x, y)
+    assert seen == [0, 1, 2] and net.lr == pytest.approx(0.1 / 3)
+
+
+def test_diverging_loss_stops_with_advice_and_keeps_the_weights():
+    net = Network("fc(3)", input="2x2x1", seed=0, lr=1e30)
+    x, y = batch((2, 2, 1), n=4, classes=3)
+    x *= 1e5
+    with pytest.raises(TrainingDiverged, match="smaller learning rate"):
+        for _ in range(20):
+            net.train_step(x, y)
+            before = net.state_dict()
+    assert all(np.array_equal(before[k], v) for k, v in net.state_dict().items())
+
+
+@pytest.mark.parametrize("x, y, message", [
+    (np.zeros((2, 8, 8, 3)), [0, 1], "images must be an N×8×8×1 array (N×H×W×C), got shape "
+                                     "2×8×8×3"),
+    (np.zeros((8, 8, 1)), [0], "got shape 8×8×1"),
+    (np.zeros((0, 8, 8, 1)), [], "the batch of images is empty"),
+    (np.zeros((2, 8, 8, 1), np.int32), [0, 1], "images must be uint8 (0–255) or floating point, "
+                                               "got int32"),
+    (np.full((2, 8, 8, 1), np.nan), [0, 1], "the images contain NaN or infinity"),
+    (np.full((2, 8, 8, 1), np.inf), [0, 1], "the images contain NaN or infinity"),
+    (np.zeros((2, 8, 8, 1)), [0, 3], "label 3 is out of range: this network has 3 classes, "
+                                     "numbered 0 to 2"),
+    (np.zeros((2, 8, 8, 1)), [0, -1], "label -1 is out of range"),
+    (np.zeros((2, 8, 8, 1)), [0, 1, 2], "labels must be a 1-D array of 2 class numbers, got "
+                                        "shape 3"),
+    (np.zeros((2, 8, 8, 1)), [0.0, 1.0], "labels must be whole numbers (class indices), got "
+                                         "float64"),
+])
+def test_bad_input_names_what_was_expected(x, y, message):
+    net = Network("conv(2,3) fc(3)", input="8x8x1", seed=0)
+    with pytest.raises(UserError) as info:
+        net.train_step(x, np.asarray(y))
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"engine": "tensorflow"}, "unknown engine 'tensorflow'"),
+    ({"dtype": "float16"}, "unknown dtype 'float16'"),
+    ({"optimizer": "rmsprop"}, "unknown optimizer 'rmsprop'"),
+    ({"lr": -1.0}, "the learning rate must be positive"),
+    ({"init": "zeros"}, "unknown initialiser 'zeros'"),
+    ({"input": "8x8"}, "input shape '8x8' is not HxWxC"),
+    ({"label_smoothing": 1.5}, "label smoothing must be in [0, 1)"),
+    ({"normalization": ((0.5, 0.5), (1.0, 1.0))}, "normalisation needs 1 mean and 1 std"),
+])
+def test_bad_settings_are_refused(kwargs, message):
+    with pytest.raises(UserError) as info:
+        Network("conv(2,3) fc(3)", **{"input": "8x8x1", **kwargs})
+    assert message in str(info.value)
+
+
+def test_a_state_that_does_not_fit_is_refused():
+    net = Network("conv(2,3) fc(3)", input="8x8x1")
+    state = net.state_dict()
+    with pytest.raises(UserError, match="missing 0.bias"):
+        net.load_state_dict({k: v for k, v in state.items() if k != "0.bias"})
+    with pytest.raises(UserError, match=r"state 0.weight has shape \(3, 1, 3, 3\)"):
+        net.load_state_dict({**state, "0.weight": np.zeros((3, 1, 3, 3))})
+    with pytest.raises(UserError, match="NaN"):
+        net.load_state_dict({**state, "0.bias": np.full(2, np.nan)})

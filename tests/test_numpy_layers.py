@@ -1,0 +1,117 @@
+"""Every layer of the NumPy engine against PyTorch autograd, in float64 and float32."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from convnet import shapes, spec
+from convnet.errors import GeometryError
+from reference import check_layer
+
+DTYPES = [np.float64, np.float32]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("text, shape", [
+    ("conv(4,3)", (7, 7, 2)),
+    ("conv(6,5)", (32, 32, 3)),
+    ("conv(3,3,stride=2)", (9, 9, 2)),
+    ("conv(5,3,pad=1)", (6, 6, 3)),
+    ("conv(4,2,stride=2,pad=1)", (6, 8, 3)),
+    ("conv(3,3,pad=same)", (5, 7, 2)),
+    ("conv(3,4,pad=same)", (6, 6, 2)),  # even kernel: uneven padding
+    ("conv(2,2x5,pad=same)", (6, 7, 1)),
+    ("conv(3,3x2,stride=3x2,pad=2)", (8, 8, 2)),
+    ("conv(2,3,bias=false)", (5, 5, 4)),
+    ("conv(2,3,stride=2,floor=true)", (8, 8, 1)),
+    ("conv(7,1)", (4, 4, 5)),
+    ("pool(2)", (8, 6, 3)),
+    ("pool(3,stride=2)", (7, 9, 2)),
+    ("pool(2x3)", (6, 9, 2)),
+    ("pool(3,stride=1)", (5, 5, 2)),
+    ("pool(2,floor=true)", (7, 7, 2)),
+    ("avgpool(2)", (6, 6, 3)),
+    ("avgpool(3,stride=2)", (7, 7, 2)),
+    ("avgpool(2x3,stride=1)", (5, 6, 2)),
+    ("relu", (5, 5, 3)),
+    ("sigmoid", (5, 5, 3)),
+    ("tanh", (5, 5, 3)),
+    ("batchnorm", (5, 5, 3)),
+    ("batchnorm(eps=0.001,momentum=0.3)", (4, 6, 2)),
+    ("flatten", (3, 4, 5)),
+])
+def test_spatial_layer_matches_pytorch(text, shape, dtype):
+    check_layer(text, shape, dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("text, features", [
+    ("fc(7)", 12), ("fc(3,bias=false)", 5), ("batchnorm", 6), ("relu", 9), ("tanh", 4),
+])
+def test_vector_layer_matches_pytorch(text, features, dtype):
+    check_layer(text, (features,), batch=5, dtype=dtype)
+
+
+@pytest.mark.parametrize("text", ["batchnorm", "pool(3,stride=2)", "avgpool(2)", "conv(3,3)"])
+def test_evaluation_mode_matches_pytorch(text):
+    check_layer(text, (6, 6, 2) if text != "pool(3,stride=2)" else (7, 7, 2), training=False)
+
+
+def test_max_pool_ties_send_the_gradient_to_the_first_maximum():
+    # Windows full of equal values (as after a ReLU): PyTorch picks the first in row-major order.
+    x = np.zeros((2, 4, 4, 3))
+    x[0, 0, 0, 0] = x[0, 1, 1, 0] = 5.0  # a tie inside one window
+    x[1, :, :, 1] = 2.0
+    check_layer("pool(2)", (4, 4, 3), x=x)
+    check_layer("pool(3,stride=1)", (4, 4, 3), x=x)
+
+
+def test_lecture_max_pool_example():
+    # The lecture's 4×4 single-depth slice: 2×2 max pooling with stride 2 gives 6, 8, 3, 4.
+    from convnet.engines.numpy.pool import MaxPool2D
+    x = np.array([[1, 1, 2, 4], [5, 6, 7, 8], [3, 2, 1, 0], [1, 2, 3, 4]], float)
+    y = MaxPool2D((2, 2), (2, 2)).forward(x[None, :, :, None], training=False)
+    assert y[0, :, :, 0].tolist() == [[6, 8], [3, 4]]
+
+
+def test_lecture_one_number_is_relu_of_w_dot_x_plus_b():
+    # At each position a filter yields one number: W·x + b over its 5×5×3 window.
+    from convnet.engines.numpy.conv import Conv2D
+    rng = np.random.default_rng(1)
+    layer = Conv2D(3, 1, (5, 5), (1, 1), (0, 0, 0, 0), True, np.dtype(np.float64))
+    layer.params["weight"][...] = rng.standard_normal((1, 3, 5, 5))
+    layer.params["bias"][...] = 0.5
+    x = rng.standard_normal((1, 32, 32, 3))
+    y = layer.forward(x, training=False)
+    window = x[0, 10:15, 20:25, :]  # H×W×C
+    one_number = np.sum(layer.params["weight"][0].transpose(1, 2, 0) * window) + 0.5
+    assert y.shape == (1, 28, 28, 1) and np.isclose(y[0, 10, 20, 0], one_number)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 4), st.integers(1, 3), st.integers(1, 3),
+       st.integers(0, 2), st.integers(3, 9), st.integers(3, 9), st.integers(1, 3),
+       st.integers(1, 4), st.booleans())
+def test_random_convs_match_pytorch(kh, kw, sh, sw, pad, h, w, c, k, same):
+    text = f"conv({k},{kh}x{kw},pad=same)" if same else \
+        f"conv({k},{kh}x{kw},stride={sh}x{sw},pad={pad},floor=true)"
+    try:
+        shapes.infer(spec.parse(text), (h, w, c))
+    except GeometryError:
+        return  # the filter is larger than the padded input: nothing to compare
+    check_layer(text, (h, w, c), batch=2)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 3), st.integers(1, 3), st.integers(1, 3),
+       st.integers(3, 8), st.integers(3, 8), st.sampled_from(["pool", "avgpool"]))
+def test_random_pools_match_pytorch(kh, kw, sh, sw, h, w, kind):
+    text = f"{kind}({kh}x{kw},stride={sh}x{sw},floor=true)"
+    if kh > h or kw > w:
+        return
+    # Small integers make ties common, which is where max pooling goes wrong.
+    x = np.random.default_rng(kh * 7 + h).integers(0, 3, (2, h, w, 2)).astype(float)
+    check_layer(text, (h, w, 2), x=x)
