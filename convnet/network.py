@@ -83,9 +83,9 @@ class Network:
         if x.shape[0] == 0:
             raise UserError("the batch of images is empty")
         if x.dtype == np.uint8:
-            x = x.astype(self.dtype) * np.dtype(self.dtype).type(1 / 255)
+            x = np.multiply(x, np.dtype(self.dtype).type(1 / 255), dtype=self.dtype)
         elif x.dtype.kind == "f":
-            if not np.isfinite(x).all():
+            if not _all_finite(x):
                 raise UserError("the images contain NaN or infinity")
             x = x.astype(self.dtype, copy=False)
         else:
@@ -190,6 +190,14 @@ class Network:
         return (f"Network({str(self.spec.with_input(None))!r}, "
                 f"input={shape_arithmetic.format_shape(self.input_shape)!r}, "
                 f"engine={self.engine.name!r})")
+
+
+def _all_finite(x: np.ndarray) -> bool:
+    """Whether no value is NaN or ±inf. A float64 sum is non-finite if any value is (and, for
+    float64 input, also when huge finite values overflow it: then look at every value)."""
+    if math.isfinite(float(x.sum(dtype=np.float64))):
+        return True
+    return bool(np.isfinite(x).all())
 
 
 def _check_normalization(normalization, channels: int):

@@ -30,7 +30,16 @@ def to_torch_layout(x: np.ndarray) -> np.ndarray:
 
 
 def to_numpy_layout(x: np.ndarray) -> np.ndarray:
-    return x.transpose(0, 2, 3, 1) if x.ndim == 4 else x
+    return x.transpose(0, 2, 3, 1) if x.ndim == 4 else x  # N×C×H×W → N×H×W×C
+
+
+def to_engine(x: np.ndarray) -> np.ndarray:
+    """N×H×W×C (or N×D) → the NumPy engine's inner layout C×H×W×N (or D×N)."""
+    return np.ascontiguousarray(x.transpose(3, 1, 2, 0) if x.ndim == 4 else x.T)
+
+
+def from_engine(x: np.ndarray) -> np.ndarray:
+    return x.transpose(3, 1, 2, 0) if x.ndim == 4 else x.T
 
 
 def check_layer(text: str, input_shape: tuple[int, ...], batch: int = 3, dtype=np.float64,
@@ -55,7 +64,7 @@ def check_layer(text: str, input_shape: tuple[int, ...], batch: int = 3, dtype=n
 
     if x is None:
         x = rng.standard_normal((batch, *input_shape)).astype(dtype)
-    y = layer.forward(x, training)
+    y = from_engine(layer.forward(to_engine(x), training))
     xt = torch.from_numpy(to_torch_layout(x).copy()).requires_grad_(True)
     yt = torch_layer(xt)
     tol = TOLERANCE[dtype]
@@ -66,7 +75,7 @@ def check_layer(text: str, input_shape: tuple[int, ...], batch: int = 3, dtype=n
         return
 
     dy = rng.standard_normal(y.shape).astype(dtype)
-    dx = layer.backward(dy)
+    dx = from_engine(layer.backward(to_engine(dy)))
     yt.backward(torch.from_numpy(to_torch_layout(dy).copy()))
     assert dx is not None and dx.shape == x.shape and dx.dtype == dtype
     assert rel_err(dx, to_numpy_layout(xt.grad.numpy())) <= tol, "input gradient differs"

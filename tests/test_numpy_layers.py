@@ -73,7 +73,7 @@ def test_lecture_max_pool_example():
     # The lecture's 4×4 single-depth slice: 2×2 max pooling with stride 2 gives 6, 8, 3, 4.
     from convnet.engines.numpy.pool import MaxPool2D
     x = np.array([[1, 1, 2, 4], [5, 6, 7, 8], [3, 2, 1, 0], [1, 2, 3, 4]], float)
-    y = MaxPool2D((2, 2), (2, 2)).forward(x[None, :, :, None], training=False)
+    y = MaxPool2D((2, 2), (2, 2)).forward(x[None, :, :, None], training=False)  # C×H×W×N
     assert y[0, :, :, 0].tolist() == [[6, 8], [3, 4]]
 
 
@@ -84,10 +84,10 @@ def test_lecture_one_number_is_relu_of_w_dot_x_plus_b():
     layer = Conv2D(3, 1, (5, 5), (1, 1), (0, 0, 0, 0), True, np.dtype(np.float64))
     layer.params["weight"][...] = rng.standard_normal((1, 3, 5, 5))
     layer.params["bias"][...] = 0.5
-    x = rng.standard_normal((1, 32, 32, 3))
+    x = rng.standard_normal((3, 32, 32, 1))  # the engine's C×H×W×N
     y = layer.forward(x, training=False)
-    window = x[0, 10:15, 20:25, :]  # H×W×C
-    one_number = np.sum(layer.params["weight"][0].transpose(1, 2, 0) * window) + 0.5
+    window = x[:, 10:15, 20:25, 0]  # C×5×5
+    one_number = np.sum(layer.params["weight"][0] * window) + 0.5
     assert y.shape == (1, 28, 28, 1) and np.isclose(y[0, 10, 20, 0], one_number)
 
 
@@ -115,3 +115,20 @@ def test_random_pools_match_pytorch(kh, kw, sh, sw, h, w, kind):
     # Small integers make ties common, which is where max pooling goes wrong.
     x = np.random.default_rng(kh * 7 + h).integers(0, 3, (2, h, w, 2)).astype(float)
     check_layer(text, (h, w, 2), x=x)
+
+
+@pytest.mark.parametrize("text, shape", [("conv(6,5)", (32, 32, 3)), ("conv(4,3,stride=1x2)",
+                                                                       (9, 9, 4)),
+                                         ("conv(5,3x2,pad=1)", (7, 6, 6)),
+                                         ("conv(3,4,pad=same)", (6, 6, 8))])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_inference_by_kernel_rows_matches_pytorch(monkeypatch, text, shape, dtype):
+    # Inference on large batches takes the row algorithm; force it on small ones.
+    from convnet.engines.numpy import conv
+    monkeypatch.setattr(conv, "ROWS_MIN_BYTES", 0)
+    monkeypatch.setattr(conv, "ROWS_MIN_DEPTH", 1)
+    calls = []
+    original = conv.conv_by_rows
+    monkeypatch.setattr(conv, "conv_by_rows", lambda *a: calls.append(1) or original(*a))
+    check_layer(text, shape, dtype=dtype, training=False)
+    assert calls, "the row algorithm was not used"

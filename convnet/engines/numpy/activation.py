@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import parallel
 from .base import Layer
 
 
 class ReLU(Layer):
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        # In place when the layer before keeps no reference to its output (the model decides):
+        # it saves a pass over memory and a fresh allocation.
+        self.inplace = inplace
+
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
-        y = np.maximum(x, 0)
+        y = x if self.inplace else np.empty_like(x)
+        parallel.split(len(x), lambda lo, hi: np.maximum(x[lo:hi], 0, out=y[lo:hi]), x.size)
         if training:
             self.cache = y
         return y
@@ -17,7 +25,11 @@ class ReLU(Layer):
     def backward(self, dy: np.ndarray) -> np.ndarray:
         y = self.cache
         self.cache = None
-        return dy * (y > 0)  # d max(0, x)/dx = 1 where x > 0, else 0 (PyTorch's choice at 0)
+        # d max(0, x)/dx = 1 where x > 0, else 0 (PyTorch's choice at 0). dy is this layer's
+        # own (the next layer's fresh result), so it is overwritten.
+        parallel.split(len(dy), lambda lo, hi: np.multiply(dy[lo:hi], y[lo:hi] > 0,
+                                                           out=dy[lo:hi]), dy.size)
+        return dy
 
 
 class Sigmoid(Layer):

@@ -17,6 +17,16 @@ class Layer:
         self.grads: dict[str, np.ndarray] = {}
         self.buffers: dict[str, np.ndarray] = {}
         self.needs_input_grad = True  # False for the first layer: nobody wants d(loss)/d(image)
+        self._workspace: dict[bool, np.ndarray] = {}
+
+    def workspace(self, shape: tuple[int, ...], dtype: np.dtype, training: bool) -> np.ndarray:
+        """A scratch array kept between steps: a fresh large array costs a page fault per 4 KiB
+        on first touch, which for im2col's matrix is as slow as filling it. Training and
+        inference keep separate ones, so an inference never overwrites what backward needs."""
+        buffer = self._workspace.get(training)
+        if buffer is None or buffer.shape != shape or buffer.dtype != dtype:
+            buffer = self._workspace[training] = np.empty(shape, dtype)
+        return buffer
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         raise NotImplementedError

@@ -1,7 +1,8 @@
 """Fully connected (FC) layer and flatten: the lecture's classifier after the last pool.
 
-Shapes: x N×D, weight U×D (PyTorch's layout), y N×U. Flatten turns N×H×W×C into N×(C·H·W) in
-channel-major order, the order PyTorch's nn.Flatten gives on N×C×H×W, so fc weights load as is.
+Shapes (batch innermost): x D×N, weight U×D (PyTorch's layout), y U×N. Flatten turns C×H×W×N
+into (C·H·W)×N — each image's values in channel-major order, as PyTorch's nn.Flatten gives on
+N×C×H×W — so fc weights load unchanged; in this layout it is a free reshape.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ class Dense(Layer):
             self.params["bias"] = np.zeros((units,), dtype)
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
-        y = x @ self.params["weight"].T  # (N, D) @ (D, U): every unit sees every input
+        y = self.params["weight"] @ x  # (U, D) @ (D, N): every unit sees every input
         if "bias" in self.params:
-            y += self.params["bias"]
+            y += self.params["bias"][:, None]
         if training:
             self.cache = x
         return y
@@ -29,22 +30,21 @@ class Dense(Layer):
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
         x = self.cache
         self.cache = None
-        self.grads["weight"] = dy.T @ x  # (U, N) @ (N, D)
+        self.grads["weight"] = dy @ x.T  # (U, N) @ (N, D)
         if "bias" in self.params:
-            self.grads["bias"] = dy.sum(axis=0)
+            self.grads["bias"] = dy.sum(axis=1)
         if not self.needs_input_grad:
             return None
-        return dy @ self.params["weight"]  # (N, U) @ (U, D)
+        return self.params["weight"].T @ dy  # (D, U) @ (U, N)
 
 
 class Flatten(Layer):
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         if training:
             self.cache = x.shape
-        n = x.shape[0]
-        return x.transpose(0, 3, 1, 2).reshape(n, -1)  # N×H×W×C → N×(C·H·W)
+        return x.reshape(-1, x.shape[-1])  # C×H×W×N → (C·H·W)×N
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        n, h, w, c = self.cache
+        shape = self.cache
         self.cache = None
-        return dy.reshape(n, c, h, w).transpose(0, 2, 3, 1)  # back to N×H×W×C (a view)
+        return dy.reshape(shape)

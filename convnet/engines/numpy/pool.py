@@ -3,21 +3,28 @@
 Max pooling keeps the largest value of each F×F window; average pooling keeps the mean. The
 output size is (N − F)/S + 1 per side, as for a conv without padding.
 
-Shapes: x N×H×W×C → y N×Ho×Wo×C. Windows are read as kh·kw strided views of x, one per offset
-(i, j) inside the window: view[i, j][n, a, b, c] = x[n, a·S + i, b·S + j, c].
+Shapes (batch innermost): x C×H×W×N → y C×Ho×Wo×N. A window is read as kh·kw strided views of x,
+one per offset (i, j) inside it: view(i, j)[c, a, b, n] = x[c, a·S + i, b·S + j, n].
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from . import parallel
 from .base import Layer
+from .conv import window
 
 
-def _window_views(x: np.ndarray, kh: int, kw: int, sh: int, sw: int, ho: int, wo: int):
-    for i in range(kh):
-        for j in range(kw):
-            yield (i, j), x[:, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw, :]
+def _offsets(kh: int, kw: int) -> list[tuple[int, int]]:
+    return [(i, j) for i in range(kh) for j in range(kw)]  # row-major, as PyTorch scans
+
+
+def _tiles_exactly(shape: tuple[int, ...], kernel: tuple[int, int], stride: tuple[int, int]
+                   ) -> bool:
+    """Whether every input value lies in exactly one window (S = F and the windows fit)."""
+    (h, w), (kh, kw) = shape[1:3], kernel
+    return stride == kernel and h % kh == 0 and w % kw == 0
 
 
 class MaxPool2D(Layer):
@@ -27,32 +34,47 @@ class MaxPool2D(Layer):
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         (kh, kw), (sh, sw) = self.kernel, self.stride
-        n, h, w, c = x.shape
-        ho, wo = (h - kh) // sh + 1, (w - kw) // sw + 1
-        y = None
-        argmax = np.zeros((n, ho, wo, c), np.uint8) if training else None  # offset i·kw + j
-        for (i, j), view in _window_views(x, kh, kw, sh, sw, ho, wo):
-            if y is None:
-                y = view.copy()
-                continue
-            # Strictly greater: on ties the first offset in row-major order wins, as in PyTorch.
-            better = view > y
-            np.copyto(y, view, where=better)
-            if argmax is not None:
-                argmax[better] = i * kw + j
+        ho, wo = (x.shape[1] - kh) // sh + 1, (x.shape[2] - kw) // sw + 1
+        y = np.empty((x.shape[0], ho, wo, x.shape[3]), x.dtype)
+
+        def maximum(lo: int, hi: int) -> None:  # a range of channels (activation maps)
+            out = y[lo:hi]
+            np.copyto(out, window(x[lo:hi], 0, 0, sh, sw, ho, wo))
+            for i, j in _offsets(kh, kw)[1:]:
+                np.maximum(out, window(x[lo:hi], i, j, sh, sw, ho, wo), out=out)
+
+        parallel.split(x.shape[0], maximum, x.size)
         if training:
-            self.cache = (argmax, x.shape)
+            self.cache = (x, y)
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
+        # The gradient of a window flows only to its maximum; on ties, to the first maximum in
+        # row-major order, as in PyTorch. `rest` is the gradient not yet given to a value.
         (kh, kw), (sh, sw) = self.kernel, self.stride
-        argmax, input_shape = self.cache
+        x, y = self.cache
         self.cache = None
-        ho, wo = dy.shape[1:3]
-        dx = np.zeros(input_shape, dy.dtype)
-        for (i, j), view in _window_views(dx, kh, kw, sh, sw, ho, wo):
-            # The gradient flows only to the value that was the maximum of its window.
-            view += np.where(argmax == i * kw + j, dy, 0)
+        ho, wo = y.shape[1:3]
+        exact = _tiles_exactly(x.shape, self.kernel, self.stride)
+        dx = np.empty_like(x) if exact else np.zeros_like(x)
+        offsets = _offsets(kh, kw)
+
+        def route(lo: int, hi: int) -> None:  # a range of channels (activation maps)
+            rest = dy[lo:hi].copy()
+            for index, (i, j) in enumerate(offsets):
+                target = window(dx[lo:hi], i, j, sh, sw, ho, wo)
+                if exact and index == len(offsets) - 1:
+                    target[...] = rest  # the last offset is the maximum where none before was
+                    break
+                is_max = window(x[lo:hi], i, j, sh, sw, ho, wo) == y[lo:hi]
+                if exact:
+                    given = np.multiply(rest, is_max, out=target)
+                else:
+                    given = rest * is_max
+                    target += given  # overlapping windows can share a value
+                rest -= given
+
+        parallel.split(x.shape[0], route, x.size)
         return dx
 
 
@@ -63,11 +85,10 @@ class AvgPool2D(Layer):
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         (kh, kw), (sh, sw) = self.kernel, self.stride
-        n, h, w, c = x.shape
-        ho, wo = (h - kh) // sh + 1, (w - kw) // sw + 1
-        y = np.zeros((n, ho, wo, c), x.dtype)
-        for _, view in _window_views(x, kh, kw, sh, sw, ho, wo):
-            y += view
+        ho, wo = (x.shape[1] - kh) // sh + 1, (x.shape[2] - kw) // sw + 1
+        y = window(x, 0, 0, sh, sw, ho, wo).copy()
+        for i, j in _offsets(kh, kw)[1:]:
+            y += window(x, i, j, sh, sw, ho, wo)
         y *= x.dtype.type(1.0 / (kh * kw))
         if training:
             self.cache = x.shape
@@ -75,9 +96,16 @@ class AvgPool2D(Layer):
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         (kh, kw), (sh, sw) = self.kernel, self.stride
-        dx = np.zeros(self.cache, dy.dtype)
+        input_shape = self.cache
+        self.cache = None
+        exact = _tiles_exactly(input_shape, self.kernel, self.stride)
+        dx = np.empty(input_shape, dy.dtype) if exact else np.zeros(input_shape, dy.dtype)
         ho, wo = dy.shape[1:3]
         share = dy * dy.dtype.type(1.0 / (kh * kw))  # each window value got 1/(kh·kw) of y
-        for _, view in _window_views(dx, kh, kw, sh, sw, ho, wo):
-            view += share
+        for i, j in _offsets(kh, kw):
+            target = window(dx, i, j, sh, sw, ho, wo)
+            if exact:
+                target[...] = share
+            else:
+                target += share
         return dx

@@ -6,7 +6,7 @@ scaled by 1/(1 − p), so nothing needs rescaling at test time, when dropout doe
 Batch norm: while training, each channel is normalised with the batch's mean and (biased)
 variance, then scaled by γ (weight) and shifted by β (bias); the running statistics, updated
 as running = (1 − m)·running + m·batch (with the unbiased variance, as PyTorch), are used at test
-time. Channels are the last axis: N×H×W×C or N×D.
+time. Channels are the first axis (batch innermost): C×H×W×N or D×N.
 """
 
 from __future__ import annotations
@@ -47,17 +47,19 @@ class BatchNorm(Layer):
         self.buffers["num_batches_tracked"] = np.zeros((), np.int64)
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
-        axes = tuple(range(x.ndim - 1))  # every axis but the channel
-        gamma, beta = self.params["weight"], self.params["bias"]
+        axes = tuple(range(1, x.ndim))  # every axis but the channel
+        per_channel = (-1,) + (1,) * (x.ndim - 1)  # broadcast a C-vector over C×H×W×N
+        gamma = self.params["weight"].reshape(per_channel)
+        beta = self.params["bias"].reshape(per_channel)
         if not training:
-            scale = gamma / np.sqrt(self.buffers["running_var"] + self.eps)
-            return x * scale + (beta - self.buffers["running_mean"] * scale)
-        count = x.size // x.shape[-1]  # values per channel, M
+            scale = gamma / np.sqrt(self.buffers["running_var"].reshape(per_channel) + self.eps)
+            return x * scale + (beta - self.buffers["running_mean"].reshape(per_channel) * scale)
+        count = x.size // x.shape[0]  # values per channel, M
         mean = x.mean(axis=axes)
-        centered = x - mean
+        centered = x - mean.reshape(per_channel)
         var = np.mean(centered * centered, axis=axes)  # biased: what normalises the batch
         inv_std = 1 / np.sqrt(var + self.eps)
-        x_hat = centered * inv_std
+        x_hat = centered * inv_std.reshape(per_channel)
         m = self.momentum
         self.buffers["running_mean"] *= 1 - m
         self.buffers["running_mean"] += m * mean
@@ -70,10 +72,12 @@ class BatchNorm(Layer):
     def backward(self, dy: np.ndarray) -> np.ndarray:
         x_hat, inv_std, count = self.cache
         self.cache = None
-        axes = tuple(range(dy.ndim - 1))
+        axes = tuple(range(1, dy.ndim))
+        per_channel = (-1,) + (1,) * (dy.ndim - 1)
         self.grads["weight"] = np.sum(dy * x_hat, axis=axes)
         self.grads["bias"] = dy.sum(axis=axes)
         # dx = γ/σ · (dy − mean(dy) − x̂·mean(dy·x̂)), the batch mean and variance depend on x
-        d_mean = self.grads["bias"] / count
-        d_var = self.grads["weight"] / count
-        return (dy - d_mean - x_hat * d_var) * (self.params["weight"] * inv_std)
+        d_mean = (self.grads["bias"] / count).reshape(per_channel)
+        d_var = (self.grads["weight"] / count).reshape(per_channel)
+        return (dy - d_mean - x_hat * d_var) * (self.params["weight"] * inv_std
+                                                ).reshape(per_channel)

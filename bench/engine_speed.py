@@ -1,0 +1,150 @@
+"""NumPy engine vs PyTorch eager fp32 on the CPU: training steps and inference, batch 128.
+
+Both engines run in the same process, interleaved round by round, with the same thread count.
+A training step is forward + backward + SGD-with-momentum update; inference is forward + softmax.
+Peak memory is measured per engine in a child process (peak RSS above the process after imports).
+
+    .venv/bin/python bench/engine_speed.py                 # both networks, 7 rounds
+    .venv/bin/python bench/engine_speed.py --rounds 3 --threads 2
+
+Prints ms per batch (median of rounds, with min–max), images per second, and the throughput
+ratio numpy / torch (≥ 1.0 means the NumPy engine is at least as fast).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+NETWORKS = {
+    "lenet": ("conv(6,5) relu pool(2) conv(16,5) relu pool(2) fc(120) relu fc(84) relu fc(10)",
+              (32, 32, 3)),
+    "mnist-cnn": ("conv(32,3,pad=same) relu pool(2) conv(64,3,pad=same) relu pool(2) fc(128) "
+                  "relu fc(10)", (28, 28, 1)),
+}
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=list(NETWORKS))
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--rounds", type=int, default=7)
+    p.add_argument("--steps", type=int, default=10, help="timed batches per round")
+    p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--settle", type=float, default=0.5,
+                   help="seconds of rest before each timed block, so spinning threads sleep")
+    p.add_argument("--memory-child", nargs=2, metavar=("ENGINE", "NETWORK"), help=argparse.SUPPRESS)
+    return p.parse_args()
+
+
+ARGS = parse_args()
+# Thread counts must be fixed before NumPy's BLAS and PyTorch start.
+for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[var] = str(ARGS.threads)
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from convnet import Network  # noqa: E402
+from convnet.engines.torch_build import build_sequential  # noqa: E402
+
+torch.set_num_threads(ARGS.threads)
+
+
+def make(name: str, seed: int = 0):
+    text, shape = NETWORKS[name]
+    net = Network(text, input=shape, seed=seed, optimizer="sgd", lr=0.01)
+    model = build_sequential(net.spec, shape)
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in net.state_dict().items()})
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    rng = np.random.default_rng(seed)
+    x = rng.random((ARGS.batch, *shape), dtype=np.float32)
+    y = rng.integers(0, 10, ARGS.batch)
+    xt = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
+    yt = torch.from_numpy(y)
+
+    def numpy_train():
+        net.train_step(x, y)
+
+    def numpy_infer():
+        net.predict(x)
+
+    def torch_train():
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(xt), yt).backward()
+        opt.step()
+
+    def torch_infer():
+        model.eval()
+        with torch.no_grad():
+            torch.softmax(model(xt), dim=1)
+        model.train()
+
+    return {"numpy": (numpy_train, numpy_infer), "torch": (torch_train, torch_infer)}
+
+
+def time_per_batch(fn, steps: int) -> float:
+    # On a machine this small, the idle engine's thread pools (OpenMP, OpenBLAS) spin for a
+    # while after their last call and take the cores from the other engine; let them sleep.
+    time.sleep(ARGS.settle)
+    fn()
+    start = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    return (time.perf_counter() - start) / steps
+
+
+def memory_child(engine: str, name: str) -> None:
+    import resource
+    fns = make(name)[engine]
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for _ in range(3):
+        fns[0]()
+        fns[1]()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"peak_mib": (peak - base) / 1024}))
+
+
+def peak_memory(engine: str, name: str) -> float:
+    out = subprocess.run([sys.executable, __file__, "--threads", str(ARGS.threads),
+                          "--batch", str(ARGS.batch), "--memory-child", engine, name],
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(out.splitlines()[-1])["peak_mib"]
+
+
+def main() -> None:
+    if ARGS.memory_child:
+        memory_child(*ARGS.memory_child)
+        return
+    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"threads={ARGS.threads}, batch={ARGS.batch}, rounds={ARGS.rounds}×{ARGS.steps} "
+          f"batches, numpy {np.__version__}, torch {torch.__version__}")
+    print(f"{'network':10} {'what':6} {'engine':6} {'ms/batch':>9} {'min–max':>13} "
+          f"{'img/s':>8} {'peak MiB':>9} {'numpy/torch':>12}")
+    for name in ARGS.networks:
+        fns = make(name)
+        for kind, index in (("train", 0), ("infer", 1)):
+            for engine in fns:  # warm up
+                for _ in range(3):
+                    fns[engine][index]()
+            times: dict[str, list[float]] = {"numpy": [], "torch": []}
+            for _ in range(ARGS.rounds):  # interleaved: both engines see the same machine
+                for engine in fns:
+                    times[engine].append(time_per_batch(fns[engine][index], ARGS.steps))
+            med = {e: float(np.median(t)) for e, t in times.items()}
+            for engine, t in times.items():
+                memory = peak_memory(engine, name) if kind == "train" else float("nan")
+                ratio = f"{med['torch'] / med['numpy']:.2f}×" if engine == "numpy" else ""
+                print(f"{name:10} {kind:6} {engine:6} {med[engine] * 1e3:9.2f} "
+                      f"{min(t) * 1e3:6.2f}–{max(t) * 1e3:6.2f} "
+                      f"{ARGS.batch / med[engine]:8.0f} {memory:9.1f} {ratio:>12}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

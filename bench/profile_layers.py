@@ -1,0 +1,65 @@
+"""Where the NumPy engine's time goes: forward and backward of each layer, batch 128.
+
+    .venv/bin/python bench/profile_layers.py [lenet|mnist-cnn]
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import defaultdict
+
+import numpy as np
+
+from convnet import Network
+from convnet.spec import layer_to_string
+
+NETWORKS = {
+    "lenet": ("conv(6,5) relu pool(2) conv(16,5) relu pool(2) fc(120) relu fc(84) relu fc(10)",
+              (32, 32, 3)),
+    "mnist-cnn": ("conv(32,3,pad=same) relu pool(2) conv(64,3,pad=same) relu pool(2) fc(128) "
+                  "relu fc(10)", (28, 28, 1)),
+}
+
+
+def main(name: str, steps: int = 20, batch: int = 128) -> None:
+    text, shape = NETWORKS[name]
+    net = Network(text, input=shape, seed=0)
+    model = net.engine.model
+    rng = np.random.default_rng(0)
+    x = rng.random((batch, *shape), dtype=np.float32)
+    y = rng.integers(0, 10, batch)
+    spent: dict[tuple[int, str], float] = defaultdict(float)
+    for layer_index, layer in enumerate(model.layers):  # wrap every layer with a timer
+        if layer is None:
+            continue
+        for method in ("forward", "backward"):
+            original = getattr(layer, method)
+
+            def timed(*args, _f=original, _key=(layer_index, method), **kwargs):
+                start = time.perf_counter()
+                out = _f(*args, **kwargs)
+                spent[_key] += time.perf_counter() - start
+                return out
+
+            setattr(layer, method, timed)
+    for _ in range(3):
+        net.train_step(x, y)
+    spent.clear()
+    start = time.perf_counter()
+    for _ in range(steps):
+        net.train_step(x, y)
+    total = (time.perf_counter() - start) / steps
+    print(f"{name}: {total * 1e3:.2f} ms per training step")
+    for i, layer in enumerate(net.spec.layers):
+        f, b = spent[(i, "forward")] / steps, spent[(i, "backward")] / steps
+        if f or b:
+            print(f"  {i:2} {layer_to_string(layer):22} forward {f * 1e3:6.2f}  "
+                  f"backward {b * 1e3:6.2f} ms")
+    rest = total - sum(spent.values()) / steps
+    print(f"     loss, optimiser, input checks     {rest * 1e3:6.2f} ms")
+
+
+if __name__ == "__main__":
+    for name in sys.argv[1:] or list(NETWORKS):
+        main(name)
