@@ -117,18 +117,31 @@ def test_random_pools_match_pytorch(kh, kw, sh, sw, h, w, kind):
     check_layer(text, (h, w, 2), x=x)
 
 
-@pytest.mark.parametrize("text, shape", [("conv(6,5)", (32, 32, 3)), ("conv(4,3,stride=1x2)",
-                                                                       (9, 9, 4)),
-                                         ("conv(5,3x2,pad=1)", (7, 6, 6)),
-                                         ("conv(3,4,pad=same)", (6, 6, 8))])
+ROW_CASES = [("conv(6,5)", (32, 32, 3)), ("conv(4,3,stride=1x2)", (9, 9, 4)),
+             ("conv(5,3x2,pad=1)", (7, 6, 6)), ("conv(3,4,pad=same)", (6, 6, 8)),
+             ("conv(2,3,bias=false)", (5, 5, 3))]
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("text, shape", ROW_CASES)
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_inference_by_kernel_rows_matches_pytorch(monkeypatch, text, shape, dtype):
-    # Inference on large batches takes the row algorithm; force it on small ones.
+def test_convolution_by_kernel_rows_matches_pytorch(monkeypatch, text, shape, dtype, training):
+    # Layers with few filters on large inputs compute by kernel rows; force it on small ones,
+    # with chunks small enough that the weight gradient is summed over several of them.
     from convnet.engines.numpy import conv
     monkeypatch.setattr(conv, "ROWS_MIN_BYTES", 0)
     monkeypatch.setattr(conv, "ROWS_MIN_DEPTH", 1)
+    monkeypatch.setattr(conv, "ROWS_CHUNK", 7)
     calls = []
     original = conv.conv_by_rows
     monkeypatch.setattr(conv, "conv_by_rows", lambda *a: calls.append(1) or original(*a))
-    check_layer(text, shape, dtype=dtype, training=False)
+    check_layer(text, shape, dtype=dtype, training=training)
     assert calls, "the row algorithm was not used"
+
+
+def test_the_lecture_first_layer_takes_the_row_algorithm():
+    from convnet.engines.numpy.conv import Conv2D
+    layer = Conv2D(3, 6, (5, 5), (1, 1), (0, 0, 0, 0), True, np.dtype(np.float32))
+    assert layer.by_rows(3, 28, 28, 128, 4)  # LeNet's conv(6,5) on 32x32x3, batch 128
+    wide = Conv2D(32, 64, (3, 3), (1, 1), (1, 1, 1, 1), True, np.dtype(np.float32))
+    assert not wide.by_rows(32, 14, 14, 128, 4)  # many filters: im2col

@@ -54,33 +54,65 @@ def col2im(dcols: np.ndarray, padded_shape: tuple[int, ...], kh: int, kw: int, s
     return dxp
 
 
-# The row algorithm (below) is used for inference when im2col's matrix would be at least this
-# large and each kernel row has enough inputs (kw·C) to make a reasonable matrix product.
-ROWS_MIN_BYTES = 8 << 20
-ROWS_MIN_DEPTH = 8
+# When to compute by kernel rows (see conv_by_rows) instead of im2col: with few filters K the
+# full product reads a K-times larger matrix than it writes and is memory-bound; the rows
+# variant's 5×-smaller matrix stays in cache. Measured with bench/profile_layers.py: LeNet's
+# first layer (K = 6, 5×5×3) trains 1.6× faster; for K ≥ 16 im2col is as fast or faster.
+ROWS_MAX_FILTERS = 16
+ROWS_MIN_DEPTH = 8  # kw·C: the inner size of each row's product
+ROWS_MIN_BYTES = 4 << 20  # below this im2col's matrix fits in cache anyway
+ROWS_CHUNK = 8192  # positions per weight-gradient product: its operands stay in L2
 
 
-def conv_by_rows(xp: np.ndarray, w_rows: np.ndarray, kh: int, kw: int, sw: int, ho: int,
-                 wo: int) -> np.ndarray:
-    """The same convolution (stride 1 along the height) with a 5× smaller matrix: unroll only
-    the width, then one product per kernel row i, whose input is a block of rows of that matrix.
-
-        xw[(j, c), (h, b, n)] = xp[c, h, b·S + j, n]                  (kw·C × Hp·Wo·N)
-        y = Σ_i W_i @ xw[:, rows i .. i + Ho − 1]                     (K × Ho·Wo·N)
-
-    The row block is a strided view that BLAS reads in place (its leading dimension), so nothing
-    but xw is copied. Used for inference, where im2col's full matrix isn't needed for backward.
-    """
+def widen(xp: np.ndarray, kw: int, sw: int, wo: int, out: np.ndarray) -> np.ndarray:
+    """Unroll only the width: xw[(j, c), (h, b, n)] = xp[c, h, b·S + j, n], (kw·C, Hp·Wo·N)."""
     c, hp, _, n = xp.shape
-    xw = np.empty((kw, c, hp, wo, n), xp.dtype)
+    xw = out.reshape(kw, c, hp, wo, n)
     for j in range(kw):
         xw[j] = xp[:, :, j:j + sw * (wo - 1) + 1:sw, :]
-    flat = xw.reshape(kw * c, hp * wo * n)
-    block = ho * wo * n
-    y = w_rows[0] @ flat[:, :block]  # (K, Ho·Wo·N)
-    for i in range(1, kh):
-        y += w_rows[i] @ flat[:, i * wo * n:i * wo * n + block]
+    return out.reshape(kw * c, hp * wo * n)
+
+
+def conv_by_rows(flat: np.ndarray, w_rows: np.ndarray, ho: int, row: int) -> np.ndarray:
+    """The convolution (stride 1 along the height) as one product per kernel row i:
+
+        y = Σ_i W_i @ flat[:, rows i .. i + Ho − 1]                  (K × Ho·Wo·N)
+
+    where W_i is (K, kw·C) and `row` = Wo·N values per image row. The row block is a strided view
+    that BLAS reads in place (its leading dimension), so only `flat` (from widen) is a copy."""
+    block = ho * row
+    y = w_rows[0] @ flat[:, :block]
+    for i in range(1, len(w_rows)):
+        y += w_rows[i] @ flat[:, i * row:i * row + block]
     return y
+
+
+def weight_grad_by_rows(flat: np.ndarray, dy2: np.ndarray, kh: int, row: int) -> np.ndarray:
+    """dL/dW_i = Σ over positions of dy ⊗ (row block i), in chunks whose operands fit in cache:
+    (kh, kw·C, K)."""
+    kwc, (k, positions) = flat.shape[0], dy2.shape
+    acc = np.zeros((kh, kwc, k), flat.dtype)
+    for start in range(0, positions, ROWS_CHUNK):
+        stop = min(positions, start + ROWS_CHUNK)
+        d = dy2[:, start:stop].T
+        for i in range(kh):
+            acc[i] += flat[:, i * row + start:i * row + stop] @ d
+    return acc
+
+
+def input_grad_by_rows(dy2: np.ndarray, w_rows: np.ndarray, padded_shape: tuple[int, ...],
+                       kw: int, sw: int, wo: int) -> np.ndarray:
+    """The adjoint of conv_by_rows and widen: dL/dxp, C×Hp×Wp×N."""
+    c, hp, wp, n = padded_shape
+    row, block = wo * n, dy2.shape[1]
+    d_flat = np.zeros((w_rows.shape[2], hp * row), dy2.dtype)  # (kw·C, Hp·Wo·N)
+    for i in range(len(w_rows)):
+        d_flat[:, i * row:i * row + block] += w_rows[i].T @ dy2
+    d_xw = d_flat.reshape(kw, c, hp, wo, n)
+    dxp = np.zeros(padded_shape, dy2.dtype)
+    for j in range(kw):  # windows overlap along the width when S < F, so add
+        dxp[:, :, j:j + sw * (wo - 1) + 1:sw, :] += d_xw[j]
+    return dxp
 
 
 class Conv2D(Layer):
@@ -103,6 +135,12 @@ class Conv2D(Layer):
         xp[:, top:top + h, left:left + w, :] = x
         return xp
 
+    def by_rows(self, c: int, ho: int, wo: int, n: int, itemsize: int) -> bool:
+        (kh, kw), (sh, _) = self.kernel, self.stride
+        k = self.params["weight"].shape[0]
+        return (sh == 1 and kh > 1 and k < ROWS_MAX_FILTERS and kw * c >= ROWS_MIN_DEPTH
+                and kh * kw * c * ho * wo * n * itemsize >= ROWS_MIN_BYTES)
+
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         (kh, kw), (sh, sw) = self.kernel, self.stride
         weight = self.params["weight"]
@@ -110,41 +148,45 @@ class Conv2D(Layer):
         xp = self._pad(x)
         _, hp, wp, n = xp.shape
         ho, wo = (hp - kh) // sh + 1, (wp - kw) // sw + 1  # shapes.infer checked the fit
-        cols_bytes = kh * kw * c * ho * wo * n * x.itemsize
-        if (not training and sh == 1 and kh > 1 and kw * c >= ROWS_MIN_DEPTH
-                and cols_bytes >= ROWS_MIN_BYTES):
-            w_rows = weight.transpose(2, 0, 3, 1).reshape(kh, k, kw * c)  # W_i: (K, (j, c))
-            y = conv_by_rows(xp, w_rows, kh, kw, sw, ho, wo)
-            if "bias" in self.params:
-                y += self.params["bias"][:, None]
-            return y.reshape(k, ho, wo, n)
-        buffer = self.workspace((kh, kw, c, ho, wo, n), x.dtype, training)
-        cols = im2col(xp, kh, kw, sh, sw, ho, wo, out=buffer)  # (kh·kw·C, Ho·Wo·N)
-        w_mat = weight.transpose(0, 2, 3, 1).reshape(k, kh * kw * c)  # (K, kh·kw·C)
-        y = w_mat @ cols  # (K, Ho·Wo·N): one number per filter and position
+        rows = self.by_rows(c, ho, wo, n, x.itemsize)
+        if rows:
+            flat = widen(xp, kw, sw, wo, self.workspace((kw * c, hp * wo * n), x.dtype, training))
+            w_mat = weight.transpose(2, 0, 3, 1).reshape(kh, k, kw * c)  # W_i: (K, (j, c))
+            y = conv_by_rows(flat, w_mat, ho, wo * n)  # (K, Ho·Wo·N)
+        else:
+            buffer = self.workspace((kh, kw, c, ho, wo, n), x.dtype, training)
+            flat = im2col(xp, kh, kw, sh, sw, ho, wo, out=buffer)  # (kh·kw·C, Ho·Wo·N)
+            w_mat = weight.transpose(0, 2, 3, 1).reshape(k, kh * kw * c)  # (K, kh·kw·C)
+            y = w_mat @ flat  # (K, Ho·Wo·N): one number per filter and position
         if "bias" in self.params:
             y += self.params["bias"][:, None]
         if training:
-            self.cache = (cols, w_mat, xp.shape, x.shape)
+            self.cache = (rows, flat, w_mat, xp.shape, x.shape)
         return y.reshape(k, ho, wo, n)
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
         (kh, kw), (sh, sw) = self.kernel, self.stride
-        cols, w_mat, padded_shape, input_shape = self.cache
+        rows, flat, w_mat, padded_shape, input_shape = self.cache
         self.cache = None
         k, ho, wo, n = dy.shape
         c = padded_shape[0]
         dy2 = dy.reshape(k, ho * wo * n)  # (K, Ho·Wo·N)
-        # dL/dW = Σ over positions of dy ⊗ window: one matrix product. (cols @ dy2.T is the
-        # faster orientation for BLAS when K is small, as in a first layer.)
-        d_w = (cols @ dy2.T).T  # (K, kh·kw·C)
-        self.grads["weight"] = d_w.reshape(k, kh, kw, c).transpose(0, 3, 1, 2).copy()
         if "bias" in self.params:
             self.grads["bias"] = dy2.sum(axis=1)
+        # dL/dW = Σ over positions of dy ⊗ window: a matrix product with the (im2col) matrix.
+        if rows:
+            d_w = weight_grad_by_rows(flat, dy2, kh, wo * n)  # (kh, (j, c), K)
+            self.grads["weight"] = d_w.reshape(kh, kw, c, k).transpose(3, 2, 0, 1).copy()
+        else:
+            d_w = flat @ dy2.T  # ((i, j, c), K): the faster orientation when K is small
+            self.grads["weight"] = d_w.reshape(kh, kw, c, k).transpose(3, 2, 0, 1).copy()
         if not self.needs_input_grad:
             return None
-        dcols = w_mat.T @ dy2  # (kh·kw·C, Ho·Wo·N)
-        dxp = col2im(dcols, padded_shape, kh, kw, sh, sw, ho, wo)
+        if rows:
+            dxp = input_grad_by_rows(dy2, w_mat, padded_shape, kw, sw, wo)
+        else:
+            dcols = w_mat.T @ dy2  # (kh·kw·C, Ho·Wo·N)
+            dxp = col2im(dcols, padded_shape, kh, kw, sh, sw, ho, wo)
         top, _, left, _ = self.padding
         h, w = input_shape[1:3]
         return dxp[:, top:top + h, left:left + w, :]
