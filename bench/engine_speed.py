@@ -2,7 +2,8 @@
 
 Both engines run in the same process, interleaved round by round, with the same thread count.
 A training step is forward + backward + SGD-with-momentum update; inference is forward + softmax.
-Peak memory is measured per engine in a child process (peak RSS above the process after imports).
+Peak memory is measured per engine in a child process: its peak RSS while it builds the network,
+makes the batch and runs 3 training steps and 3 inferences, above the RSS after imports.
 
     .venv/bin/python bench/engine_speed.py                 # both networks, 7 rounds
     .venv/bin/python bench/engine_speed.py --rounds 3 --threads 2
@@ -57,23 +58,22 @@ from convnet.engines.torch_build import build_sequential  # noqa: E402
 torch.set_num_threads(ARGS.threads)
 
 
-def make(name: str, seed: int = 0):
+def make(name: str, seed: int = 0, engines=("numpy", "torch")):
     text, shape = NETWORKS[name]
-    net = Network(text, input=shape, seed=seed, optimizer="sgd", lr=0.01)
-    model = build_sequential(net.spec, shape)
-    model.load_state_dict({k: torch.from_numpy(v) for k, v in net.state_dict().items()})
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     rng = np.random.default_rng(seed)
     x = rng.random((ARGS.batch, *shape), dtype=np.float32)
     y = rng.integers(0, 10, ARGS.batch)
+    net = Network(text, input=shape, seed=seed, optimizer="sgd", lr=0.01)
+    result = {}
+    if "numpy" in engines:
+        result["numpy"] = (lambda: net.train_step(x, y), lambda: net.predict(x))
+    if "torch" not in engines:
+        return result
+    model = build_sequential(net.spec, shape)
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in net.state_dict().items()})
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     xt = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
     yt = torch.from_numpy(y)
-
-    def numpy_train():
-        net.train_step(x, y)
-
-    def numpy_infer():
-        net.predict(x)
 
     def torch_train():
         opt.zero_grad(set_to_none=True)
@@ -86,7 +86,8 @@ def make(name: str, seed: int = 0):
             torch.softmax(model(xt), dim=1)
         model.train()
 
-    return {"numpy": (numpy_train, numpy_infer), "torch": (torch_train, torch_infer)}
+    result["torch"] = (torch_train, torch_infer)
+    return result
 
 
 def time_per_batch(fn, steps: int) -> float:
@@ -100,15 +101,28 @@ def time_per_batch(fn, steps: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise KeyError(field)
+
+
 def memory_child(engine: str, name: str) -> None:
-    import resource
-    fns = make(name)[engine]
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Linux: writing 5 to clear_refs resets the peak RSS (VmHWM), so imports' peak doesn't count.
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        base = _status_kib("VmRSS")
+    except OSError:
+        print(json.dumps({"peak_mib": float("nan")}))
+        return
+    fns = make(name, engines=(engine,))[engine]
     for _ in range(3):
         fns[0]()
         fns[1]()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"peak_mib": (peak - base) / 1024}))
+    print(json.dumps({"peak_mib": (_status_kib("VmHWM") - base) / 1024}))
 
 
 def peak_memory(engine: str, name: str) -> float:

@@ -43,21 +43,23 @@ def main(name: str, steps: int = 20, batch: int = 128) -> None:
                 return out
 
             setattr(layer, method, timed)
-    for _ in range(3):
-        net.train_step(x, y)
-    spent.clear()
-    start = time.perf_counter()
-    for _ in range(steps):
-        net.train_step(x, y)
-    total = (time.perf_counter() - start) / steps
-    print(f"{name}: {total * 1e3:.2f} ms per training step")
-    for i, layer in enumerate(net.spec.layers):
-        f, b = spent[(i, "forward")] / steps, spent[(i, "backward")] / steps
-        if f or b:
-            print(f"  {i:2} {layer_to_string(layer):22} forward {f * 1e3:6.2f}  "
-                  f"backward {b * 1e3:6.2f} ms")
-    rest = total - sum(spent.values()) / steps
-    print(f"     loss, optimiser, input checks     {rest * 1e3:6.2f} ms")
+    for what, run in (("training step", lambda: net.train_step(x, y)),
+                      ("inference", lambda: net.predict(x))):
+        for _ in range(3):
+            run()
+        spent.clear()
+        start = time.perf_counter()
+        for _ in range(steps):
+            run()
+        total = (time.perf_counter() - start) / steps
+        print(f"{name}: {total * 1e3:.2f} ms per {what}")
+        for i, layer in enumerate(net.spec.layers):
+            f, b = spent[(i, "forward")] / steps, spent[(i, "backward")] / steps
+            if f or b:
+                print(f"  {i:2} {layer_to_string(layer):22} forward {f * 1e3:6.2f}  "
+                      f"backward {b * 1e3:6.2f} ms")
+        rest = total - sum(spent.values()) / steps
+        print(f"     input checks and layout, loss, optimiser {rest * 1e3:6.2f} ms")
 
 
 if __name__ == "__main__":

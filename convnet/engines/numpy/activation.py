@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import parallel
 from .base import Layer
 
 
@@ -16,8 +15,7 @@ class ReLU(Layer):
         self.inplace = inplace
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
-        y = x if self.inplace else np.empty_like(x)
-        parallel.split(len(x), lambda lo, hi: np.maximum(x[lo:hi], 0, out=y[lo:hi]), x.size)
+        y = np.maximum(x, 0, out=x if self.inplace else None)
         if training:
             self.cache = y
         return y
@@ -27,9 +25,7 @@ class ReLU(Layer):
         self.cache = None
         # d max(0, x)/dx = 1 where x > 0, else 0 (PyTorch's choice at 0). dy is this layer's
         # own (the next layer's fresh result), so it is overwritten.
-        parallel.split(len(dy), lambda lo, hi: np.multiply(dy[lo:hi], y[lo:hi] > 0,
-                                                           out=dy[lo:hi]), dy.size)
-        return dy
+        return np.multiply(dy, y > 0, out=dy)
 
 
 class Sigmoid(Layer):

@@ -32,4 +32,6 @@ class Layer:
         raise NotImplementedError
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
+        """dL/dx from dL/dy. `dy` is handed over: the caller never reads it again, so a layer
+        may overwrite it instead of allocating (ReLU and max pooling do)."""
         raise NotImplementedError

@@ -6,6 +6,9 @@ weights are used at every position. Computed as im2col + one matrix product:
     cols[(i, j, c), (a, b, n)] = xp[c, a·S + i, b·S + j, n]      (F·F·C × Ho·Wo·N)
     y = W @ cols + b                                             (K × Ho·Wo·N)
 
+The bias rides along as one more column of W against a row of ones under cols, so the product
+adds it, and the weight-gradient product sums its gradient, with no extra pass over y.
+
 Shapes (batch innermost, see __init__): x C×H×W×N, padded xp C×Hp×Wp×N, y K×Ho×Wo×N, with
 Ho = (H − F + 2P)/S + 1. The weight is stored as PyTorch's K×C×F×F; W is its K × (F, F, C) view.
 """
@@ -14,7 +17,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import parallel
 from .base import Layer
 
 
@@ -29,12 +31,9 @@ def im2col(xp: np.ndarray, kh: int, kw: int, sh: int, sw: int, ho: int, wo: int,
     c, _, _, n = xp.shape
     cols = np.empty((kh, kw, c, ho, wo, n), xp.dtype) if out is None else out
 
-    def copy(lo: int, hi: int) -> None:  # one block copy per filter offset (i, j)
-        for offset in range(lo, hi):
-            i, j = divmod(offset, kw)
+    for i in range(kh):  # one block copy per filter offset; each copies runs of Wo·N values
+        for j in range(kw):
             cols[i, j] = window(xp, i, j, sh, sw, ho, wo)
-
-    parallel.split(kh * kw, copy, cols.size)
     return cols.reshape(kh * kw * c, ho * wo * n)
 
 
@@ -45,12 +44,9 @@ def col2im(dcols: np.ndarray, padded_shape: tuple[int, ...], kh: int, kw: int, s
     dxp = np.zeros(padded_shape, dcols.dtype)  # C×Hp×Wp×N
     d = dcols.reshape(kh, kw, c, ho, wo, n)
 
-    def add(lo: int, hi: int) -> None:  # a range of channels, so threads write apart
-        for i in range(kh):  # windows overlap when S < F, so add
-            for j in range(kw):
-                window(dxp[lo:hi], i, j, sh, sw, ho, wo)[...] += d[i, j, lo:hi]
-
-    parallel.split(c, add, dcols.size)
+    for i in range(kh):  # windows overlap when S < F, so add
+        for j in range(kw):
+            window(dxp, i, j, sh, sw, ho, wo)[...] += d[i, j]
     return dxp
 
 
@@ -61,7 +57,7 @@ def col2im(dcols: np.ndarray, padded_shape: tuple[int, ...], kh: int, kw: int, s
 ROWS_MAX_FILTERS = 16
 ROWS_MIN_DEPTH = 8  # kw·C: the inner size of each row's product
 ROWS_MIN_BYTES = 4 << 20  # below this im2col's matrix fits in cache anyway
-ROWS_CHUNK = 8192  # positions per weight-gradient product: its operands stay in L2
+ROWS_CHUNK = 8192  # positions per product: operands and result stay in L2
 
 
 def widen(xp: np.ndarray, kw: int, sw: int, wo: int, out: np.ndarray) -> np.ndarray:
@@ -79,11 +75,16 @@ def conv_by_rows(flat: np.ndarray, w_rows: np.ndarray, ho: int, row: int) -> np.
         y = Σ_i W_i @ flat[:, rows i .. i + Ho − 1]                  (K × Ho·Wo·N)
 
     where W_i is (K, kw·C) and `row` = Wo·N values per image row. The row block is a strided view
-    that BLAS reads in place (its leading dimension), so only `flat` (from widen) is a copy."""
-    block = ho * row
-    y = w_rows[0] @ flat[:, :block]
-    for i in range(1, len(w_rows)):
-        y += w_rows[i] @ flat[:, i * row:i * row + block]
+    that BLAS reads in place (its leading dimension), so only `flat` (from widen) is a copy. The
+    sum runs over chunks of positions, so each chunk's output stays in cache while it's summed."""
+    k, block = w_rows.shape[1], ho * row
+    y = np.empty((k, block), flat.dtype)
+    for start in range(0, block, ROWS_CHUNK):
+        stop = min(block, start + ROWS_CHUNK)
+        out = y[:, start:stop]
+        np.matmul(w_rows[0], flat[:, start:stop], out=out)
+        for i in range(1, len(w_rows)):
+            out += w_rows[i] @ flat[:, i * row + start:i * row + stop]
     return y
 
 
@@ -153,13 +154,19 @@ class Conv2D(Layer):
             flat = widen(xp, kw, sw, wo, self.workspace((kw * c, hp * wo * n), x.dtype, training))
             w_mat = weight.transpose(2, 0, 3, 1).reshape(kh, k, kw * c)  # W_i: (K, (j, c))
             y = conv_by_rows(flat, w_mat, ho, wo * n)  # (K, Ho·Wo·N)
+            if "bias" in self.params:
+                y += self.params["bias"][:, None]
         else:
-            buffer = self.workspace((kh, kw, c, ho, wo, n), x.dtype, training)
-            flat = im2col(xp, kh, kw, sh, sw, ho, wo, out=buffer)  # (kh·kw·C, Ho·Wo·N)
-            w_mat = weight.transpose(0, 2, 3, 1).reshape(k, kh * kw * c)  # (K, kh·kw·C)
-            y = w_mat @ flat  # (K, Ho·Wo·N): one number per filter and position
-        if "bias" in self.params:
-            y += self.params["bias"][:, None]
+            bias = "bias" in self.params
+            depth = kh * kw * c
+            buffer = self.workspace((depth + bias, ho * wo * n), x.dtype, training)
+            flat = buffer  # (kh·kw·C [+ 1 row of ones], Ho·Wo·N)
+            im2col(xp, kh, kw, sh, sw, ho, wo, out=buffer[:depth].reshape(kh, kw, c, ho, wo, n))
+            w_mat = weight.transpose(0, 2, 3, 1).reshape(k, depth)  # (K, kh·kw·C)
+            if bias:
+                buffer[depth] = 1
+                w_mat = np.concatenate([w_mat, self.params["bias"][:, None]], axis=1)
+            y = w_mat @ flat  # (K, Ho·Wo·N): one number W·x + b per filter and position
         if training:
             self.cache = (rows, flat, w_mat, xp.shape, x.shape)
         return y.reshape(k, ho, wo, n)
@@ -171,21 +178,24 @@ class Conv2D(Layer):
         k, ho, wo, n = dy.shape
         c = padded_shape[0]
         dy2 = dy.reshape(k, ho * wo * n)  # (K, Ho·Wo·N)
-        if "bias" in self.params:
-            self.grads["bias"] = dy2.sum(axis=1)
+        depth = kh * kw * c
         # dL/dW = Σ over positions of dy ⊗ window: a matrix product with the (im2col) matrix.
         if rows:
             d_w = weight_grad_by_rows(flat, dy2, kh, wo * n)  # (kh, (j, c), K)
-            self.grads["weight"] = d_w.reshape(kh, kw, c, k).transpose(3, 2, 0, 1).copy()
+            if "bias" in self.params:
+                self.grads["bias"] = dy2.sum(axis=1)
         else:
-            d_w = flat @ dy2.T  # ((i, j, c), K): the faster orientation when K is small
-            self.grads["weight"] = d_w.reshape(kh, kw, c, k).transpose(3, 2, 0, 1).copy()
+            d_w = flat @ dy2.T  # ((i, j, c) [+ bias], K): the faster orientation for small K
+            if "bias" in self.params:
+                self.grads["bias"] = d_w[depth].copy()  # the row of ones: Σ dy per filter
+            d_w = d_w[:depth]
+        self.grads["weight"] = d_w.reshape(kh, kw, c, k).transpose(3, 2, 0, 1).copy()
         if not self.needs_input_grad:
             return None
         if rows:
             dxp = input_grad_by_rows(dy2, w_mat, padded_shape, kw, sw, wo)
         else:
-            dcols = w_mat.T @ dy2  # (kh·kw·C, Ho·Wo·N)
+            dcols = w_mat[:, :depth].T @ dy2  # (kh·kw·C, Ho·Wo·N); the bias has no input
             dxp = col2im(dcols, padded_shape, kh, kw, sh, sw, ho, wo)
         top, _, left, _ = self.padding
         h, w = input_shape[1:3]

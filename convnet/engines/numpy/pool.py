@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import parallel
 from .base import Layer
 from .conv import window
 
@@ -35,15 +34,9 @@ class MaxPool2D(Layer):
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         (kh, kw), (sh, sw) = self.kernel, self.stride
         ho, wo = (x.shape[1] - kh) // sh + 1, (x.shape[2] - kw) // sw + 1
-        y = np.empty((x.shape[0], ho, wo, x.shape[3]), x.dtype)
-
-        def maximum(lo: int, hi: int) -> None:  # a range of channels (activation maps)
-            out = y[lo:hi]
-            np.copyto(out, window(x[lo:hi], 0, 0, sh, sw, ho, wo))
-            for i, j in _offsets(kh, kw)[1:]:
-                np.maximum(out, window(x[lo:hi], i, j, sh, sw, ho, wo), out=out)
-
-        parallel.split(x.shape[0], maximum, x.size)
+        y = window(x, 0, 0, sh, sw, ho, wo).copy()
+        for i, j in _offsets(kh, kw)[1:]:
+            np.maximum(y, window(x, i, j, sh, sw, ho, wo), out=y)
         if training:
             self.cache = (x, y)
         return y
@@ -58,23 +51,19 @@ class MaxPool2D(Layer):
         exact = _tiles_exactly(x.shape, self.kernel, self.stride)
         dx = np.empty_like(x) if exact else np.zeros_like(x)
         offsets = _offsets(kh, kw)
-
-        def route(lo: int, hi: int) -> None:  # a range of channels (activation maps)
-            rest = dy[lo:hi].copy()
-            for index, (i, j) in enumerate(offsets):
-                target = window(dx[lo:hi], i, j, sh, sw, ho, wo)
-                if exact and index == len(offsets) - 1:
-                    target[...] = rest  # the last offset is the maximum where none before was
-                    break
-                is_max = window(x[lo:hi], i, j, sh, sw, ho, wo) == y[lo:hi]
-                if exact:
-                    given = np.multiply(rest, is_max, out=target)
-                else:
-                    given = rest * is_max
-                    target += given  # overlapping windows can share a value
-                rest -= given
-
-        parallel.split(x.shape[0], route, x.size)
+        rest = dy  # this layer's own (see Layer.backward), so it is used up in place
+        for index, (i, j) in enumerate(offsets):
+            target = window(dx, i, j, sh, sw, ho, wo)
+            if exact and index == len(offsets) - 1:
+                target[...] = rest  # the last offset is the maximum wherever none before was
+                break
+            is_max = window(x, i, j, sh, sw, ho, wo) == y
+            if exact:
+                given = np.multiply(rest, is_max, out=target)
+            else:
+                given = rest * is_max
+                target += given  # overlapping windows can share a value
+            rest -= given
         return dx
 
 
