@@ -132,11 +132,22 @@ def peak_memory(engine: str, name: str) -> float:
     return json.loads(out.splitlines()[-1])["peak_mib"]
 
 
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main() -> None:
     if ARGS.memory_child:
         memory_child(*ARGS.memory_child)
         return
-    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+    print(f"# {cpu_name()}, {os.cpu_count()} cores, "
           f"threads={ARGS.threads}, batch={ARGS.batch}, rounds={ARGS.rounds}×{ARGS.steps} "
           f"batches, numpy {np.__version__}, torch {torch.__version__}")
     print(f"{'network':10} {'what':6} {'engine':6} {'ms/batch':>9} {'min–max':>13} "
