@@ -73,6 +73,219 @@ def _run_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    from .train import DEFAULT_NETWORK, TrainConfig
+
+    d = TrainConfig()
+    p = sub.add_parser(
+        "train", help="train a network on a data set or a folder of images",
+        description="Trains a network, validating after every epoch, and writes a run directory "
+                    "with the best and last checkpoints, metrics.jsonl and curve.png.",
+        epilog="examples: convnet train   |   convnet train 'conv(16,5) relu pool(2) fc(10)' "
+               "--data mnist --epochs 3   |   convnet train --data photos/ --input 64x64x3",
+    )
+    p.add_argument("description", nargs="?", default=None,
+                   help=f"the network (default: {DEFAULT_NETWORK})")
+    p.add_argument("--data", default=d.data,
+                   help="fashion-mnist, mnist, cifar10, or a folder with one subfolder per class")
+    p.add_argument("--input", metavar="HxWxC", help="input shape for a folder of images")
+    p.add_argument("--data-dir", help="where to look for data sets first (and download to)")
+    p.add_argument("--engine", choices=("numpy", "torch", "auto"), default=d.engine)
+    p.add_argument("--device", help="torch engine: cpu (default), cuda, cuda:N or auto")
+    p.add_argument("--epochs", type=_positive_int, default=d.epochs)
+    p.add_argument("--batch-size", type=_positive_int, default=d.batch_size)
+    p.add_argument("--lr", type=_number, default=d.lr, help="peak learning rate")
+    p.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), default=d.optimizer)
+    p.add_argument("--momentum", type=_number, default=d.momentum)
+    p.add_argument("--no-nesterov", dest="nesterov", action="store_false")
+    p.add_argument("--weight-decay", type=_number, default=d.weight_decay)
+    p.add_argument("--schedule", choices=("constant", "cosine", "onecycle", "step"),
+                   default=d.schedule)
+    p.add_argument("--warmup-epochs", type=_number, default=d.warmup_epochs)
+    p.add_argument("--label-smoothing", type=_number, default=d.label_smoothing)
+    p.add_argument("--augment", default=d.augment, help="crop, flip or crop,flip")
+    p.add_argument("--val-size", type=_number, default=d.val_size,
+                   help="validation images held out of train (a fraction if below 1)")
+    p.add_argument("--test-fraction", type=_number, default=d.test_fraction,
+                   help="folders without train/ and test/: the share held out for testing")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--init", choices=("auto", "he", "xavier", "normal"), default=d.init)
+    p.add_argument("--dtype", choices=("float32", "float64"), default=d.dtype)
+    p.add_argument("--out", help="run directory (default: runs/DATA-DATE-TIME)")
+    p.add_argument("--force", action="store_true", help="replace an existing run directory")
+    p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last epoch")
+    p.set_defaults(run=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    import time
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from .checkpoint import read_meta
+    from .train import DEFAULT_NETWORK, TrainConfig, Trainer
+
+    if args.resume:
+        directory = Path(args.resume)
+        try:
+            saved = json.loads((directory / "train.json").read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            raise UserError(f"cannot resume: {directory} is not a training run "
+                            "(no readable train.json)") from None
+        read_meta(directory / "last")
+        config = TrainConfig.from_json(saved)
+        if args.epochs != TrainConfig().epochs:
+            config.epochs = args.epochs  # the only setting a resume may change
+        trainer = Trainer(config, directory, resume=True)
+    else:
+        values = {k: v for k, v in vars(args).items() if k in asdict(TrainConfig())}
+        values["network"] = args.description or DEFAULT_NETWORK
+        config = TrainConfig(**values)
+        name = Path(config.data).name or "data"
+        directory = Path(args.out or f"runs/{name}-{time.strftime('%Y%m%d-%H%M%S')}")
+        trainer = Trainer(config, directory, force=args.force)
+    net = trainer.net
+    print(f"training {net.spec.without_input()} on {trainer.data.name} "
+          f"({format_count(len(trainer.train))} train, {format_count(len(trainer.val))} "
+          f"validation, {format_count(len(trainer.data.test))} test images of "
+          f"{'x'.join(map(str, net.input_shape))}), engine {net.engine.name}, "
+          f"{config.epochs} epochs → {directory}", flush=True)
+    try:
+        result = trainer.run()
+    except KeyboardInterrupt:
+        print(f"convnet: interrupted; continue with: convnet train --resume {directory}",
+              file=sys.stderr)
+        return 130
+    minutes, seconds = divmod(result.seconds, 60)
+    print(f"test accuracy {result.test_accuracy:.2%} on {format_count(len(trainer.data.test))} "
+          f"test images (best epoch {result.best_epoch} of {config.epochs}; "
+          f"{int(minutes)} min {seconds:.0f} s)")
+    print(f"model: {directory / 'best'}   curve: {directory / 'curve.png'}   "
+          f"metrics: {directory / 'metrics.jsonl'}")
+    return 0
+
+
+def format_count(n: int) -> str:
+    return f"{n:,}"
+
+
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="accuracy, per-class precision and recall of a trained model",
+                       description="Evaluates a model on a data set's test split (or a folder) "
+                                   "and writes a confusion-matrix PNG.")
+    p.add_argument("model", help="a model directory (or a training run: its best/)")
+    p.add_argument("--data", help="data set or folder (default: the one it was trained on)")
+    p.add_argument("--data-dir", help="where to look for data sets first")
+    p.add_argument("--split", choices=("test", "train"), default="test")
+    p.add_argument("--engine", choices=("numpy", "torch", "auto"), default="auto")
+    p.add_argument("--device")
+    p.add_argument("--confusion", metavar="FILE.png",
+                   help="where to write the confusion matrix (default: MODEL/confusion.png)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=_run_eval)
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from . import checkpoint
+    from .data import load_dataset
+    from .evaluate import evaluate
+    from .figures import confusion_matrix
+
+    net, meta = checkpoint.load(args.model, engine=args.engine, device=args.device)
+    data_name = args.data or meta.get("training", {}).get("data")
+    if not data_name:
+        raise UserError("this model does not say which data it was trained on; give --data")
+    data = load_dataset(data_name, args.data_dir, shape=net.input_shape, seed=0)
+    if data.shape != net.input_shape:
+        raise UserError(f"the model takes {'x'.join(map(str, net.input_shape))} images but "
+                        f"{data.name}'s are {'x'.join(map(str, data.shape))}")
+    classes = list(meta["classes"])
+    if list(data.classes) != classes:
+        raise UserError(f"{data.name}'s classes ({', '.join(data.classes)}) are not the model's "
+                        f"({', '.join(classes)})")
+    split = data.test if args.split == "test" else data.train
+    report = evaluate(net, split.images, split.labels, classes)
+    target = Path(args.confusion) if args.confusion else Path(meta["directory"]) / "confusion.png"
+    confusion_matrix(report.confusion, classes, target,
+                     f"{data.name} {args.split}: {report.accuracy:.2%}")
+    if args.json:
+        print(json.dumps({**report.to_json(), "data": data.name, "split": args.split,
+                          "confusion_png": str(target)}, indent=2))
+    else:
+        print(report.text())
+        print(f"\nconfusion matrix: {target}")
+    return 0
+
+
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="the most likely classes of images",
+                       description="Prints each image's top classes with probabilities.")
+    p.add_argument("model", help="a model directory (or a training run: its best/)")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--top", type=_positive_int, default=3)
+    p.add_argument("--engine", choices=("numpy", "torch", "auto"), default="auto")
+    p.add_argument("--device")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=_run_predict)
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import numpy as np
+
+    from . import checkpoint
+    from .data.folder import read_image
+
+    net, meta = checkpoint.load(args.model, engine=args.engine, device=args.device)
+    classes = list(meta["classes"])
+    batch = []
+    for name in args.images:
+        path = Path(name)
+        if not path.is_file():
+            raise UserError(f"no image file {name}")
+        try:
+            batch.append(read_image(path, net.input_shape))
+        except Exception as e:  # noqa: BLE001 - whatever Pillow says, it's the file
+            raise UserError(f"{name} is not a readable image ({e})") from None
+    probs = net.predict(np.stack(batch))
+    top = min(args.top, len(classes))
+    results = []
+    for name, p in zip(args.images, probs):
+        order = np.argsort(-p, kind="stable")[:top]
+        results.append({"image": name, "top": [{"class": classes[i], "probability": float(p[i])}
+                                               for i in order]})
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        for r in results:
+            best = ", ".join(f"{t['class']} {t['probability']:.1%}" for t in r["top"])
+            print(f"{r['image']}: {best}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="convnet", description="The ConvNet of lecture 11, as software.")
     from . import __version__
@@ -81,6 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     _add_inspect(sub)
+    _add_train(sub)
+    _add_eval(sub)
+    _add_predict(sub)
     return parser
 
 

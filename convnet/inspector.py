@@ -56,7 +56,7 @@ def table(spec: Spec, input_shape: tuple[int, int, int]) -> str:
     params = sum(r.params for r in rows)
     macs = sum(r.macs for r in rows)
     memory = sum(r.activation_bytes for r in rows)
-    out = [f"network: {spec.with_input(None)}", f"input:   {format_shape(input_shape)}", rule,
+    out = [f"network: {spec.without_input()}", f"input:   {format_shape(input_shape)}", rule,
            line(header), rule, *(line(row) for row in body), rule,
            f"weights:       {_n(params)} ({_bytes(4 * params)} as float32)",
            f"multiply-adds: {_n(macs)} per image ({_metric(macs)})",
@@ -68,7 +68,7 @@ def as_json(spec: Spec, input_shape: tuple[int, int, int]) -> dict[str, Any]:
     rows = infer(spec, input_shape)
     return {
         "input": list(input_shape),
-        "description": str(spec.with_input(None)),
+        "description": str(spec.without_input()),
         "layers": [
             {
                 "index": r.index,

@@ -22,7 +22,7 @@ from .config import OptimizerConfig
 from .errors import UserError
 from .spec import Spec, load, parse_input_shape
 
-ENGINES = ("numpy",)
+ENGINES = ("numpy", "torch", "auto")
 DTYPES = ("float32", "float64")
 
 
@@ -37,7 +37,8 @@ class Network:
                  init: str = "auto", floor: bool = False,
                  normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
                  label_smoothing: float = 0.0,
-                 schedule: Callable[[int], float] | None = None) -> None:
+                 schedule: Callable[[int], float] | None = None,
+                 device: str | None = None) -> None:
         self.spec = description if isinstance(description, Spec) else load(description, floor)
         given = parse_input_shape(input) if isinstance(input, str) else input
         if given is not None and self.spec.input is not None and tuple(given) != self.spec.input:
@@ -51,6 +52,7 @@ class Network:
         self.num_classes = out[0]
         if engine not in ENGINES:
             raise UserError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+        self.engine_name = engine
         if dtype not in DTYPES:
             raise UserError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
         if not 0.0 <= label_smoothing < 1.0:
@@ -66,9 +68,23 @@ class Network:
         self.schedule = schedule  # step → learning rate, called before each train_step
         self.normalization = _check_normalization(normalization, self.input_shape[2])
         self.steps = 0
+        self.last_accuracy = float("nan")
 
-        from .engines.numpy.engine import NumpyEngine
-        self.engine = NumpyEngine(self.spec, self.shapes, dtype, seed, init, optimizer)
+        if engine == "auto":  # PyTorch where it is installed (faster), else the NumPy engine
+            engine = "torch" if _torch_available() else "numpy"
+        if engine == "torch":
+            if not _torch_available():
+                raise UserError("the torch engine needs PyTorch: pip install torch "
+                                "(or use --engine numpy)")
+            from .engines.torch_engine import TorchEngine
+            self.engine = TorchEngine(self.spec, self.shapes, dtype, seed, init, optimizer,
+                                      device)
+        else:
+            if device not in (None, "cpu"):
+                raise UserError(f"the numpy engine runs on the CPU only; device {device!r} "
+                                "needs --engine torch")
+            from .engines.numpy.engine import NumpyEngine
+            self.engine = NumpyEngine(self.spec, self.shapes, dtype, seed, init, optimizer)
 
     # -- what the caller passes in ---------------------------------------------------------
     def prepare_images(self, x: np.ndarray) -> np.ndarray:
@@ -123,7 +139,7 @@ class Network:
         """Mean cross-entropy of the batch and its gradient for every parameter (training mode)."""
         images = self.prepare_images(x)
         labels = self.prepare_labels(y, images.shape[0])
-        loss, grads = self.engine.loss_and_grads(images, labels, self.label_smoothing)
+        loss, grads, _ = self.engine.loss_and_grads(images, labels, self.label_smoothing)
         return loss, {name: np.array(g) for name, g in grads.items()}
 
     def train_step(self, x: np.ndarray, y: np.ndarray) -> float:
@@ -132,13 +148,14 @@ class Network:
             self.lr = float(self.schedule(self.steps))
         images = self.prepare_images(x)
         labels = self.prepare_labels(y, images.shape[0])
-        loss, grads = self.engine.loss_and_grads(images, labels, self.label_smoothing)
+        loss, grads, logits = self.engine.loss_and_grads(images, labels, self.label_smoothing)
         if not math.isfinite(loss):
             raise TrainingDiverged(
                 f"the loss became {loss} at step {self.steps + 1}; training stopped without "
                 f"applying that step. Try a smaller learning rate (now {self.lr:g})")
         self.engine.apply(grads)
         self.steps += 1
+        self.last_accuracy = float((logits.argmax(axis=1) == labels).mean())  # of this batch
         return loss
 
     def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int = 1000
@@ -187,9 +204,15 @@ class Network:
         self.engine.load_state_dict(state)
 
     def __repr__(self) -> str:
-        return (f"Network({str(self.spec.with_input(None))!r}, "
+        return (f"Network({str(self.spec.without_input())!r}, "
                 f"input={shape_arithmetic.format_shape(self.input_shape)!r}, "
                 f"engine={self.engine.name!r})")
+
+
+def _torch_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
 
 
 def _all_finite(x: np.ndarray) -> bool:

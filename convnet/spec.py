@@ -114,7 +114,11 @@ class Spec:
         return to_string(self)
 
     def with_input(self, input_shape: tuple[int, int, int] | None) -> "Spec":
+        """This network on `input_shape` (None keeps the current one)."""
         return Spec(self.layers, input_shape if input_shape is not None else self.input)
+
+    def without_input(self) -> "Spec":
+        return Spec(self.layers, None)
 
     @property
     def num_classes(self) -> int | None:

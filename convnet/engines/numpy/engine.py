@@ -35,11 +35,12 @@ class NumpyEngine:
         return self.model.forward(x, training=False)
 
     def loss_and_grads(self, x: np.ndarray, y: np.ndarray, label_smoothing: float = 0.0
-                       ) -> tuple[float, dict[str, np.ndarray]]:
+                       ) -> tuple[float, dict[str, np.ndarray], np.ndarray]:
+        """Loss, gradients, and the logits of the forward pass (N×classes)."""
         logits = self.model.forward(x, training=True)
         loss, d_logits = cross_entropy(logits, y, label_smoothing)
         self.model.backward(d_logits)
-        return loss, self.model.named("grads")
+        return loss, self.model.named("grads"), logits
 
     def apply(self, grads: dict[str, np.ndarray]) -> None:
         self.optimizer.step(self.model.named("params"), grads)
@@ -58,6 +59,13 @@ class NumpyEngine:
 
     def load_optimizer_state(self, flat: dict[str, np.ndarray]) -> None:
         self.optimizer.load_state_dict(flat)
+
+    def rng_state(self) -> dict:
+        """The dropout generator's state, JSON-able (for an exact resume)."""
+        return self.model.rng.bit_generator.state
+
+    def set_rng_state(self, state: dict) -> None:
+        self.model.rng.bit_generator.state = state
 
     @property
     def lr(self) -> float:

@@ -35,11 +35,11 @@ class Optimizer:
         """Flat {"<param>.<slot>": array} plus the step count, for checkpoints."""
         flat = {f"{name}.{slot}": array for name, slots in self.state.items()
                 for slot, array in slots.items()}
-        flat["steps"] = np.array(self.steps, np.int64)
+        flat["steps"] = np.array([self.steps], np.int64)
         return flat
 
     def load_state_dict(self, flat: dict[str, np.ndarray]) -> None:
-        self.steps = int(flat.get("steps", 0))
+        self.steps = int(np.asarray(flat.get("steps", 0)).reshape(-1)[0])
         self.state = {}
         for key, array in flat.items():
             if key == "steps":

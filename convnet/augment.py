@@ -1,0 +1,45 @@
+"""Augmentation on whole batches of N×H×W×C uint8 images, no per-image Python.
+
+    crop   pad each image by P zeros and cut a random H×W window back out (P = 2 by default)
+    flip   mirror a random half of the images left–right (for classes where that is harmless)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import UserError
+
+KINDS = ("crop", "flip")
+
+
+def parse(text: str | None) -> tuple[str, ...]:
+    if not text:
+        return ()
+    kinds = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        raise UserError(f"unknown augmentation {unknown[0]!r}; choose from {', '.join(KINDS)}")
+    return kinds
+
+
+def augment(images: np.ndarray, kinds: tuple[str, ...], rng: np.random.Generator,
+            pad: int = 2) -> np.ndarray:
+    if not kinds:
+        return images
+    n, h, w, _ = images.shape
+    out = images
+    if "crop" in kinds:
+        if pad >= min(h, w):
+            raise UserError(f"a crop with padding {pad} does not fit {h}x{w} images")
+        padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+        dy = rng.integers(0, 2 * pad + 1, n)
+        dx = rng.integers(0, 2 * pad + 1, n)
+        rows = dy[:, None] + np.arange(h)[None, :]  # N×H source rows
+        cols = dx[:, None] + np.arange(w)[None, :]  # N×W source columns
+        out = padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
+    if "flip" in kinds:
+        flip = rng.random(n) < 0.5
+        out = out.copy() if out is images else out
+        out[flip] = out[flip, :, ::-1]
+    return out

@@ -1,0 +1,246 @@
+"""Where data sets come from: local folders first, then the authors' addresses.
+
+Search order for a named data set (the first place that has all its files wins):
+  1. --data-dir (the `data_dir` argument), and its subfolder named after the data set
+  2. $CONVNET_DATA, likewise
+  3. the user cache: $XDG_CACHE_HOME/convnet or ~/.cache/convnet
+  4. where Debian's package installs it (fashion-mnist: `apt-get install dataset-fashion-mnist`)
+Then a download from the data set's official address (or the mirror in $CONVNET_DATA_URL) into
+the first writable of --data-dir and the user cache, checked against the authors' MD5 checksums,
+written to a temporary file and renamed only when it checks out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+from . import cifar, folder, idx
+from .dataset import Dataset, Split, stratified_split
+
+
+@dataclass(frozen=True)
+class Source:
+    title: str
+    base_url: str
+    files: dict[str, str]  # role → file name
+    md5: dict[str, str]  # file name → the authors' MD5
+    classes: tuple[str, ...]
+    debian_package: str | None = None
+
+
+MNIST_FILES = {"train_images": "train-images-idx3-ubyte.gz",
+               "train_labels": "train-labels-idx1-ubyte.gz",
+               "test_images": "t10k-images-idx3-ubyte.gz",
+               "test_labels": "t10k-labels-idx1-ubyte.gz"}
+
+DATASETS: dict[str, Source] = {
+    "fashion-mnist": Source(
+        "Fashion-MNIST", "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+        MNIST_FILES,
+        {"train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+         "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+         "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+         "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310"},
+        ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+         "Bag", "Ankle boot"),
+        debian_package="dataset-fashion-mnist",
+    ),
+    "mnist": Source(
+        "MNIST", "https://yann.lecun.com/exdb/mnist/", MNIST_FILES,
+        {"train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+         "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+         "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+         "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c"},
+        tuple(str(d) for d in range(10)),
+    ),
+    "cifar10": Source(
+        "CIFAR-10", "https://www.cs.toronto.edu/~kriz/",
+        {"archive": "cifar-10-python.tar.gz"},
+        {"cifar-10-python.tar.gz": "c58f30108f718f92721af3b95e74349a"},
+        ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+         "truck"),
+    ),
+}
+ALIASES = {"fashion": "fashion-mnist", "fashion_mnist": "fashion-mnist", "fmnist": "fashion-mnist",
+           "cifar-10": "cifar10", "cifar": "cifar10"}
+
+
+def user_cache() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "convnet"
+
+
+def debian_dirs(package: str | None) -> list[Path]:
+    """Folders where a Debian package put its files (dpkg -L), or its usual place."""
+    if package is None:
+        return []
+    found = [Path("/usr/share/datasets") / package.removeprefix("dataset-")]
+    if shutil.which("dpkg"):
+        try:
+            listing = subprocess.run(["dpkg", "-L", package], capture_output=True, text=True,
+                                     timeout=10).stdout.split()
+            found += sorted({Path(p).parent for p in listing if p.endswith(".gz")
+                             and "/datasets/" in p})
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return list(dict.fromkeys(found))
+
+
+def candidate_dirs(name: str, data_dir: str | None) -> list[Path]:
+    dirs: list[Path] = []
+    for base in (data_dir, os.environ.get("CONVNET_DATA"), str(user_cache())):
+        if base:
+            dirs += [Path(base) / name, Path(base)]
+    return dirs + debian_dirs(DATASETS[name].debian_package)
+
+
+def _find_file(directory: Path, file: str) -> Path | None:
+    for candidate in (directory / file, directory / file.removesuffix(".gz")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def locate(name: str, data_dir: str | None) -> dict[str, Path] | None:
+    """The files of a named data set, from the first folder that has all of them."""
+    source = DATASETS[name]
+    for directory in candidate_dirs(name, data_dir):
+        paths = {role: _find_file(directory, file) for role, file in source.files.items()}
+        if all(paths.values()):
+            return paths  # type: ignore[return-value]
+    return None
+
+
+def download(url: str, md5: str, destination: Path, timeout: float = 60) -> Path:
+    """Fetch url into destination, atomically: a temporary file, checked, then renamed."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(prefix=destination.name + ".", suffix=".part",
+                                     dir=destination.parent)
+    digest = hashlib.md5()
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+            while chunk := response.read(1 << 20):
+                digest.update(chunk)
+                out.write(chunk)
+        if digest.hexdigest() != md5:
+            raise UserError(f"the download of {url} is corrupt: its MD5 is {digest.hexdigest()}, "
+                            f"the authors' is {md5}; the file was deleted, try again")
+        os.replace(temporary, destination)
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        raise UserError(f"could not download {url}: {getattr(e, 'reason', e)}") from None
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    return destination
+
+
+def fetch(name: str, data_dir: str | None) -> dict[str, Path]:
+    source = DATASETS[name]
+    base_url = os.environ.get("CONVNET_DATA_URL") or source.base_url
+    targets = [Path(data_dir) / name] if data_dir else []
+    targets.append(user_cache() / name)
+    target = next((t for t in targets if _writable(t)), None)
+    looked = ", ".join(str(d) for d in dict.fromkeys(candidate_dirs(name, data_dir)))
+    how = (f"`apt-get install {source.debian_package}`, or " if source.debian_package else "")
+    if target is None:
+        raise UserError(f"{source.title} is not in {looked}, and there is nowhere writable to "
+                        f"download it to; get it with {how}put its files in --data-dir")
+    paths = {}
+    for role, file in source.files.items():
+        existing = _find_file(target, file)
+        if existing:
+            paths[role] = existing
+            continue
+        try:
+            paths[role] = download(base_url.rstrip("/") + "/" + file, source.md5[file],
+                                   target / file)
+        except UserError as e:
+            raise UserError(f"{source.title} is not in {looked}, and {e}. Get it with {how}"
+                            f"the files {', '.join(source.files.values())} in --data-dir"
+                            ) from None
+    return paths
+
+
+def _writable(directory: Path) -> bool:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        return os.access(directory, os.W_OK)
+    except OSError:
+        return False
+
+
+def load_named(name: str, data_dir: str | None = None, download_ok: bool = True) -> Dataset:
+    source = DATASETS[name]
+    paths = locate(name, data_dir)
+    if paths is None:
+        if not download_ok:
+            looked = ", ".join(str(d) for d in candidate_dirs(name, data_dir))
+            raise UserError(f"{source.title} is not in {looked}")
+        paths = fetch(name, data_dir)
+    if name == "cifar10":
+        (x, y), (xt, yt), classes = cifar.read_cifar10(paths["archive"])
+        return Dataset(name, Split(x, y), Split(xt, yt), classes).check()
+    x, y = idx.read_images_and_labels(paths["train_images"], paths["train_labels"])
+    xt, yt = idx.read_images_and_labels(paths["test_images"], paths["test_labels"])
+    return Dataset(name, Split(x, y), Split(xt, yt), source.classes).check()
+
+
+def load_folder(root: Path, shape: tuple[int, int, int], test_fraction: float = 0.2,
+                seed: int = 0) -> tuple[Dataset, list[str]]:
+    """A folder of class subfolders (optionally train/ and test/), resized to `shape`."""
+    classes, has_split = folder.find_classes(root)
+    if has_split:
+        train = folder.read_class_folders(root / "train", classes, shape)
+        test = folder.read_class_folders(root / "test", classes, shape)
+        skipped = train.skipped + test.skipped
+        if len(train.labels) == 0 or len(test.labels) == 0:
+            raise UserError(f"{root}: no readable images in "
+                            f"{'train' if len(train.labels) == 0 else 'test'}/ "
+                            f"({len(skipped)} files skipped)")
+        data = Dataset(root.name, Split(train.images, train.labels),
+                       Split(test.images, test.labels), tuple(classes))
+    else:
+        everything = folder.read_class_folders(root, classes, shape)
+        skipped = everything.skipped
+        present = np.unique(everything.labels)
+        if len(present) < 2:
+            raise UserError(f"{root}: needs readable images of at least two classes, found "
+                            f"{len(everything.labels)} image(s) in {len(present)} class(es) "
+                            f"({len(skipped)} files skipped)")
+        kept, held = stratified_split(everything.labels, test_fraction, seed)
+        data = Dataset(root.name, Split(everything.images[kept], everything.labels[kept]),
+                       Split(everything.images[held], everything.labels[held]), tuple(classes))
+    return data.check(), skipped
+
+
+def load_dataset(name_or_folder: str, data_dir: str | None = None,
+                 shape: tuple[int, int, int] | None = None, test_fraction: float = 0.2,
+                 seed: int = 0, download_ok: bool = True) -> Dataset:
+    """A named data set (fashion-mnist, mnist, cifar10) or a folder of class folders."""
+    key = ALIASES.get(name_or_folder.lower(), name_or_folder.lower())
+    if key in DATASETS:
+        return load_named(key, data_dir, download_ok)
+    root = Path(name_or_folder)
+    if not root.exists():
+        known = ", ".join(DATASETS)
+        raise UserError(f"no data set {name_or_folder!r}: give one of {known}, or a folder with "
+                        "one subfolder of images per class")
+    if shape is None:
+        raise UserError("a folder of images needs the network's input shape (--input HxWxC)")
+    data, skipped = load_folder(root, shape, test_fraction, seed)
+    if skipped:
+        import sys
+        print(f"convnet: skipped {len(skipped)} file(s) that are not readable images, e.g. "
+              f"{skipped[0]}", file=sys.stderr)
+    return data

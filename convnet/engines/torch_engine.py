@@ -1,0 +1,161 @@
+"""The PyTorch engine behind `Network`: the same description built as nn.Sequential.
+
+Same interface as the NumPy engine: arrays in and out are NumPy, images N×H×W×C; the model runs
+N×C×H×W on the chosen device (CPU by default, CUDA when asked for and present). Initial weights
+are drawn by the same seeded initialiser as the NumPy engine, so a seed gives the same network
+in both; state and optimiser slots carry the same names, so checkpoints move between engines.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..config import OptimizerConfig
+from ..errors import UserError
+from ..shapes import LayerShape
+from ..spec import Spec
+from .numpy.init import initial_weights
+from .torch_build import build_sequential
+
+# torch.optim's per-parameter state → the NumPy engine's slot names
+SLOTS = {"momentum_buffer": "momentum", "exp_avg": "exp_avg", "exp_avg_sq": "exp_avg_sq"}
+
+
+def pick_device(device: str | None):
+    import torch
+
+    name = device or "cpu"
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        chosen = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device {device!r} was asked for, but this PyTorch sees no CUDA GPU")
+    if chosen.type not in ("cpu", "cuda"):
+        raise UserError(f"device {device!r} is not supported; use cpu or cuda")
+    return chosen
+
+
+class TorchEngine:
+    name = "torch"
+
+    def __init__(self, spec: Spec, shapes: list[LayerShape], dtype: str, seed: int, init: str,
+                 optimizer: OptimizerConfig, device: str | None = None) -> None:
+        import torch
+
+        self.torch = torch
+        self.device = pick_device(device)
+        self.dtype = {"float32": torch.float32, "float64": torch.float64}[dtype]
+        torch.manual_seed(seed)  # dropout masks
+        self.model = build_sequential(spec, spec.input).to(self.dtype)
+        weight_shapes = {i: tuple(m.weight.shape) for i, m in enumerate(self.model)
+                         if hasattr(m, "weight") and m.weight is not None and m.weight.ndim >= 2}
+        with torch.no_grad():
+            for i, weight in initial_weights(spec.layers, weight_shapes, init, seed).items():
+                self.model[i].weight.copy_(torch.from_numpy(weight))
+                if self.model[i].bias is not None:
+                    self.model[i].bias.zero_()
+        self.model.to(self.device)
+        self.names = [name for name, _ in self.model.named_parameters()]
+        self.optimizer = self._make_optimizer(optimizer)
+
+    def _make_optimizer(self, c: OptimizerConfig):
+        optim = self.torch.optim
+        params = list(self.model.parameters())
+        if c.name == "sgd":
+            return optim.SGD(params, lr=c.lr, momentum=c.momentum, nesterov=c.nesterov,
+                             weight_decay=c.weight_decay)
+        cls = optim.Adam if c.name == "adam" else optim.AdamW
+        return cls(params, lr=c.lr, betas=(c.beta1, c.beta2), eps=c.eps,
+                   weight_decay=c.weight_decay)
+
+    # -- computing -------------------------------------------------------------------------
+    def _tensor(self, x: np.ndarray):
+        t = self.torch.from_numpy(np.ascontiguousarray(x)).to(self.device, self.dtype)
+        return t.permute(0, 3, 1, 2)  # N×H×W×C → N×C×H×W
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        self.model.eval()
+        with self.torch.no_grad():
+            out = self.model(self._tensor(x))
+        return out.cpu().numpy()
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        self.model.eval()
+        with self.torch.no_grad():
+            out = self.torch.softmax(self.model(self._tensor(x)), dim=1)
+        return out.cpu().numpy()
+
+    def loss_and_grads(self, x: np.ndarray, y: np.ndarray, label_smoothing: float = 0.0
+                       ) -> tuple[float, dict[str, np.ndarray], np.ndarray]:
+        """Loss, gradients, and the logits of the forward pass (N×classes)."""
+        torch = self.torch
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        logits = self.model(self._tensor(x))
+        labels = torch.from_numpy(y).to(self.device)
+        loss = torch.nn.functional.cross_entropy(logits, labels, label_smoothing=label_smoothing)
+        loss.backward()
+        grads = {name: p.grad.detach().cpu().numpy() for name, p in self.model.named_parameters()}
+        return float(loss.item()), grads, logits.detach().cpu().numpy()
+
+    def apply(self, grads: dict[str, np.ndarray]) -> None:
+        self.optimizer.step()  # the gradients are already on the parameters
+
+    # -- state -----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {k: v.detach().cpu().numpy() for k, v in self.model.state_dict().items()}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        own = self.model.state_dict()
+        self.model.load_state_dict({k: self.torch.from_numpy(np.asarray(state[k])).to(
+            own[k].dtype) for k in own})
+
+    def optimizer_state(self) -> dict[str, np.ndarray]:
+        flat: dict[str, np.ndarray] = {}
+        steps = 0
+        for index, slots in self.optimizer.state_dict()["state"].items():
+            name = self.names[index]
+            for slot, value in slots.items():
+                if slot == "step":
+                    steps = int(value)
+                elif slot in SLOTS and value is not None:
+                    flat[f"{name}.{SLOTS[slot]}"] = value.detach().cpu().numpy()
+        flat["steps"] = np.array([steps], np.int64)
+        return flat
+
+    def load_optimizer_state(self, flat: dict[str, np.ndarray]) -> None:
+        torch = self.torch
+        steps = int(np.asarray(flat.get("steps", 0)).reshape(-1)[0])
+        reverse = {v: k for k, v in SLOTS.items()}
+        state: dict[int, dict] = {}
+        for key, value in flat.items():
+            if key == "steps":
+                continue
+            name, slot = key.rsplit(".", 1)
+            entry = state.setdefault(self.names.index(name), {})
+            entry[reverse[slot]] = torch.from_numpy(np.array(value)).to(self.device, self.dtype)
+            if slot.startswith("exp_avg"):
+                entry["step"] = torch.tensor(float(steps))
+        whole = self.optimizer.state_dict()
+        whole["state"] = state
+        self.optimizer.load_state_dict(whole)
+
+    def rng_state(self) -> dict:
+        """PyTorch's CPU generator state (dropout masks), JSON-able."""
+        return {"torch_cpu": self.torch.get_rng_state().tolist()}
+
+    def set_rng_state(self, state: dict) -> None:
+        if "torch_cpu" in state:
+            self.torch.set_rng_state(self.torch.tensor(state["torch_cpu"], dtype=self.torch.uint8))
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = value

@@ -1,0 +1,66 @@
+"""Evaluation of a trained model on a data set: accuracy, per-class precision and recall, and
+the confusion matrix (rows: true class, columns: predicted class)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .network import Network
+
+
+@dataclass
+class Report:
+    accuracy: float
+    loss: float
+    classes: list[str]
+    confusion: np.ndarray  # K×K counts
+    images: int
+
+    @property
+    def precision(self) -> np.ndarray:
+        predicted = self.confusion.sum(axis=0)
+        return np.divide(np.diag(self.confusion), predicted, out=np.full(len(predicted), np.nan),
+                         where=predicted > 0)
+
+    @property
+    def recall(self) -> np.ndarray:
+        true = self.confusion.sum(axis=1)
+        return np.divide(np.diag(self.confusion), true, out=np.full(len(true), np.nan),
+                         where=true > 0)
+
+    def to_json(self) -> dict:
+        def number(v: float) -> float | None:
+            return None if np.isnan(v) else float(v)
+        return {
+            "accuracy": self.accuracy, "loss": self.loss, "images": self.images,
+            "classes": [{"class": c, "precision": number(p), "recall": number(r),
+                         "support": int(s)}
+                        for c, p, r, s in zip(self.classes, self.precision, self.recall,
+                                              self.confusion.sum(axis=1))],
+            "confusion": self.confusion.tolist(),
+        }
+
+    def text(self) -> str:
+        width = max(len("class"), *(len(c) for c in self.classes))
+        lines = [f"accuracy {self.accuracy:.2%} on {self.images:,} images (loss {self.loss:.4f})",
+                 "", f"{'class':<{width}}  precision  recall  images"]
+        for c, p, r, s in zip(self.classes, self.precision, self.recall,
+                              self.confusion.sum(axis=1)):
+            p_text = "    –" if np.isnan(p) else f"{p:7.2%}"
+            r_text = "    –" if np.isnan(r) else f"{r:7.2%}"
+            lines.append(f"{c:<{width}}  {p_text:>9}  {r_text:>6}  {s:6,}")
+        return "\n".join(lines)
+
+
+def evaluate(net: Network, images: np.ndarray, labels: np.ndarray, classes: list[str]) -> Report:
+    logits = net.logits(images).astype(np.float64)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    predicted = logits.argmax(axis=1)
+    k = len(classes)
+    confusion = np.bincount(labels * k + predicted, minlength=k * k).reshape(k, k)
+    return Report(float((predicted == labels).mean()),
+                  -float(log_probs[np.arange(len(labels)), labels].mean()), classes, confusion,
+                  len(labels))

@@ -1,0 +1,264 @@
+"""Training: a data set, a description and a TrainConfig → a run directory.
+
+    run/
+      best/         the checkpoint with the best validation accuracy (its test metrics inside)
+      last/         the checkpoint after the last epoch, with the optimiser state (--resume)
+      train.json    the TrainConfig, as given
+      metrics.jsonl one JSON line per epoch
+      curve.png     loss and accuracy per epoch
+
+Validation uses a seeded, stratified hold-out of the training images; the test split is used
+once, at the end, on the best checkpoint. Each epoch's order comes from (seed, epoch), so a run
+resumed from last/ continues exactly as if it had never stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from . import augment as augmentation
+from . import checkpoint
+from .config import OptimizerConfig
+from .data import Dataset, load_dataset
+from .data.dataset import stratified_split
+from .errors import UserError
+from .network import Network
+from .schedules import make_schedule
+from .shapes import format_shape
+from .spec import load as load_spec
+from .spec import parse_input_shape
+
+# CONV–RELU–POOL twice, then FC, as in the lecture; 91–92% on Fashion-MNIST in 8 epochs.
+DEFAULT_NETWORK = ("conv(32,3,pad=same) relu pool(2) conv(64,3,pad=same) relu pool(2) "
+                   "fc(128) relu fc(10)")
+
+
+@dataclass
+class TrainConfig:
+    network: str = DEFAULT_NETWORK  # the description (the input shape comes from the data)
+    data: str = "fashion-mnist"  # fashion-mnist | mnist | cifar10 | a folder of class folders
+    input: str | None = None  # HxWxC for a folder of images (named data sets know theirs)
+    data_dir: str | None = None  # where to look for (and download) data sets first
+    engine: str = "auto"  # numpy | torch | auto (torch when installed)
+    device: str | None = None  # torch engine: cpu (default), cuda, cuda:N, auto
+    epochs: int = 8
+    batch_size: int = 128
+    optimizer: str = "sgd"  # sgd | adam | adamw
+    lr: float = 0.05  # peak learning rate
+    momentum: float = 0.9  # SGD
+    nesterov: bool = True  # SGD
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"  # constant | cosine | onecycle | step
+    warmup_epochs: float = 0.5  # linear warm-up before the cosine decay
+    label_smoothing: float = 0.0
+    augment: str = ""  # e.g. "crop,flip" (see convnet/augment.py)
+    val_size: float = 5000  # validation images held out of train (a fraction if < 1)
+    test_fraction: float = 0.2  # folders without train/ and test/: share held out for test
+    seed: int = 0
+    init: str = "auto"  # auto | he | xavier | normal
+    dtype: str = "float32"
+
+    def check(self) -> "TrainConfig":
+        problems = [
+            (self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}"),
+            (self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}"),
+            (self.warmup_epochs >= 0, "--warmup-epochs must be ≥ 0"),
+            (self.val_size >= 0, "--val-size must be ≥ 0"),
+            (0 < self.test_fraction < 1, "--test-fraction must be between 0 and 1"),
+        ]
+        for ok, message in problems:
+            if not ok:
+                raise UserError(message)
+        augmentation.parse(self.augment)
+        return self
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise UserError(f"unknown training settings: {', '.join(unknown)}")
+        return cls(**data).check()
+
+    def optimizer_config(self) -> OptimizerConfig:
+        return OptimizerConfig(name=self.optimizer, lr=self.lr, momentum=self.momentum,
+                               nesterov=self.nesterov and self.optimizer == "sgd"
+                               and self.momentum > 0, weight_decay=self.weight_decay)
+
+
+@dataclass
+class Result:
+    directory: Path
+    test_accuracy: float
+    best_epoch: int
+    seconds: float
+
+
+def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and standard deviation of uint8 images, on the 0–1 scale."""
+    flat = images.reshape(-1, images.shape[-1]).astype(np.float64) / 255
+    std = flat.std(axis=0)
+    return tuple(flat.mean(axis=0).tolist()), tuple(np.where(std > 0, std, 1.0).tolist())
+
+
+def prepare(config: TrainConfig) -> tuple[Dataset, Any]:
+    """The data set and the parsed network, checked against each other."""
+    network = load_spec(config.network)
+    shape = parse_input_shape(config.input) if config.input else network.input
+    data = load_dataset(config.data, config.data_dir, shape=shape,
+                        test_fraction=config.test_fraction, seed=config.seed)
+    if network.input is not None and network.input != data.shape:
+        raise UserError(f"the network's input is {format_shape(network.input)} but the "
+                        f"{data.name} images are {format_shape(data.shape)}")
+    network = network.with_input(data.shape)
+    return data, network
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, directory: Path, *, force: bool = False,
+                 resume: bool = False, progress: bool | None = None) -> None:
+        self.config = config.check()
+        self.directory = Path(directory)
+        self.progress = sys.stderr.isatty() if progress is None else progress
+        self.data, network = prepare(config)
+        classes = len(self.data.classes)
+        if network.num_classes is not None and network.num_classes != classes:
+            raise UserError(f"the network ends in fc({network.num_classes}) but {self.data.name} "
+                            f"has {classes} classes; end it with fc({classes})")
+        size = config.val_size if config.val_size >= 1 else config.val_size * len(self.data.train)
+        fraction = min(size / max(1, len(self.data.train)), 0.5)
+        kept, held = stratified_split(self.data.train.labels, fraction, config.seed)
+        self.train, self.val = self.data.train.take(kept), self.data.train.take(held)
+        if len(self.train) < 1:
+            raise UserError(f"{self.data.name}: no training images left after the validation "
+                            "hold-out")
+        self.net = Network(network, engine=config.engine, device=config.device, seed=config.seed,
+                           dtype=config.dtype, init=config.init,
+                           optimizer=config.optimizer_config(),
+                           label_smoothing=config.label_smoothing,
+                           normalization=channel_stats(self.train.images))
+        self.steps_per_epoch = max(1, len(self.train) // config.batch_size)
+        total = self.steps_per_epoch * config.epochs
+        warmup = int(config.warmup_epochs * self.steps_per_epoch)
+        self.net.schedule = make_schedule(config.schedule, config.lr, total, warmup)
+        self.augment = augmentation.parse(config.augment)
+        self.start_epoch, self.best = 0, {"epoch": 0, "val_accuracy": -1.0}
+        if resume:
+            self._resume()
+        else:
+            self._claim_directory(force)
+
+    # -- the run directory -------------------------------------------------------------------
+    def _claim_directory(self, force: bool) -> None:
+        d = self.directory
+        if d.exists() and any(d.iterdir()):
+            if not force:
+                raise UserError(f"{d} already exists; use --force to replace it, or "
+                                f"--resume {d} to continue it")
+            for name in ("best", "last", "metrics.jsonl", "curve.png", "train.json"):
+                target = d / name
+                if target.is_dir():
+                    import shutil
+                    shutil.rmtree(target)
+                elif target.exists():
+                    target.unlink()
+        d.mkdir(parents=True, exist_ok=True)
+        checkpoint.write_json(d / "train.json", asdict(self.config))
+
+    def _resume(self) -> None:
+        last = self.directory / "last"
+        net, _ = checkpoint.load(last, engine=self.net.engine.name, device=self.config.device)
+        self.net.load_state_dict(net.state_dict())
+        state = checkpoint.load_resume_state(last, self.net)
+        self.start_epoch = int(state["epoch"])
+        self.net.steps = int(state["steps"])
+        self.best = state["best"]
+        if state.get("rng") is not None:
+            self.net.engine.set_rng_state(state["rng"])
+
+    # -- the loop ----------------------------------------------------------------------------
+    def run(self, on_epoch_end: Callable[[int], None] | None = None) -> Result:
+        config, started = self.config, time.perf_counter()
+        for epoch in range(self.start_epoch, config.epochs):
+            row = self._epoch(epoch)
+            with open(self.directory / "metrics.jsonl", "a", encoding="utf-8") as f:
+                f.write(json.dumps(row) + "\n")
+            self._save(epoch + 1, row)
+            self._plot()
+            print(f"epoch {epoch + 1}/{config.epochs}: loss {row['train_loss']:.4f}, "
+                  f"val accuracy {row['val_accuracy']:.2%}, "
+                  f"{row['images_per_second']:.0f} img/s, {row['seconds']:.1f} s", flush=True)
+            if on_epoch_end is not None:
+                on_epoch_end(epoch + 1)
+        return self._finish(time.perf_counter() - started)
+
+    def _epoch(self, epoch: int) -> dict[str, Any]:
+        config, net = self.config, self.net
+        order = np.random.default_rng([config.seed, epoch]).permutation(len(self.train))
+        augment_rng = np.random.default_rng([config.seed, epoch, 1])
+        bar = _progress(self.progress, len(order) // config.batch_size * config.batch_size,
+                        f"epoch {epoch + 1}/{config.epochs}")
+        losses, accuracies = [], []
+        start = time.perf_counter()
+        for step in range(self.steps_per_epoch):
+            index = np.sort(order[step * config.batch_size:(step + 1) * config.batch_size])
+            images = augmentation.augment(self.train.images[index], self.augment, augment_rng)
+            losses.append(net.train_step(images, self.train.labels[index]))
+            accuracies.append(net.last_accuracy)
+            if bar is not None:
+                bar.update(len(index))
+                bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}",
+                                acc=f"{np.mean(accuracies[-20:]):.1%}", refresh=False)
+        seconds = time.perf_counter() - start
+        if bar is not None:
+            bar.close()
+        val = net.evaluate(self.val.images, self.val.labels) if len(self.val) else \
+            {"loss": math.nan, "accuracy": math.nan}
+        return {"epoch": epoch + 1, "step": net.steps, "lr": net.lr,
+                "train_loss": float(np.mean(losses)), "train_accuracy": float(np.mean(accuracies)),
+                "val_loss": val["loss"], "val_accuracy": val["accuracy"], "seconds": seconds,
+                "images_per_second": self.steps_per_epoch * config.batch_size / seconds}
+
+    def _save(self, epoch: int, row: dict[str, Any]) -> None:
+        better = not (row["val_accuracy"] <= self.best["val_accuracy"])  # NaN (no val) counts
+        if better:
+            self.best = {"epoch": epoch, "val_accuracy": row["val_accuracy"]}
+        common = {"classes": self.data.classes, "training": asdict(self.config)}
+        resume = {"epoch": epoch, "steps": self.net.steps, "best": self.best,
+                  "rng": self.net.engine.rng_state()}
+        checkpoint.save(self.net, self.directory / "last", metrics=row, resume=resume, **common)
+        if better:
+            checkpoint.save(self.net, self.directory / "best", metrics=row, **common)
+
+    def _finish(self, seconds: float) -> Result:
+        best_dir = self.directory / "best"
+        net, meta = checkpoint.load(best_dir, engine=self.net.engine.name,
+                                    device=self.config.device)
+        test = net.evaluate(self.data.test.images, self.data.test.labels)
+        metrics = {**meta["metrics"], "test_loss": test["loss"], "test_accuracy": test["accuracy"],
+                   "test_images": len(self.data.test)}
+        checkpoint.save(net, best_dir, classes=self.data.classes, metrics=metrics,
+                        training=meta["training"])
+        return Result(self.directory, test["accuracy"], self.best["epoch"], seconds)
+
+    def _plot(self) -> None:
+        rows = [json.loads(line) for line in
+                (self.directory / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        from .figures import training_curve
+        training_curve(rows, self.directory / "curve.png")
+
+
+def _progress(enabled: bool, total: int, description: str):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+    return tqdm(total=total, desc=description, unit="img", unit_scale=True, leave=False,
+                file=sys.stderr, dynamic_ncols=True)

@@ -1,0 +1,258 @@
+"""Data loaders on fixture files in the real formats, the downloader against a local server."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import pickle
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from convnet.data import load_dataset, sources
+from convnet.data.cifar import read_cifar10
+from convnet.data.idx import read_idx
+from convnet.errors import UserError
+from formats import cifar_batch, write_cifar, write_idx, write_image_folder, write_mnist_like
+
+
+def small_mnist(seed=0, n_train=30, n_test=10):
+    rng = np.random.default_rng(seed)
+    return ((rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8), rng.integers(0, 10, n_train)),
+            (rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8), rng.integers(0, 10, n_test)))
+
+
+# -- IDX ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_idx_round_trip(tmp_path, gz):
+    train, test = small_mnist()
+    write_mnist_like(tmp_path / "mnist", train, test, gz=gz)
+    data = load_dataset("mnist", data_dir=str(tmp_path), download_ok=False)
+    assert data.train.images.shape == (30, 28, 28, 1) and data.train.images.dtype == np.uint8
+    assert np.array_equal(data.train.images[..., 0], train[0])
+    assert np.array_equal(data.test.labels, test[1]) and data.classes[3] == "3"
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda b: b[:100], "truncated"),
+    (lambda b: b"\x01\x02" + b[2:], "not an IDX file"),
+    (lambda b: b[:2] + b"\x0d" + b[3:], "is not unsigned bytes"),
+    (lambda b: b[:3] + b"\x02" + b[4:], "has 2 dimensions, expected 3"),
+    (lambda b: b + b"\x00\x00", "more data than its header says"),
+    (lambda b: b[:6], "truncated IDX header"),
+])
+def test_damaged_idx_files_are_refused(tmp_path, mutate, message):
+    path = write_idx(tmp_path / "x.idx", np.zeros((3, 28, 28), np.uint8), gz=False)
+    path.write_bytes(mutate(path.read_bytes()))
+    with pytest.raises(UserError, match=message):
+        read_idx(path, 3)
+
+
+def test_a_header_that_claims_huge_sizes_allocates_nothing(tmp_path):
+    path = write_idx(tmp_path / "x.gz", np.zeros((2, 28, 28), np.uint8),
+                     claim=(4_000_000_000, 28, 28))
+    with pytest.raises(UserError, match="more than any real data set"):
+        read_idx(path, 3)
+    path = write_idx(tmp_path / "y.gz", np.zeros((2, 28, 28), np.uint8), claim=(60_000, 28, 28))
+    with pytest.raises(UserError, match="truncated: the header promises 47,040,000 bytes"):
+        read_idx(path, 3)
+
+
+def test_corrupt_gzip_is_refused(tmp_path):
+    path = write_idx(tmp_path / "x.gz", np.zeros((3, 28, 28), np.uint8))
+    data = bytearray(path.read_bytes())
+    data[30:40] = b"\xff" * 10
+    path.write_bytes(bytes(data))
+    with pytest.raises(UserError, match="cannot read|truncated|not an IDX"):
+        read_idx(path, 3)
+
+
+def test_images_and_labels_must_match(tmp_path):
+    train, test = small_mnist()
+    write_mnist_like(tmp_path, train, test)
+    write_idx(tmp_path / "train-labels-idx1-ubyte.gz", train[1][:20])
+    with pytest.raises(UserError, match="holds 30 images but .* holds 20 labels"):
+        load_dataset("mnist", data_dir=str(tmp_path), download_ok=False)
+
+
+def test_labels_outside_the_classes_are_refused(tmp_path):
+    train, test = small_mnist()
+    write_mnist_like(tmp_path, (train[0], np.full(30, 12)), test)
+    with pytest.raises(UserError, match="labels go outside the 10 classes"):
+        load_dataset("mnist", data_dir=str(tmp_path), download_ok=False)
+
+
+def test_real_fashion_mnist_from_the_debian_package():
+    data = load_dataset("fashion-mnist", download_ok=False)
+    assert data.train.images.shape == (60000, 28, 28, 1)
+    assert data.test.images.shape == (10000, 28, 28, 1)
+    assert np.bincount(data.test.labels).tolist() == [1000] * 10
+    assert data.classes[0] == "T-shirt/top" and data.classes[9] == "Ankle boot"
+
+
+# -- CIFAR-10 ----------------------------------------------------------------------------------
+
+def test_cifar10_from_tar_and_folder(tmp_path):
+    archive = write_cifar(tmp_path / "cifar10" / "cifar-10-python.tar.gz", per_batch=6)
+    data = load_dataset("cifar10", data_dir=str(tmp_path), download_ok=False)
+    assert data.train.images.shape == (30, 32, 32, 3) and data.test.images.shape == (6, 32, 32, 3)
+    assert data.classes[0] == "airplane" and data.classes[9] == "truck"
+    import tarfile
+    with tarfile.open(archive) as tar:
+        tar.extractall(tmp_path / "extracted", filter="data")
+    (train, labels), _, _ = read_cifar10(tmp_path / "extracted")
+    assert np.array_equal(train, data.train.images) and np.array_equal(labels, data.train.labels)
+
+
+def test_cifar10_pixel_layout_is_planes_of_rows():
+    image = np.zeros((1, 32, 32, 3), np.uint8)
+    image[0, 1, 2] = (10, 20, 30)  # row 1, column 2: red 10, green 20, blue 30
+    from convnet.data.cifar import _batch, unpickle
+    images, _ = _batch(unpickle(cifar_batch(image, np.array([3]), "b"), "b"), "b")
+    assert images[0, 1, 2].tolist() == [10, 20, 30]
+    raw = pickle.loads(cifar_batch(image, np.array([3]), "b"))[b"data"][0]
+    assert raw[32 + 2] == 10 and raw[1024 + 32 + 2] == 20 and raw[2048 + 32 + 2] == 30
+
+
+class Evil:
+    def __reduce__(self):
+        import os
+        return (os.system, ("echo pwned",))
+
+
+@pytest.mark.parametrize("replacement, message", [
+    (pickle.dumps({b"data": Evil()}, protocol=2), "refusing to load"),
+    (b"not a pickle at all", "not a CIFAR-10 batch"),
+    (pickle.dumps([1, 2, 3], protocol=2), "no dictionary inside"),
+    (pickle.dumps({b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]}, protocol=2),
+     "is not an N×3072 uint8 array"),
+    (pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 11]}, protocol=2),
+     "is not a list of 2 classes"),
+])
+def test_bad_cifar_batches_are_refused(tmp_path, replacement, message):
+    write_cifar(tmp_path / "cifar10" / "cifar-10-python.tar.gz", per_batch=4,
+                replace={"data_batch_3": replacement})
+    with pytest.raises(UserError, match=message):
+        load_dataset("cifar10", data_dir=str(tmp_path), download_ok=False)
+
+
+def test_truncated_cifar_archive_is_refused(tmp_path):
+    path = write_cifar(tmp_path / "cifar10" / "cifar-10-python.tar.gz", per_batch=40)
+    path.write_bytes(path.read_bytes()[:2000])
+    with pytest.raises(UserError, match="cannot read CIFAR-10|missing"):
+        load_dataset("cifar10", data_dir=str(tmp_path), download_ok=False)
+
+
+# -- folders of images -------------------------------------------------------------------------
+
+def test_folder_with_a_stratified_split(tmp_path):
+    root = write_image_folder(tmp_path / "photos", per_class=10)
+    (root / "across" / "notes.txt").write_text("not an image")
+    (root / "down" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    data = load_dataset(str(root), shape=(16, 16, 3), test_fraction=0.2, seed=1)
+    assert data.classes == ("across", "down")
+    assert data.train.images.shape == (16, 16, 16, 3) and len(data.test) == 4
+    assert np.bincount(data.test.labels).tolist() == [2, 2]
+    again = load_dataset(str(root), shape=(16, 16, 3), test_fraction=0.2, seed=1)
+    assert np.array_equal(again.test.images, data.test.images)  # seeded
+
+
+def test_folder_with_train_and_test(tmp_path):
+    root = write_image_folder(tmp_path / "photos", per_class=4, split=True,
+                              classes=("a", "b", "c"))
+    data = load_dataset(str(root), shape=(12, 12, 1))
+    assert (len(data.train), len(data.test), data.shape) == (12, 12, (12, 12, 1))
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda r: r.mkdir(), "needs one subfolder per class, at least two; found none"),
+    (lambda r: (r / "only").mkdir(parents=True), "found only 'only'"),
+    (lambda r: [(r / c).mkdir(parents=True) for c in "ab"] and (r / "a" / "x.txt").write_text("x"),
+     "needs readable images of at least two classes, found 0 image"),
+])
+def test_unusable_folders_are_refused(tmp_path, make, message):
+    root = tmp_path / "photos"
+    make(root)
+    with pytest.raises(UserError, match=message):
+        load_dataset(str(root), shape=(8, 8, 1))
+
+
+def test_unknown_data_set_name():
+    with pytest.raises(UserError, match="no data set 'imagenet'"):
+        load_dataset("imagenet")
+
+
+# -- finding and downloading -------------------------------------------------------------------
+
+@pytest.fixture
+def server(tmp_path):
+    """An HTTP server on 127.0.0.1 serving tmp_path/served."""
+    served = tmp_path / "served"
+    served.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *a: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield served, f"http://127.0.0.1:{httpd.server_address[1]}/"
+    httpd.shutdown()
+
+
+def test_download_checks_the_checksum_and_writes_atomically(tmp_path, server):
+    served, url = server
+    (served / "good.bin").write_bytes(b"x" * 5000)
+    good_md5 = hashlib.md5(b"x" * 5000).hexdigest()
+    target = tmp_path / "cache" / "good.bin"
+    assert sources.download(url + "good.bin", good_md5, target).read_bytes() == b"x" * 5000
+    with pytest.raises(UserError, match="is corrupt: its MD5 is .* the file was deleted"):
+        sources.download(url + "good.bin", "0" * 32, tmp_path / "cache" / "bad.bin")
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["good.bin"]
+    with pytest.raises(UserError, match="could not download .*missing.bin"):
+        sources.download(url + "missing.bin", good_md5, tmp_path / "cache" / "missing.bin")
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["good.bin"]
+
+
+def test_a_missing_data_set_is_downloaded_and_verified(tmp_path, server, monkeypatch):
+    served, url = server
+    train, test = small_mnist()
+    write_mnist_like(served, train, test)
+    md5 = {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in served.iterdir()}
+    real = sources.DATASETS["mnist"]
+    monkeypatch.setitem(sources.DATASETS, "mnist", sources.Source(
+        real.title, url, real.files, md5, real.classes))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("CONVNET_DATA", raising=False)
+    data = load_dataset("mnist")
+    assert np.array_equal(data.train.labels, train[1])
+    assert sorted(p.name for p in (tmp_path / "xdg" / "convnet" / "mnist").iterdir()) == \
+        sorted(md5)
+    # A corrupted file on the server: refused, deleted, and the message says how to get it.
+    (tmp_path / "xdg" / "convnet" / "mnist" / "t10k-labels-idx1-ubyte.gz").unlink()
+    (served / "t10k-labels-idx1-ubyte.gz").write_bytes(b"corrupted")
+    with pytest.raises(UserError, match="corrupt.*the files train-images-idx3-ubyte.gz"):
+        load_dataset("mnist")
+    assert not (tmp_path / "xdg" / "convnet" / "mnist" / "t10k-labels-idx1-ubyte.gz").exists()
+
+
+def test_mirror_address_from_the_environment(tmp_path, server, monkeypatch):
+    served, url = server
+    write_cifar(served / "cifar-10-python.tar.gz", per_batch=3)
+    md5 = hashlib.md5((served / "cifar-10-python.tar.gz").read_bytes()).hexdigest()
+    real = sources.DATASETS["cifar10"]
+    monkeypatch.setitem(sources.DATASETS, "cifar10", sources.Source(
+        real.title, "http://127.0.0.1:9/unreachable/", real.files,
+        {"cifar-10-python.tar.gz": md5}, real.classes))
+    monkeypatch.setenv("CONVNET_DATA_URL", url)
+    data = load_dataset("cifar10", data_dir=str(tmp_path / "data"))
+    assert len(data.train) == 15 and (tmp_path / "data" / "cifar10").is_dir()
+
+
+def test_unreachable_data_says_how_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("CONVNET_DATA_URL", "http://127.0.0.1:9/")
+    with pytest.raises(UserError, match="MNIST is not in .* could not download"):
+        load_dataset("mnist", data_dir=str(tmp_path / "empty"))
