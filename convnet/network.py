@@ -148,7 +148,8 @@ class Network:
             self.lr = float(self.schedule(self.steps))
         images = self.prepare_images(x)
         labels = self.prepare_labels(y, images.shape[0])
-        loss, grads, logits = self.engine.loss_and_grads(images, labels, self.label_smoothing)
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverging loss is caught below
+            loss, grads, logits = self.engine.loss_and_grads(images, labels, self.label_smoothing)
         if not math.isfinite(loss):
             raise TrainingDiverged(
                 f"the loss became {loss} at step {self.steps + 1}; training stopped without "
