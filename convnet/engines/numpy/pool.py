@@ -26,17 +26,27 @@ def _tiles_exactly(shape: tuple[int, ...], kernel: tuple[int, int], stride: tupl
     return stride == kernel and h % kh == 0 and w % kw == 0
 
 
-class MaxPool2D(Layer):
+class _Pool2D(Layer):
+    combine: np.ufunc  # how the values under one window are combined, pair by pair
+
     def __init__(self, kernel: tuple[int, int], stride: tuple[int, int]) -> None:
         super().__init__()
         self.kernel, self.stride = kernel, stride
 
-    def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+    def _combine_windows(self, x: np.ndarray) -> np.ndarray:
         (kh, kw), (sh, sw) = self.kernel, self.stride
         ho, wo = (x.shape[1] - kh) // sh + 1, (x.shape[2] - kw) // sw + 1
-        y = window(x, 0, 0, sh, sw, ho, wo).copy()
+        y = window(x, 0, 0, sh, sw, ho, wo).copy()  # C×Ho×Wo×N
         for i, j in _offsets(kh, kw)[1:]:
-            np.maximum(y, window(x, i, j, sh, sw, ho, wo), out=y)
+            self.combine(y, window(x, i, j, sh, sw, ho, wo), out=y)
+        return y
+
+
+class MaxPool2D(_Pool2D):
+    combine = np.maximum
+
+    def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        y = self._combine_windows(x)  # the largest value of each window
         if training:
             self.cache = (x, y)
         return y
@@ -67,18 +77,13 @@ class MaxPool2D(Layer):
         return dx
 
 
-class AvgPool2D(Layer):
-    def __init__(self, kernel: tuple[int, int], stride: tuple[int, int]) -> None:
-        super().__init__()
-        self.kernel, self.stride = kernel, stride
+class AvgPool2D(_Pool2D):
+    combine = np.add
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
-        (kh, kw), (sh, sw) = self.kernel, self.stride
-        ho, wo = (x.shape[1] - kh) // sh + 1, (x.shape[2] - kw) // sw + 1
-        y = window(x, 0, 0, sh, sw, ho, wo).copy()
-        for i, j in _offsets(kh, kw)[1:]:
-            y += window(x, i, j, sh, sw, ho, wo)
-        y *= x.dtype.type(1.0 / (kh * kw))
+        (kh, kw) = self.kernel
+        y = self._combine_windows(x)
+        y *= x.dtype.type(1.0 / (kh * kw))  # the sum of each window → its mean
         if training:
             self.cache = x.shape
         return y
