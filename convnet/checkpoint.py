@@ -88,7 +88,7 @@ def save(net: Network, directory: Path, *, classes: tuple[str, ...], metrics: di
             "normalization": ({"mean": list(net.normalization[0]),
                                "std": list(net.normalization[1])}
                               if net.normalization else None),
-            "engine": net.engine.name, "dtype": net.dtype,
+            "engine": net.engine.name, "dtype": net.dtype, "tta": net.tta,
             "training": training or {}, "metrics": metrics or {}, "versions": versions(),
         }
         write_json(staging / "model.json", meta)
@@ -156,7 +156,8 @@ def load(path: str | Path, engine: str = "auto", device: str | None = None
     except (TypeError, ValueError, KeyError) as e:
         raise UserError(f"damaged checkpoint: {directory / 'model.json'} ({e!r})") from None
     net = Network(network_spec, input=input_shape, engine=engine, device=device,
-                  normalization=normalization, seed=0)  # type: ignore[arg-type]
+                  normalization=normalization, seed=0,
+                  tta=bool(meta.get("tta", False)))  # type: ignore[arg-type]
     if net.num_classes != len(classes):
         raise UserError(f"damaged checkpoint: {len(classes)} class names for a network with "
                         f"{net.num_classes} outputs")

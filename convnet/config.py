@@ -48,3 +48,15 @@ class OptimizerConfig:
         if unknown:
             raise UserError(f"unknown optimizer settings: {', '.join(sorted(unknown))}")
         return cls(**data)
+
+
+@dataclass(frozen=True)
+class SpeedOptions:
+    """The torch engine's fast path; each is off unless asked for (recipes turn them on)."""
+
+    channels_last: bool = False  # N×H×W×C memory for convolutions (oneDNN's fast layout)
+    bf16: bool = False  # matrix work in bfloat16 (autocast) where the hardware has bf16 units
+    compile: bool = False  # torch.compile the model (pays only for long runs: it compiles first)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)

@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 from . import shapes as shape_arithmetic
-from .config import OptimizerConfig
+from .config import OptimizerConfig, SpeedOptions
 from .errors import UserError
 from .spec import Spec, load, parse_input_shape
 
@@ -38,7 +38,8 @@ class Network:
                  normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
                  label_smoothing: float = 0.0,
                  schedule: Callable[[int], float] | None = None,
-                 device: str | None = None) -> None:
+                 device: str | None = None, speed: SpeedOptions = SpeedOptions(),
+                 tta: bool = False) -> None:
         self.spec = description if isinstance(description, Spec) else load(description, floor)
         given = parse_input_shape(input) if isinstance(input, str) else input
         if given is not None and self.spec.input is not None and tuple(given) != self.spec.input:
@@ -67,6 +68,7 @@ class Network:
         self.label_smoothing = label_smoothing
         self.schedule = schedule  # step → learning rate, called before each train_step
         self.normalization = _check_normalization(normalization, self.input_shape[2])
+        self.tta = tta  # test-time augmentation: each image and its mirror vote
         self.steps = 0
         self.last_accuracy = float("nan")
 
@@ -78,11 +80,14 @@ class Network:
                                 "(or use --engine numpy)")
             from .engines.torch_engine import TorchEngine
             self.engine = TorchEngine(self.spec, self.shapes, dtype, seed, init, optimizer,
-                                      device)
+                                      device, speed)
         else:
             if device not in (None, "cpu"):
                 raise UserError(f"the numpy engine runs on the CPU only; device {device!r} "
                                 "needs --engine torch")
+            if speed != SpeedOptions():
+                asked = ", ".join(k.replace("_", "-") for k, v in speed.to_json().items() if v)
+                raise UserError(f"{asked}: the torch engine's fast path; use --engine torch")
             from .engines.numpy.engine import NumpyEngine
             self.engine = NumpyEngine(self.spec, self.shapes, dtype, seed, init, optimizer)
 
@@ -127,12 +132,20 @@ class Network:
     # -- using the network -----------------------------------------------------------------
     def predict(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
         """Class probabilities, N×classes (softmax of the logits); evaluation mode."""
-        return np.concatenate([self.engine.probabilities(self.prepare_images(x[i:i + batch_size]))
-                               for i in range(0, max(len(x), 1), batch_size)])
+        logits = self.logits(x, batch_size).astype(np.float64)
+        e = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return (e / e.sum(axis=1, keepdims=True)).astype(self.dtype)
 
     def logits(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-        return np.concatenate([self.engine.logits(self.prepare_images(x[i:i + batch_size]))
-                               for i in range(0, max(len(x), 1), batch_size)])
+        """Class scores before the softmax, N×classes; evaluation mode."""
+        parts = []
+        for i in range(0, max(len(x), 1), batch_size):
+            images = self.prepare_images(x[i:i + batch_size])
+            scores = self.engine.logits(images)
+            if self.tta:  # the mirror image votes too
+                scores = (scores + self.engine.logits(images[:, :, ::-1])) / 2
+            parts.append(scores)
+        return np.concatenate(parts)
 
     def loss_and_grads(self, x: np.ndarray, y: np.ndarray
                        ) -> tuple[float, dict[str, np.ndarray]]:

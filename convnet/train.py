@@ -26,7 +26,7 @@ import numpy as np
 
 from . import augment as augmentation
 from . import checkpoint
-from .config import OptimizerConfig
+from .config import OptimizerConfig, SpeedOptions
 from .data import Dataset, load_dataset
 from .data.dataset import stratified_split
 from .errors import UserError
@@ -65,6 +65,11 @@ class TrainConfig:
     seed: int = 0
     init: str = "auto"  # auto | he | xavier | normal
     dtype: str = "float32"
+    channels_last: bool = False  # torch engine: N×H×W×C memory for the convolutions
+    bf16: bool = False  # torch engine: bfloat16 matrix work where the hardware has it
+    compile: bool = False  # torch engine: torch.compile the model
+    tta: bool = False  # evaluate on each image and its mirror (validation, test, predict)
+    recipe: str | None = None  # the named recipe these settings came from, if any
 
     def check(self) -> "TrainConfig":
         problems = [
@@ -87,6 +92,9 @@ class TrainConfig:
         if unknown:
             raise UserError(f"unknown training settings: {', '.join(unknown)}")
         return cls(**data).check()
+
+    def speed(self) -> SpeedOptions:
+        return SpeedOptions(self.channels_last, self.bf16, self.compile)
 
     def optimizer_config(self) -> OptimizerConfig:
         return OptimizerConfig(name=self.optimizer, lr=self.lr, momentum=self.momentum,
@@ -144,7 +152,8 @@ class Trainer:
                            dtype=config.dtype, init=config.init,
                            optimizer=config.optimizer_config(),
                            label_smoothing=config.label_smoothing,
-                           normalization=channel_stats(self.train.images))
+                           normalization=channel_stats(self.train.images),
+                           speed=config.speed(), tta=config.tta)
         self.steps_per_epoch = max(1, len(self.train) // config.batch_size)
         total = self.steps_per_epoch * config.epochs
         warmup = int(config.warmup_epochs * self.steps_per_epoch)

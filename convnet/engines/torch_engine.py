@@ -12,10 +12,11 @@ import warnings
 
 import numpy as np
 
-from ..config import OptimizerConfig
+from ..config import OptimizerConfig, SpeedOptions
 from ..errors import UserError
 from ..shapes import LayerShape
 from ..spec import Spec
+from .allocator import keep_freed_memory
 from .numpy.init import initial_weights
 from .torch_build import build_sequential
 
@@ -25,6 +26,29 @@ warnings.filterwarnings("ignore", message="Using padding='same' with even kernel
 
 # torch.optim's per-parameter state → the NumPy engine's slot names
 SLOTS = {"momentum_buffer": "momentum", "exp_avg": "exp_avg", "exp_avg_sq": "exp_avg_sq"}
+
+
+def notice(message: str) -> None:
+    import sys
+    print(f"convnet: note: {message}", file=sys.stderr)
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has bfloat16 matrix instructions (AVX-512 BF16 or AMX)."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            flags = next((line for line in info if line.startswith("flags")), "")
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+
+
+def bf16_supported(device) -> bool:
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return cpu_has_bf16()
 
 
 def pick_device(device: str | None):
@@ -48,11 +72,14 @@ class TorchEngine:
     name = "torch"
 
     def __init__(self, spec: Spec, shapes: list[LayerShape], dtype: str, seed: int, init: str,
-                 optimizer: OptimizerConfig, device: str | None = None) -> None:
+                 optimizer: OptimizerConfig, device: str | None = None,
+                 speed: SpeedOptions = SpeedOptions()) -> None:
         import torch
 
         self.torch = torch
         self.device = pick_device(device)
+        if self.device.type == "cpu":
+            keep_freed_memory()
         self.dtype = {"float32": torch.float32, "float64": torch.float64}[dtype]
         torch.manual_seed(seed)  # dropout masks
         self.model = build_sequential(spec, spec.input).to(self.dtype)
@@ -66,6 +93,29 @@ class TorchEngine:
         self.model.to(self.device)
         self.names = [name for name, _ in self.model.named_parameters()]
         self.optimizer = self._make_optimizer(optimizer)
+        self._configure_speed(speed, dtype)
+
+    def _configure_speed(self, speed: SpeedOptions, dtype: str) -> None:
+        torch = self.torch
+        self.speed = speed
+        self.memory_format = torch.channels_last if speed.channels_last else torch.contiguous_format
+        if speed.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.autocast = False
+        if speed.bf16:
+            if dtype != "float32":
+                raise UserError("bf16 works on float32 networks; drop --dtype float64 or bf16")
+            if bf16_supported(self.device):
+                self.autocast = True
+            else:
+                notice(f"this {self.device.type.upper()} has no bf16 matrix units; "
+                       "training in float32 instead")
+        self.forward = self.model
+        if speed.compile:
+            try:
+                self.forward = torch.compile(self.model)
+            except Exception as e:  # noqa: BLE001 - any failure: run uncompiled, say so
+                notice(f"torch.compile is not available here ({e}); running uncompiled")
 
     def _make_optimizer(self, c: OptimizerConfig):
         optim = self.torch.optim
@@ -80,19 +130,19 @@ class TorchEngine:
     # -- computing -------------------------------------------------------------------------
     def _tensor(self, x: np.ndarray):
         t = self.torch.from_numpy(np.ascontiguousarray(x)).to(self.device, self.dtype)
-        return t.permute(0, 3, 1, 2)  # N×H×W×C → N×C×H×W
+        # N×H×W×C → N×C×H×W; in channels-last memory the permuted view is already that layout
+        return t.permute(0, 3, 1, 2).contiguous(memory_format=self.memory_format)
+
+    def _run(self, images):
+        with self.torch.autocast(self.device.type, dtype=self.torch.bfloat16,
+                                 enabled=self.autocast):
+            return self.forward(images).float() if self.autocast else self.forward(images)
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         self.model.eval()
         with self.torch.no_grad():
-            out = self.model(self._tensor(x))
-        return out.cpu().numpy()
-
-    def probabilities(self, x: np.ndarray) -> np.ndarray:
-        self.model.eval()
-        with self.torch.no_grad():
-            out = self.torch.softmax(self.model(self._tensor(x)), dim=1)
-        return out.cpu().numpy()
+            out = self._run(self._tensor(x))
+        return out.to(self.dtype).cpu().numpy()
 
     def loss_and_grads(self, x: np.ndarray, y: np.ndarray, label_smoothing: float = 0.0
                        ) -> tuple[float, dict[str, np.ndarray], np.ndarray]:
@@ -100,12 +150,14 @@ class TorchEngine:
         torch = self.torch
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        logits = self.model(self._tensor(x))
         labels = torch.from_numpy(y).to(self.device)
-        loss = torch.nn.functional.cross_entropy(logits, labels, label_smoothing=label_smoothing)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            logits = self.forward(self._tensor(x))
+            loss = torch.nn.functional.cross_entropy(logits.float(), labels,
+                                                     label_smoothing=label_smoothing)
         loss.backward()
         grads = {name: p.grad.detach().cpu().numpy() for name, p in self.model.named_parameters()}
-        return float(loss.item()), grads, logits.detach().cpu().numpy()
+        return float(loss.item()), grads, logits.detach().float().cpu().numpy()
 
     def apply(self, grads: dict[str, np.ndarray]) -> None:
         self.optimizer.step()  # the gradients are already on the parameters

@@ -8,7 +8,7 @@ from ...config import OptimizerConfig
 from ...shapes import LayerShape
 from ...spec import Spec
 from .init import initial_weights
-from .loss import cross_entropy, softmax
+from .loss import cross_entropy
 from .model import NumpyModel
 from .optim import make_optimizer
 
@@ -28,9 +28,6 @@ class NumpyEngine:
         self.optimizer = make_optimizer(optimizer)
 
     # -- computing -------------------------------------------------------------------------
-    def probabilities(self, x: np.ndarray) -> np.ndarray:
-        return softmax(self.model.forward(x, training=False))
-
     def logits(self, x: np.ndarray) -> np.ndarray:
         return self.model.forward(x, training=False)
 

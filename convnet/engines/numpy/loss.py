@@ -10,12 +10,6 @@ from __future__ import annotations
 import numpy as np
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(shifted)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def cross_entropy(logits: np.ndarray, labels: np.ndarray, label_smoothing: float = 0.0
                   ) -> tuple[float, np.ndarray]:
     """Mean loss over the batch and d(loss)/d(logits), both as PyTorch's F.cross_entropy."""
