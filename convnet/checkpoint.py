@@ -6,16 +6,14 @@
     optimizer.safetensors, training.json   (only in a run's last/ checkpoint, for --resume)
 
 Either engine loads any checkpoint. A directory is written whole into a temporary sibling and
-renamed into place, so a reader never sees half a checkpoint. Nothing is pickled.
+renamed into place (convnet/files.py), so a reader never sees half a checkpoint. Nothing is
+pickled.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import platform
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ import numpy as np
 
 from . import __version__, spec as spec_module
 from .errors import UserError
+from .files import atomic_directory, atomic_file
 from .network import Network
 
 FORMAT = "convnet-checkpoint"
@@ -40,22 +39,16 @@ def versions() -> dict[str, str]:
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Write a JSON file atomically (temporary file in the same folder, then rename)."""
-    fd, temporary = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+    """Write a JSON file atomically."""
+    with atomic_file(path) as temporary:
+        temporary.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
 def _save_arrays(arrays: dict[str, np.ndarray], path: Path) -> None:
     from safetensors.numpy import save_file
 
-    save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(path))
+    # np.require keeps 0-d arrays 0-d (ascontiguousarray would make them 1-d)
+    save_file({k: np.require(v, requirements="C") for k, v in arrays.items()}, str(path))
 
 
 def _load_arrays(path: Path) -> dict[str, np.ndarray]:
@@ -74,10 +67,7 @@ def save(net: Network, directory: Path, *, classes: tuple[str, ...], metrics: di
     directory = Path(directory)
     if directory.exists() and not replace:
         raise UserError(f"{directory} already exists; use --force to replace it")
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=directory.name + ".", suffix=".tmp",
-                                    dir=directory.parent))
-    try:
+    with atomic_directory(directory) as staging:
         _save_arrays(net.state_dict(), staging / "model.safetensors")
         meta = {
             "format": FORMAT, "version": VERSION,
@@ -95,22 +85,7 @@ def save(net: Network, directory: Path, *, classes: tuple[str, ...], metrics: di
         if resume is not None:
             _save_arrays(net.engine.optimizer_state(), staging / "optimizer.safetensors")
             write_json(staging / "training.json", resume)
-        _swap_in(staging, directory)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
     return directory
-
-
-def _swap_in(staging: Path, directory: Path) -> None:
-    if not directory.exists():
-        os.rename(staging, directory)
-        return
-    old = Path(tempfile.mkdtemp(prefix=directory.name + ".", suffix=".old", dir=directory.parent))
-    os.rmdir(old)
-    os.rename(directory, old)
-    os.rename(staging, directory)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def resolve(path: str | Path) -> Path:

@@ -94,43 +94,63 @@ def _number(text: str) -> float:
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
+    from .recipes import RECIPES, describe
     from .train import DEFAULT_NETWORK, TrainConfig
 
     d = TrainConfig()
+    recipes = "\n".join("  " + describe(name) for name in RECIPES)
     p = sub.add_parser(
         "train", help="train a network on a data set or a folder of images",
+        argument_default=argparse.SUPPRESS, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Trains a network, validating after every epoch, and writes a run directory "
                     "with the best and last checkpoints, metrics.jsonl and curve.png.",
-        epilog="examples: convnet train   |   convnet train 'conv(16,5) relu pool(2) fc(10)' "
-               "--data mnist --epochs 3   |   convnet train --data photos/ --input 64x64x3",
+        epilog=f"recipes (--recipe NAME; options given here override them):\n{recipes}\n\n"
+               "examples: convnet train   |   convnet train --recipe fast91   |   convnet train "
+               "'conv(16,5) relu pool(2) fc(10)' --data mnist --epochs 3   |   convnet train "
+               "--data photos/ --input 64x64x3",
     )
-    p.add_argument("description", nargs="?", default=None,
-                   help=f"the network (default: {DEFAULT_NETWORK})")
-    p.add_argument("--data", default=d.data,
-                   help="fashion-mnist, mnist, cifar10, or a folder with one subfolder per class")
-    p.add_argument("--input", metavar="HxWxC", help="input shape for a folder of images")
-    p.add_argument("--data-dir", help="where to look for data sets first (and download to)")
-    p.add_argument("--engine", choices=("numpy", "torch", "auto"), default=d.engine)
-    p.add_argument("--device", help="torch engine: cpu (default), cuda, cuda:N or auto")
-    p.add_argument("--epochs", type=_positive_int, default=d.epochs)
-    p.add_argument("--batch-size", type=_positive_int, default=d.batch_size)
-    p.add_argument("--lr", type=_number, default=d.lr, help="peak learning rate")
-    p.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), default=d.optimizer)
-    p.add_argument("--momentum", type=_number, default=d.momentum)
-    p.add_argument("--no-nesterov", dest="nesterov", action="store_false")
-    p.add_argument("--weight-decay", type=_number, default=d.weight_decay)
-    p.add_argument("--schedule", choices=("constant", "cosine", "onecycle", "step"),
-                   default=d.schedule)
-    p.add_argument("--warmup-epochs", type=_number, default=d.warmup_epochs)
-    p.add_argument("--label-smoothing", type=_number, default=d.label_smoothing)
-    p.add_argument("--augment", default=d.augment, help="crop, flip or crop,flip")
-    p.add_argument("--val-size", type=_number, default=d.val_size,
-                   help="validation images held out of train (a fraction if below 1)")
-    p.add_argument("--test-fraction", type=_number, default=d.test_fraction,
-                   help="folders without train/ and test/: the share held out for testing")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--init", choices=("auto", "he", "xavier", "normal"), default=d.init)
-    p.add_argument("--dtype", choices=("float32", "float64"), default=d.dtype)
+
+    def option(flag: str, help: str, **kwargs) -> None:
+        field = flag.lstrip("-").replace("-", "_")
+        default = getattr(d, kwargs.pop("dest", field), None)
+        shown = f" (default: {default})" if default not in (None, "") else ""
+        p.add_argument(flag, help=help + shown, **kwargs)
+
+    p.add_argument("description", nargs="?", help=f"the network (default: {DEFAULT_NETWORK})")
+    p.add_argument("--recipe", choices=list(RECIPES), help="start from a named recipe")
+    option("--data", "fashion-mnist, mnist, cifar10, or a folder with one subfolder per class")
+    option("--input", "input shape for a folder of images", metavar="HxWxC")
+    option("--data-dir", "where to look for data sets first (and download to)")
+    option("--engine", "numpy, torch, or auto (torch where installed)",
+           choices=("numpy", "torch", "auto"))
+    option("--device", "torch engine: cpu, cuda, cuda:N or auto")
+    option("--epochs", "passes over the training images", type=_positive_int)
+    option("--batch-size", "images per step", type=_positive_int)
+    option("--lr", "peak learning rate", type=_number)
+    option("--optimizer", "sgd, adam or adamw", choices=("sgd", "adam", "adamw"))
+    option("--momentum", "SGD momentum", type=_number)
+    p.add_argument("--no-nesterov", dest="nesterov", action="store_false",
+                   help="plain momentum instead of Nesterov's")
+    option("--weight-decay", "L2 penalty (decoupled for adamw)", type=_number)
+    option("--schedule", "learning-rate schedule",
+           choices=("constant", "cosine", "onecycle", "step"))
+    option("--warmup-epochs", "linear warm-up before the cosine decay", type=_number)
+    option("--label-smoothing", "share of each label spread over all classes", type=_number)
+    option("--augment", "crop, flip or crop,flip")
+    option("--val-size", "validation images held out of train (a fraction if below 1)",
+           type=_number)
+    option("--test-fraction", "folders without train/ and test/: the share held out for testing",
+           type=_number)
+    option("--seed", "seed of the weights, the order of images and the augmentation", type=int)
+    option("--init", "weight initialiser", choices=("auto", "he", "xavier", "normal"))
+    option("--dtype", "float type of the network", choices=("float32", "float64"))
+    option("--channels-last", "torch engine: N×H×W×C memory for the convolutions",
+           action="store_true")
+    option("--bf16", "torch engine: bfloat16 matrix work where the hardware has it",
+           action="store_true")
+    option("--compile", "torch engine: torch.compile the model", action="store_true")
+    option("--tta", "test-time augmentation: each image and its mirror vote",
+           action="store_true")
     p.add_argument("--out", help="run directory (default: runs/DATA-DATE-TIME)")
     p.add_argument("--force", action="store_true", help="replace an existing run directory")
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last epoch")
@@ -143,10 +163,12 @@ def _run_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .checkpoint import read_meta
-    from .train import DEFAULT_NETWORK, TrainConfig, Trainer
+    from .recipes import describe, recipe
+    from .train import TrainConfig, Trainer
 
-    if args.resume:
-        directory = Path(args.resume)
+    given = vars(args)
+    if given.get("resume"):
+        directory = Path(given["resume"])
         try:
             saved = json.loads((directory / "train.json").read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
@@ -154,16 +176,20 @@ def _run_train(args: argparse.Namespace) -> int:
                             "(no readable train.json)") from None
         read_meta(directory / "last")
         config = TrainConfig.from_json(saved)
-        if args.epochs != TrainConfig().epochs:
-            config.epochs = args.epochs  # the only setting a resume may change
+        config.epochs = given.get("epochs", config.epochs)  # the one setting a resume may change
         trainer = Trainer(config, directory, resume=True)
     else:
-        values = {k: v for k, v in vars(args).items() if k in asdict(TrainConfig())}
-        values["network"] = args.description or DEFAULT_NETWORK
+        values = asdict(TrainConfig())
+        if given.get("recipe"):
+            values.update(recipe(given["recipe"]))
+            print(f"recipe {describe(given['recipe'])}", flush=True)
+        values.update({k: v for k, v in given.items() if k in values})
+        if given.get("description"):
+            values["network"] = given["description"]
         config = TrainConfig(**values)
         name = Path(config.data).name or "data"
-        directory = Path(args.out or f"runs/{name}-{time.strftime('%Y%m%d-%H%M%S')}")
-        trainer = Trainer(config, directory, force=args.force)
+        directory = Path(given.get("out") or f"runs/{name}-{time.strftime('%Y%m%d-%H%M%S')}")
+        trainer = Trainer(config, directory, force=given.get("force", False))
     net = trainer.net
     print(f"training {net.spec.without_input()} on {trainer.data.name} "
           f"({format_count(len(trainer.train))} train, {format_count(len(trainer.val))} "

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .files import atomic_file
 
 
 def _pyplot():
@@ -20,18 +20,12 @@ def _pyplot():
 
 
 def save_figure(figure, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=path.stem + ".", suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        figure.savefig(temporary, dpi=110, bbox_inches="tight")
-        os.replace(temporary, path)
+        with atomic_file(Path(path)) as temporary:
+            figure.savefig(temporary, dpi=110, bbox_inches="tight", format="png")
     finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
         _pyplot().close(figure)
-    return path
+    return Path(path)
 
 
 def training_curve(rows: list[dict[str, Any]], path: Path) -> Path:

@@ -211,30 +211,14 @@ class Trainer:
 
     def _epoch(self, epoch: int) -> dict[str, Any]:
         config, net = self.config, self.net
-        order = np.random.default_rng([config.seed, epoch]).permutation(len(self.train))
-        augment_rng = np.random.default_rng([config.seed, epoch, 1])
-        bar = _progress(self.progress, len(order) // config.batch_size * config.batch_size,
+        bar = _progress(self.progress, self.steps_per_epoch * config.batch_size,
                         f"epoch {epoch + 1}/{config.epochs}")
-        losses, accuracies = [], []
-        start = time.perf_counter()
-        for step in range(self.steps_per_epoch):
-            index = np.sort(order[step * config.batch_size:(step + 1) * config.batch_size])
-            images = augmentation.augment(self.train.images[index], self.augment, augment_rng)
-            losses.append(net.train_step(images, self.train.labels[index]))
-            accuracies.append(net.last_accuracy)
-            if bar is not None:
-                bar.update(len(index))
-                bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}",
-                                acc=f"{np.mean(accuracies[-20:]):.1%}", refresh=False)
-        seconds = time.perf_counter() - start
-        if bar is not None:
-            bar.close()
+        stats = train_epoch(net, self.train.images, self.train.labels, config, epoch,
+                            self.augment, bar)
         val = net.evaluate(self.val.images, self.val.labels) if len(self.val) else \
             {"loss": math.nan, "accuracy": math.nan}
-        return {"epoch": epoch + 1, "step": net.steps, "lr": net.lr,
-                "train_loss": float(np.mean(losses)), "train_accuracy": float(np.mean(accuracies)),
-                "val_loss": val["loss"], "val_accuracy": val["accuracy"], "seconds": seconds,
-                "images_per_second": self.steps_per_epoch * config.batch_size / seconds}
+        return {"epoch": epoch + 1, "step": net.steps, "lr": net.lr, **stats,
+                "val_loss": val["loss"], "val_accuracy": val["accuracy"]}
 
     def _save(self, epoch: int, row: dict[str, Any]) -> None:
         better = not (row["val_accuracy"] <= self.best["val_accuracy"])  # NaN (no val) counts
@@ -263,6 +247,33 @@ class Trainer:
                 (self.directory / "metrics.jsonl").read_text().splitlines() if line.strip()]
         from .figures import training_curve
         training_curve(rows, self.directory / "curve.png")
+
+
+def train_epoch(net: Network, images: np.ndarray, labels: np.ndarray, config: TrainConfig,
+                epoch: int, augment: tuple[str, ...] = (), bar=None) -> dict[str, float]:
+    """One pass over the training images in batches; the order comes from (seed, epoch).
+
+    Returns the mean loss and accuracy of the batches, the seconds it took and images per second
+    (training only: nothing else happens inside)."""
+    steps = max(1, len(images) // config.batch_size)  # the last partial batch is dropped
+    order = np.random.default_rng([config.seed, epoch]).permutation(len(images))
+    augment_rng = np.random.default_rng([config.seed, epoch, 1])
+    losses, accuracies = [], []
+    start = time.perf_counter()
+    for step in range(steps):
+        index = np.sort(order[step * config.batch_size:(step + 1) * config.batch_size])
+        batch = augmentation.augment(images[index], augment, augment_rng)
+        losses.append(net.train_step(batch, labels[index]))
+        accuracies.append(net.last_accuracy)
+        if bar is not None:
+            bar.update(len(index))
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}",
+                            acc=f"{np.mean(accuracies[-20:]):.1%}", refresh=False)
+    seconds = time.perf_counter() - start
+    if bar is not None:
+        bar.close()
+    return {"train_loss": float(np.mean(losses)), "train_accuracy": float(np.mean(accuracies)),
+            "seconds": seconds, "images_per_second": steps * config.batch_size / seconds}
 
 
 def _progress(enabled: bool, total: int, description: str):

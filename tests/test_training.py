@@ -85,11 +85,15 @@ def test_train_eval_predict(capsys, tmp_path, fashion_dir, engine):
     assert stdout.startswith(f"{paths[0]}: ") and "%" in stdout
 
 
+WITH_BATCHNORM = "conv(8,3,pad=same,bias=false) batchnorm relu pool(2) fc(16) batchnorm relu fc(10)"
+
+
+@pytest.mark.parametrize("network", [SMALL, WITH_BATCHNORM])
 @pytest.mark.parametrize("trained_with, loaded_with", [("numpy", "torch"), ("torch", "numpy")])
 def test_a_checkpoint_predicts_the_same_on_the_other_engine(capsys, tmp_path, fashion_dir,
-                                                            trained_with, loaded_with):
+                                                            trained_with, loaded_with, network):
     out = tmp_path / "run"
-    assert train(capsys, fashion_dir, out, engine=trained_with, epochs=1)[0] == 0
+    assert train(capsys, fashion_dir, out, engine=trained_with, epochs=1, network=network)[0] == 0
     images = load_dataset("fashion-mnist", data_dir=str(fashion_dir)).test.images[:300]
     own, _ = checkpoint.load(out, engine=trained_with)
     other, _ = checkpoint.load(out, engine=loaded_with)
@@ -246,3 +250,14 @@ def test_missing_data_ends_in_one_line_with_how_to_get_it(tmp_path):
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.count("\n") == 1 and "MNIST is not in" in done.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_written_files_get_ordinary_permissions(tmp_path, trained):
+    import os
+    import stat
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in [trained / "best", trained / "best" / "model.json",
+                 trained / "best" / "model.safetensors", trained / "curve.png"]:
+        expected = (0o777 if path.is_dir() else 0o666) & ~mask
+        assert stat.S_IMODE(path.stat().st_mode) == expected, path

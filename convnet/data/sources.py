@@ -16,7 +16,6 @@ import hashlib
 import os
 import shutil
 import subprocess
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
+from ..files import atomic_file
 from . import cifar, folder, idx
 from .dataset import Dataset, Split, stratified_split
 
@@ -124,24 +124,20 @@ def locate(name: str, data_dir: str | None) -> dict[str, Path] | None:
 
 def download(url: str, md5: str, destination: Path, timeout: float = 60) -> Path:
     """Fetch url into destination, atomically: a temporary file, checked, then renamed."""
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=destination.name + ".", suffix=".part",
-                                     dir=destination.parent)
     digest = hashlib.md5()
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
-            while chunk := response.read(1 << 20):
-                digest.update(chunk)
-                out.write(chunk)
-        if digest.hexdigest() != md5:
-            raise UserError(f"the download of {url} is corrupt: its MD5 is {digest.hexdigest()}, "
-                            f"the authors' is {md5}; the file was deleted, try again")
-        os.replace(temporary, destination)
+        with atomic_file(destination) as temporary:
+            with open(temporary, "wb") as out, \
+                    urllib.request.urlopen(url, timeout=timeout) as response:
+                while chunk := response.read(1 << 20):
+                    digest.update(chunk)
+                    out.write(chunk)
+            if digest.hexdigest() != md5:
+                raise UserError(f"the download of {url} is corrupt: its MD5 is "
+                                f"{digest.hexdigest()}, the authors' is {md5}; the file was "
+                                "deleted, try again")
     except (urllib.error.URLError, OSError, ValueError) as e:
         raise UserError(f"could not download {url}: {getattr(e, 'reason', e)}") from None
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
     return destination
 
 

@@ -1,0 +1,79 @@
+"""Training and inference throughput of the recipes' networks, and how close to the machine's
+physical limit they run.
+
+For each network: images per second for a training step (forward, backward, SGD) and for
+inference, batch 256, on the torch engine in fp32 and with the fast path (channels-last + bf16
+autocast), and on the NumPy engine; achieved FLOP/s (2 FLOPs per multiply-add; a training step
+counts 3× the forward's multiply-adds, for the forward and the two backward products; the counts
+come from `convnet inspect`); and that as a fraction of this machine's peak matrix FLOP/s,
+measured here with large square matrix products in fp32 and in bf16.
+
+    .venv/bin/python bench/throughput.py
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from convnet import Network, shapes, spec  # noqa: E402
+from convnet.config import SpeedOptions  # noqa: E402
+from convnet.recipes import RECIPES  # noqa: E402
+
+BATCH = 256
+
+
+def peak_matmul_flops(dtype, n: int = 2048, repeat: int = 10) -> float:
+    a = torch.randn(n, n).to(dtype)
+    b = torch.randn(n, n).to(dtype)
+    for _ in range(2):
+        a @ b
+    start = time.perf_counter()
+    for _ in range(repeat):
+        a @ b
+    return 2 * n ** 3 * repeat / (time.perf_counter() - start)
+
+
+def images_per_second(fn, seconds: float = 3.0) -> float:
+    fn()
+    fn()
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        fn()
+        count += 1
+    return count * BATCH / (time.perf_counter() - start)
+
+
+def main() -> None:
+    torch.set_num_threads(os.cpu_count() or 1)
+    peak32, peak16 = peak_matmul_flops(torch.float32), peak_matmul_flops(torch.bfloat16)
+    print(f"# {os.cpu_count()} cores; measured peak matrix FLOP/s: fp32 {peak32 / 1e9:.0f} G, "
+          f"bf16 {peak16 / 1e9:.0f} G (2048×2048 products); batch {BATCH}")
+    print(f"{'network':8} {'engine/path':16} {'train img/s':>11} {'GFLOP/s':>8} {'% peak':>7} "
+          f"{'infer img/s':>11} {'GFLOP/s':>8} {'% peak':>7}")
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (BATCH, 28, 28, 1), dtype=np.uint8)
+    y = rng.integers(0, 10, BATCH)
+    for name, settings in RECIPES.items():
+        network = spec.parse(settings["network"]).with_input((28, 28, 1))
+        macs = sum(r.macs for r in shapes.infer(network))
+        paths = [("torch fp32", "torch", SpeedOptions(), peak32),
+                 ("torch bf16+cl", "torch", SpeedOptions(channels_last=True, bf16=True), peak16),
+                 ("numpy fp32", "numpy", SpeedOptions(), peak32)]
+        for label, engine, speed, peak in paths:
+            net = Network(network, engine=engine, speed=speed, lr=0.01)
+            train = images_per_second(lambda: net.train_step(x, y))
+            infer = images_per_second(lambda: net.logits(x, batch_size=BATCH))
+            train_flops, infer_flops = train * 6 * macs, infer * 2 * macs
+            print(f"{name:8} {label:16} {train:11.0f} {train_flops / 1e9:8.1f} "
+                  f"{100 * train_flops / peak:6.1f}% {infer:11.0f} {infer_flops / 1e9:8.1f} "
+                  f"{100 * infer_flops / peak:6.1f}%", flush=True)
+
+
+if __name__ == "__main__":
+    main()

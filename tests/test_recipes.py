@@ -1,0 +1,117 @@
+"""Recipes and the torch engine's fast path: what they set, and how they fail or fall back."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from convnet import Network
+from convnet.cli import main
+from convnet.config import SpeedOptions
+from convnet.engines import torch_engine
+from convnet.errors import UserError
+from convnet.recipes import RECIPES
+from convnet.spec import parse
+from test_training import fashion_dir  # noqa: F401 - the shared data fixture
+
+NET = "conv(8,3,pad=same,bias=false) batchnorm relu pool(2) fc(10)"
+
+
+def batch(n=64, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8), rng.integers(0, 10, n)
+
+
+@pytest.mark.parametrize("name", list(RECIPES))
+def test_recipes_are_written_in_the_description_language(name):
+    settings = RECIPES[name]
+    network = parse(settings["network"]).with_input((28, 28, 1))
+    Network(network, engine="torch")  # builds: the geometry fits Fashion-MNIST
+    assert settings["network"].startswith("conv(") and "pool(2)" in settings["network"]
+
+
+def test_recipe_settings_and_command_line_precedence(capsys, tmp_path, fashion_dir):  # noqa: F811
+    code = main(["train", "--recipe", "fast91", "--data-dir", str(fashion_dir), "--epochs", "1",
+                 "--out", str(tmp_path / "run"), "--val-size", "300"])
+    out = capsys.readouterr().out
+    assert code == 0 and out.startswith("recipe fast91: conv(24,3,pad=same,bias=false)")
+    saved = json.loads((tmp_path / "run" / "train.json").read_text())
+    assert saved["recipe"] == "fast91" and saved["epochs"] == 1 and saved["val_size"] == 300
+    assert saved["bf16"] and saved["channels_last"] and saved["schedule"] == "onecycle"
+
+
+def test_bf16_and_channels_last_agree_with_float32():
+    x, y = batch()
+    plain = Network(NET, input="28x28x1", engine="torch", seed=3)
+    fast = Network(NET, input="28x28x1", engine="torch", seed=3,
+                   speed=SpeedOptions(channels_last=True, bf16=True))
+    p, q = plain.predict(x), fast.predict(x)
+    assert np.abs(p - q).max() < 0.05  # bf16 keeps ~3 significant digits
+    losses = [fast.train_step(x, y) for _ in range(20)]
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0]
+
+
+def test_bf16_falls_back_with_a_notice_where_the_cpu_lacks_it(monkeypatch, capsys):
+    monkeypatch.setattr(torch_engine, "cpu_has_bf16", lambda: False)
+    net = Network(NET, input="28x28x1", engine="torch", speed=SpeedOptions(bf16=True))
+    err = capsys.readouterr().err
+    assert err == "convnet: note: this CPU has no bf16 matrix units; training in float32 " \
+                  "instead\n"
+    assert not net.engine.autocast and np.isfinite(net.train_step(*batch()))
+
+
+def test_compile_failure_falls_back_with_a_notice(monkeypatch, capsys):
+    import torch
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no compiler")
+    monkeypatch.setattr(torch, "compile", broken)
+    net = Network(NET, input="28x28x1", engine="torch", speed=SpeedOptions(compile=True))
+    assert "torch.compile is not available here (no compiler); running uncompiled" in \
+        capsys.readouterr().err
+    assert np.isfinite(net.train_step(*batch()))
+
+
+def test_test_time_flips_average_an_image_and_its_mirror():
+    x, _ = batch(8)
+    net = Network(NET, input="28x28x1", engine="numpy", seed=1)
+    with_tta = Network(NET, input="28x28x1", engine="numpy", seed=1, tta=True)
+    expected = (net.logits(x) + net.logits(x[:, :, ::-1].copy())) / 2
+    assert np.allclose(with_tta.logits(x), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"engine": "numpy", "speed": SpeedOptions(bf16=True)},
+     "bf16: the torch engine's fast path; use --engine torch"),
+    ({"engine": "numpy", "speed": SpeedOptions(channels_last=True, compile=True)},
+     "channels-last, compile: the torch engine's fast path"),
+    ({"engine": "torch", "dtype": "float64", "speed": SpeedOptions(bf16=True)},
+     "bf16 works on float32 networks"),
+])
+def test_options_that_do_not_go_together(kwargs, message):
+    with pytest.raises(UserError, match=message):
+        Network(NET, input="28x28x1", **kwargs)
+
+
+def test_a_crop_larger_than_the_image_is_refused():
+    from convnet.augment import augment
+    with pytest.raises(UserError, match="a crop with padding 4 does not fit 3x3 images"):
+        augment(np.zeros((2, 3, 3, 1), np.uint8), ("crop",), np.random.default_rng(0), pad=4)
+
+
+def test_augmentation_keeps_shapes_and_moves_pixels():
+    from convnet.augment import augment
+    images = np.arange(4 * 6 * 6, dtype=np.uint8).reshape(4, 6, 6, 1)
+    out = augment(images, ("crop", "flip"), np.random.default_rng(0))
+    assert out.shape == images.shape and out.dtype == np.uint8
+    assert not np.array_equal(out, images)
+    flipped = augment(images, ("flip",), np.random.default_rng(1))
+    for a, b in zip(flipped, images):
+        assert np.array_equal(a, b) or np.array_equal(a, b[:, ::-1])
+
+
+def test_unknown_recipe_is_refused(capsys):
+    assert main(["train", "--recipe", "fast99"]) == 2
+    assert "invalid choice: 'fast99'" in capsys.readouterr().err
