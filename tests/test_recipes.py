@@ -36,7 +36,7 @@ def test_recipe_settings_and_command_line_precedence(capsys, tmp_path, fashion_d
     code = main(["train", "--recipe", "fast91", "--data-dir", str(fashion_dir), "--epochs", "1",
                  "--out", str(tmp_path / "run"), "--val-size", "300"])
     out = capsys.readouterr().out
-    assert code == 0 and out.startswith("recipe fast91: conv(24,3,pad=same,bias=false)")
+    assert code == 0 and out.startswith("recipe fast91: conv(32,3,pad=same,bias=false)")
     saved = json.loads((tmp_path / "run" / "train.json").read_text())
     assert saved["recipe"] == "fast91" and saved["epochs"] == 1 and saved["val_size"] == 300
     assert saved["bf16"] and saved["channels_last"] and saved["schedule"] == "onecycle"
@@ -115,3 +115,10 @@ def test_augmentation_keeps_shapes_and_moves_pixels():
 def test_unknown_recipe_is_refused(capsys):
     assert main(["train", "--recipe", "fast99"]) == 2
     assert "invalid choice: 'fast99'" in capsys.readouterr().err
+
+
+def test_tta_without_flip_augmentation_gets_a_notice(capsys, tmp_path, fashion_dir):  # noqa: F811
+    code = main(["train", NET, "--data-dir", str(fashion_dir), "--epochs", "1", "--tta",
+                 "--engine", "numpy", "--out", str(tmp_path / "run"), "--val-size", "300"])
+    assert code == 0
+    assert "convnet: note: --tta also looks at each image's mirror" in capsys.readouterr().err
