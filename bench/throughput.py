@@ -65,14 +65,20 @@ def main() -> None:
         paths = [("torch fp32", "torch", SpeedOptions(), peak32),
                  ("torch bf16+cl", "torch", SpeedOptions(channels_last=True, bf16=True), peak16),
                  ("numpy fp32", "numpy", SpeedOptions(), peak32)]
+        measured = {}
         for label, engine, speed, peak in paths:
             net = Network(network, engine=engine, speed=speed, lr=0.01)
             train = images_per_second(lambda: net.train_step(x, y))
             infer = images_per_second(lambda: net.logits(x, batch_size=BATCH))
+            measured[label] = (train, infer)
             train_flops, infer_flops = train * 6 * macs, infer * 2 * macs
             print(f"{name:8} {label:16} {train:11.0f} {train_flops / 1e9:8.1f} "
                   f"{100 * train_flops / peak:6.1f}% {infer:11.0f} {infer_flops / 1e9:8.1f} "
                   f"{100 * infer_flops / peak:6.1f}%", flush=True)
+        (nt, ni), (tt, ti) = measured["numpy fp32"], measured["torch fp32"]
+        (ft, fi) = measured["torch bf16+cl"]
+        print(f"{name:8} ratios: numpy/torch fp32 train {nt / tt:.2f}×, infer {ni / ti:.2f}×; "
+              f"fast path/torch fp32 train {ft / tt:.2f}×, infer {fi / ti:.2f}×", flush=True)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ import sys
 import time
 from dataclasses import asdict
 
-import numpy as np
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))

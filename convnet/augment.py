@@ -23,6 +23,11 @@ def parse(text: str | None) -> tuple[str, ...]:
     return kinds
 
 
+def check_fits(kinds: tuple[str, ...], height: int, width: int, pad: int = 2) -> None:
+    if "crop" in kinds and pad >= min(height, width):
+        raise UserError(f"a crop with padding {pad} does not fit {height}x{width} images")
+
+
 def augment(images: np.ndarray, kinds: tuple[str, ...], rng: np.random.Generator,
             pad: int = 2) -> np.ndarray:
     if not kinds:
@@ -30,8 +35,7 @@ def augment(images: np.ndarray, kinds: tuple[str, ...], rng: np.random.Generator
     n, h, w, _ = images.shape
     out = images
     if "crop" in kinds:
-        if pad >= min(h, w):
-            raise UserError(f"a crop with padding {pad} does not fit {h}x{w} images")
+        check_fits(kinds, h, w, pad)
         padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
         dy = rng.integers(0, 2 * pad + 1, n)
         dx = rng.integers(0, 2 * pad + 1, n)

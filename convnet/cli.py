@@ -227,6 +227,9 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device")
     p.add_argument("--confusion", metavar="FILE.png",
                    help="where to write the confusion matrix (default: MODEL/confusion.png)")
+    p.add_argument("--mistakes", metavar="FILE.png",
+                   help="where to draw the most confident mistakes "
+                        "(default: MODEL/misclassified.png)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=_run_eval)
 
@@ -237,7 +240,9 @@ def _run_eval(args: argparse.Namespace) -> int:
     from . import checkpoint
     from .data import load_dataset
     from .evaluate import evaluate
-    from .figures import confusion_matrix
+    import numpy as np
+
+    from .figures import confusion_matrix, gallery
 
     net, meta = checkpoint.load(args.model, engine=args.engine, device=args.device)
     data_name = args.data or meta.get("training", {}).get("data")
@@ -256,12 +261,21 @@ def _run_eval(args: argparse.Namespace) -> int:
     target = Path(args.confusion) if args.confusion else Path(meta["directory"]) / "confusion.png"
     confusion_matrix(report.confusion, classes, target,
                      f"{data.name} {args.split}: {report.accuracy:.2%}")
+    mistakes = Path(args.mistakes) if args.mistakes else \
+        Path(meta["directory"]) / "misclassified.png"
+    wrong = np.flatnonzero(report.predicted != split.labels)
+    worst = wrong[np.argsort(-report.confidence[wrong], kind="stable")][:24]
+    gallery(split.images[worst], [classes[i] for i in split.labels[worst]],
+            [classes[i] for i in report.predicted[worst]], report.confidence[worst], mistakes,
+            f"the {len(worst)} most confident mistakes of {len(wrong):,} ({data.name} "
+            f"{args.split})")
     if args.json:
         print(json.dumps({**report.to_json(), "data": data.name, "split": args.split,
-                          "confusion_png": str(target)}, indent=2))
+                          "confusion_png": str(target), "misclassified_png": str(mistakes)},
+                         indent=2))
     else:
         print(report.text())
-        print(f"\nconfusion matrix: {target}")
+        print(f"\nconfusion matrix: {target}   most confident mistakes: {mistakes}")
     return 0
 
 
@@ -278,24 +292,13 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_predict(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     import numpy as np
 
     from . import checkpoint
-    from .data.folder import read_image
 
     net, meta = checkpoint.load(args.model, engine=args.engine, device=args.device)
     classes = list(meta["classes"])
-    batch = []
-    for name in args.images:
-        path = Path(name)
-        if not path.is_file():
-            raise UserError(f"no image file {name}")
-        try:
-            batch.append(read_image(path, net.input_shape))
-        except Exception as e:  # noqa: BLE001 - whatever Pillow says, it's the file
-            raise UserError(f"{name} is not a readable image ({e})") from None
+    batch = [_load_image(name, net.input_shape) for name in args.images]
     probs = net.predict(np.stack(batch))
     top = min(args.top, len(classes))
     results = []
@@ -312,6 +315,79 @@ def _run_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_image(path_text: str, shape: tuple[int, int, int]):
+    from pathlib import Path
+
+    from .data.folder import read_image
+
+    path = Path(path_text)
+    if not path.is_file():
+        raise UserError(f"no image file {path_text}")
+    try:
+        return read_image(path, shape)
+    except Exception as e:  # noqa: BLE001 - whatever Pillow says, it's the file
+        raise UserError(f"{path_text} is not a readable image ({e})") from None
+
+
+def _add_show(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("show", help="every layer's activation maps for one image, as a PNG",
+                       description="Draws the input, each layer's activation maps (labelled "
+                                   "with the layer, its shape HxWxC and a colour scale), the "
+                                   "first layer's filters and the class probabilities.")
+    p.add_argument("model", help="a model directory (or a training run: its best/)")
+    p.add_argument("image")
+    p.add_argument("--out", required=True, metavar="FILE.png")
+    p.add_argument("--layer", action="append", metavar="N|NAME",
+                   help="only these layers (numbers or names like conv, relu; repeatable)")
+    p.set_defaults(run=_run_show)
+
+
+def _run_show(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from . import checkpoint
+    from .figures import inside_figure
+    from .inside import activations, conv_filters, pick_layers
+
+    net, meta = checkpoint.load(args.model, engine="numpy")
+    image = _load_image(args.image, net.input_shape)
+    chosen = pick_layers(net.shapes, args.layer)
+    views = activations(net, image)
+    shown = [v for v in views[:-1] if v.index in chosen] + [views[-1]]
+    filters = conv_filters(net)
+    path = inside_figure(image, shown, filters[0][1] if filters else None, list(meta["classes"]),
+                         Path(args.out))
+    probs = views[-1].values
+    best = int(probs.argmax())
+    print(f"{args.image}: {meta['classes'][best]} {probs[best]:.1%}; {len(shown) - 1} layers "
+          f"drawn → {path}")
+    return 0
+
+
+def _add_filters(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("filters", help="the learned filters of each conv layer, as a PNG")
+    p.add_argument("model", help="a model directory (or a training run: its best/)")
+    p.add_argument("--out", required=True, metavar="FILE.png")
+    p.set_defaults(run=_run_filters)
+
+
+def _run_filters(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from . import checkpoint
+    from .figures import filters_figure
+    from .inside import conv_filters
+    from .spec import layer_to_string
+
+    net, _ = checkpoint.load(args.model, engine="numpy")
+    layers = [(f"{s.index} {layer_to_string(s.layer)}", w) for s, w in conv_filters(net)]
+    if not layers:
+        raise UserError("this network has no conv layer, so no filters to draw")
+    path = filters_figure(layers, Path(args.out))
+    print(f"{len(layers)} conv layer(s) drawn → {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="convnet", description="The ConvNet of lecture 11, as software.")
     from . import __version__
@@ -323,6 +399,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_eval(sub)
     _add_predict(sub)
+    _add_show(sub)
+    _add_filters(sub)
     return parser
 
 

@@ -17,6 +17,8 @@ class Report:
     classes: list[str]
     confusion: np.ndarray  # K×K counts
     images: int
+    predicted: np.ndarray  # each image's predicted class
+    confidence: np.ndarray  # the probability it gave that class
 
     @property
     def precision(self) -> np.ndarray:
@@ -61,6 +63,7 @@ def evaluate(net: Network, images: np.ndarray, labels: np.ndarray, classes: list
     predicted = logits.argmax(axis=1)
     k = len(classes)
     confusion = np.bincount(labels * k + predicted, minlength=k * k).reshape(k, k)
+    confidence = np.exp(log_probs[np.arange(len(labels)), predicted])
     return Report(float((predicted == labels).mean()),
                   -float(log_probs[np.arange(len(labels)), labels].mean()), classes, confusion,
-                  len(labels))
+                  len(labels), predicted, confidence)

@@ -22,7 +22,6 @@ engine, checkpoint and page reads the records below, never the string.
 from __future__ import annotations
 
 import difflib
-import json
 import re
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Literal, Union
@@ -626,7 +625,3 @@ def load(text_or_path: str, floor: bool = False) -> Spec:
     if looks_like_file:
         raise UserError(f"no description file {text_or_path!r}")
     return parse(text_or_path, floor=floor)
-
-
-def dumps(spec: Spec) -> str:
-    return json.dumps(to_json(spec))

@@ -159,6 +159,7 @@ class Trainer:
         warmup = int(config.warmup_epochs * self.steps_per_epoch)
         self.net.schedule = make_schedule(config.schedule, config.lr, total, warmup)
         self.augment = augmentation.parse(config.augment)
+        augmentation.check_fits(self.augment, *self.data.shape[:2])
         if config.tta and "flip" not in self.augment:
             # Measured on Fashion-MNIST (all shoes face one way): 90.7% → 76.3% test accuracy.
             print("convnet: note: --tta also looks at each image's mirror, which the network never "
@@ -207,8 +208,9 @@ class Trainer:
                 f.write(json.dumps(row) + "\n")
             self._save(epoch + 1, row)
             self._plot()
-            print(f"epoch {epoch + 1}/{config.epochs}: loss {row['train_loss']:.4f}, "
-                  f"val accuracy {row['val_accuracy']:.2%}, "
+            val = "no validation images" if math.isnan(row["val_accuracy"]) else \
+                f"val accuracy {row['val_accuracy']:.2%}"
+            print(f"epoch {epoch + 1}/{config.epochs}: loss {row['train_loss']:.4f}, {val}, "
                   f"{row['images_per_second']:.0f} img/s, {row['seconds']:.1f} s", flush=True)
             if on_epoch_end is not None:
                 on_epoch_end(epoch + 1)

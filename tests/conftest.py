@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from formats import write_mnist_like
+
 GOLDEN = Path(__file__).parent / "golden"
 
 
@@ -27,3 +29,16 @@ def golden(request: pytest.FixtureRequest):
         assert text == path.read_text(encoding="utf-8")
 
     return check
+
+
+@pytest.fixture(scope="session")
+def fashion_dir(tmp_path_factory) -> Path:
+    """3,000 training and 1,000 test images of the real Fashion-MNIST, as IDX files."""
+    from convnet.data import load_dataset
+
+    data = load_dataset("fashion-mnist", download_ok=False)
+    root = tmp_path_factory.mktemp("data")
+    write_mnist_like(root / "fashion-mnist",
+                     (data.train.images[:3000], data.train.labels[:3000]),
+                     (data.test.images[:1000], data.test.labels[:1000]))
+    return root

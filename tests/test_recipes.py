@@ -14,7 +14,6 @@ from convnet.engines import torch_engine
 from convnet.errors import UserError
 from convnet.recipes import RECIPES
 from convnet.spec import parse
-from test_training import fashion_dir  # noqa: F401 - the shared data fixture
 
 NET = "conv(8,3,pad=same,bias=false) batchnorm relu pool(2) fc(10)"
 
@@ -32,7 +31,7 @@ def test_recipes_are_written_in_the_description_language(name):
     assert settings["network"].startswith("conv(") and "pool(2)" in settings["network"]
 
 
-def test_recipe_settings_and_command_line_precedence(capsys, tmp_path, fashion_dir):  # noqa: F811
+def test_recipe_settings_and_command_line_precedence(capsys, tmp_path, fashion_dir):
     code = main(["train", "--recipe", "fast91", "--data-dir", str(fashion_dir), "--epochs", "1",
                  "--out", str(tmp_path / "run"), "--val-size", "300"])
     out = capsys.readouterr().out
@@ -117,7 +116,7 @@ def test_unknown_recipe_is_refused(capsys):
     assert "invalid choice: 'fast99'" in capsys.readouterr().err
 
 
-def test_tta_without_flip_augmentation_gets_a_notice(capsys, tmp_path, fashion_dir):  # noqa: F811
+def test_tta_without_flip_augmentation_gets_a_notice(capsys, tmp_path, fashion_dir):
     code = main(["train", NET, "--data-dir", str(fashion_dir), "--epochs", "1", "--tta",
                  "--engine", "numpy", "--out", str(tmp_path / "run"), "--val-size", "300"])
     assert code == 0

@@ -16,21 +16,9 @@ from convnet import checkpoint
 from convnet.cli import main
 from convnet.data import load_dataset
 from convnet.train import TrainConfig, Trainer
-from formats import write_mnist_like
 
 SMALL = "conv(8,3,pad=same) relu pool(2) conv(16,3,pad=same) relu pool(2) fc(10)"
 WITH_DROPOUT = "conv(8,3,pad=same) relu pool(2) dropout(0.3) fc(10)"
-
-
-@pytest.fixture(scope="session")
-def fashion_dir(tmp_path_factory) -> Path:
-    """3,000 training and 1,000 test images of the real Fashion-MNIST, as IDX files."""
-    data = load_dataset("fashion-mnist", download_ok=False)
-    root = tmp_path_factory.mktemp("data")
-    write_mnist_like(root / "fashion-mnist",
-                     (data.train.images[:3000], data.train.labels[:3000]),
-                     (data.test.images[:1000], data.test.labels[:1000]))
-    return root
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:

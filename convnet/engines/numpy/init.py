@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from ...errors import UserError
-from ...spec import Activation, BatchNorm, Conv, Dropout, Layer, Pool
+from ...spec import Activation, BatchNorm, Dropout, Layer, Pool
 
 SCHEMES = ("auto", "he", "xavier", "normal")
 
@@ -63,5 +63,3 @@ def initial_weights(layers: tuple[Layer, ...], weight_shapes: dict[int, tuple[in
         out[index] = draw_weight(shape, scheme_for(layers, index, scheme), rng)
     return out
 
-
-__all__ = ["SCHEMES", "initial_weights", "Conv"]

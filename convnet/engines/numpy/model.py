@@ -78,6 +78,19 @@ class NumpyModel:
                 x = layer.forward(x, training)
         return x.T  # classes×N → N×classes
 
+    def activations(self, x: np.ndarray) -> list[np.ndarray | None]:
+        """Every layer's output for an N×H×W×C batch (evaluation mode), in the user's layout:
+        N×H×W×C for activation volumes, N×D for vectors; None for the final softmax."""
+        x = to_engine_layout(x)
+        outputs: list[np.ndarray | None] = []
+        for layer in self.layers:
+            if layer is None:
+                outputs.append(None)
+                continue
+            x = layer.forward(x, training=False)
+            outputs.append(x.transpose(3, 1, 2, 0).copy() if x.ndim == 4 else x.T.copy())
+        return outputs
+
     def backward(self, d_logits: np.ndarray) -> None:
         """From d(loss)/d(logits) (N×classes), every layer's gradients after a training forward."""
         d = np.ascontiguousarray(d_logits.T)

@@ -1,0 +1,79 @@
+"""Looking inside a trained network: every layer's activation maps for one image, and the
+learned filters. Computed with the NumPy engine, whichever engine trained the model (every
+checkpoint loads into it), because it hands back each layer's output as it goes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import UserError
+from .network import Network
+from .shapes import LayerShape, format_shape
+from .spec import Conv, layer_to_string
+
+
+@dataclass(frozen=True)
+class LayerView:
+    index: int
+    text: str  # the layer as written, e.g. conv(6,5)
+    shape: tuple[int, ...]  # H×W×C or D
+    values: np.ndarray  # the activations for the image, in that shape
+
+    @property
+    def title(self) -> str:
+        return f"{self.index} {self.text} → {format_shape(self.shape)}"
+
+
+def as_numpy_network(net: Network) -> Network:
+    """The same network and weights on the NumPy engine (itself if it already is)."""
+    if net.engine.name == "numpy":
+        return net
+    twin = Network(net.spec, engine="numpy", normalization=net.normalization, tta=False)
+    twin.load_state_dict(net.state_dict())
+    return twin
+
+
+def activations(net: Network, image: np.ndarray) -> list[LayerView]:
+    """Every layer's output for one H×W×C image (uint8 or float), the softmax's included."""
+    numpy_net = as_numpy_network(net)
+    batch = numpy_net.prepare_images(image[None])
+    outputs = numpy_net.engine.model.activations(batch)
+    views = []
+    for info, out in zip(numpy_net.shapes, outputs):
+        if out is None:  # the softmax: probabilities from the logits before it
+            logits = views[-1].values.astype(np.float64)
+            e = np.exp(logits - logits.max())
+            out = (e / e.sum())[None]
+        views.append(LayerView(info.index, layer_to_string(info.layer), info.output, out[0]))
+    return views
+
+
+def pick_layers(shapes: list[LayerShape], wanted: list[str] | None) -> set[int]:
+    """Layer indices from --layer values: numbers, or names such as conv or relu."""
+    if not wanted:
+        return {s.index for s in shapes}
+    chosen: set[int] = set()
+    for item in wanted:
+        for part in item.split(","):
+            part = part.strip()
+            if part.isdigit():
+                if int(part) >= len(shapes):
+                    raise UserError(f"--layer {part}: the network has layers 0 to "
+                                    f"{len(shapes) - 1}")
+                chosen.add(int(part))
+                continue
+            matches = {s.index for s in shapes if layer_to_string(s.layer).split("(")[0] == part}
+            if not matches:
+                names = sorted({layer_to_string(s.layer).split("(")[0] for s in shapes})
+                raise UserError(f"--layer {part!r} matches no layer; use a number or one of "
+                                f"{', '.join(names)}")
+            chosen |= matches
+    return chosen
+
+
+def conv_filters(net: Network) -> list[tuple[LayerShape, np.ndarray]]:
+    """Each conv layer and its weight, K×C×kh×kw."""
+    state = net.state_dict()
+    return [(s, state[f"{s.index}.weight"]) for s in net.shapes if isinstance(s.layer, Conv)]
