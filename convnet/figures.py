@@ -76,8 +76,7 @@ def tile(maps: np.ndarray, columns: int) -> np.ndarray:
 
 def _show(axis, image: np.ndarray, title: str, cmap: str = "viridis", colorbar=True):
     plt = _pyplot()
-    colours = plt.get_cmap(cmap).copy()
-    colours.set_bad("white")
+    colours = plt.get_cmap(cmap).with_extremes(bad="white")  # NaN gaps between maps: white
     shown = axis.imshow(image, cmap=colours, interpolation="nearest")
     axis.set_title(title, fontsize=8, loc="left")
     axis.set_xticks([])
@@ -151,8 +150,7 @@ def filters_figure(layers: list[tuple[str, np.ndarray]], path: Path) -> Path:
             mosaic[r * (kh + 1):r * (kh + 1) + kh] = row
         limit = float(np.nanmax(np.abs(mosaic))) or 1.0
         note = "" if (k, c) == shown.shape[:2] else f" (first {shown.shape[0]}×{shown.shape[1]})"
-        colours = plt.get_cmap("RdBu_r").copy()
-        colours.set_bad("white")
+        colours = plt.get_cmap("RdBu_r").with_extremes(bad="white")
         image = axis.imshow(mosaic, cmap=colours, vmin=-limit, vmax=limit,
                             interpolation="nearest")
         axis.set_title(f"{title}: {k} filters of {kh}x{kw}x{c}, a row per filter{note}",

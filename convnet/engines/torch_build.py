@@ -7,8 +7,15 @@ the logits, which is the numerically stable way.
 
 from __future__ import annotations
 
+import warnings
+
 from ..shapes import conv_padding, infer
 from ..spec import FC, Activation, BatchNorm, Conv, Dropout, Flatten, Pool, Softmax, Spec
+
+
+# PyTorch notes that pad=same with an even filter pads unevenly; the arithmetic already says so.
+warnings.filterwarnings("ignore", message="Using padding='same' with even kernel",
+                        category=UserWarning)
 
 
 def build_sequential(spec: Spec, input_shape: tuple[int, int, int]):

@@ -8,8 +8,6 @@ in both; state and optimiser slots carry the same names, so checkpoints move bet
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 from ..config import OptimizerConfig, SpeedOptions
@@ -19,10 +17,6 @@ from ..spec import Spec
 from .allocator import keep_freed_memory
 from .numpy.init import initial_weights
 from .torch_build import build_sequential
-
-# PyTorch notes that pad=same with an even filter pads unevenly; the arithmetic already says so.
-warnings.filterwarnings("ignore", message="Using padding='same' with even kernel",
-                        category=UserWarning)
 
 # torch.optim's per-parameter state → the NumPy engine's slot names
 SLOTS = {"momentum_buffer": "momentum", "exp_avg": "exp_avg", "exp_avg_sq": "exp_avg_sq"}
