@@ -30,9 +30,9 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from convnet.data import load_dataset  # noqa: E402
-from convnet.network import Network  # noqa: E402
 from convnet.recipes import RECIPES, recipe  # noqa: E402
-from convnet.train import TrainConfig, channel_stats, train_epoch  # noqa: E402
+from convnet.spec import load as load_spec  # noqa: E402
+from convnet.train import TrainConfig, build_network, channel_stats, train_epoch  # noqa: E402
 from convnet import augment as augmentation  # noqa: E402
 
 TARGETS = (0.91, 0.93, 0.94)
@@ -79,14 +79,8 @@ def recipe_run(data, name: str, seed: int, engine: str | None = None) -> list[tu
     if engine:
         settings = {**settings, "engine": engine, "channels_last": False, "bf16": False}
     config = TrainConfig(**{**asdict(TrainConfig()), **settings, "seed": seed}).check()
-    net = Network(config.network, input=data.shape, engine=config.engine, seed=seed,
-                  optimizer=config.optimizer_config(), label_smoothing=config.label_smoothing,
-                  normalization=channel_stats(data.train.images), speed=config.speed(),
-                  tta=config.tta)
-    from convnet.schedules import make_schedule
-    steps = len(data.train) // config.batch_size
-    net.schedule = make_schedule(config.schedule, config.lr, steps * config.epochs,
-                                 int(config.warmup_epochs * steps))
+    network = load_spec(config.network).with_input(data.shape)
+    net = build_network(config, network, data.train.images)  # exactly as convnet train does
     kinds = augmentation.parse(config.augment)
     history, clock = [], 0.0
     for epoch in range(config.epochs):

@@ -130,6 +130,24 @@ def prepare(config: TrainConfig) -> tuple[Dataset, Any]:
     return data, network
 
 
+def steps_per_epoch(images: int, batch_size: int) -> int:
+    return max(1, images // batch_size)  # the last partial batch is dropped
+
+
+def build_network(config: TrainConfig, network: Any, train_images: np.ndarray) -> Network:
+    """The Network a config describes, normalised by the training images' statistics, with its
+    learning-rate schedule over the whole run."""
+    net = Network(network, engine=config.engine, device=config.device, seed=config.seed,
+                  dtype=config.dtype, init=config.init, optimizer=config.optimizer_config(),
+                  label_smoothing=config.label_smoothing,
+                  normalization=channel_stats(train_images), speed=config.speed(),
+                  tta=config.tta)
+    steps = steps_per_epoch(len(train_images), config.batch_size)
+    net.schedule = make_schedule(config.schedule, config.lr, steps * config.epochs,
+                                 int(config.warmup_epochs * steps))
+    return net
+
+
 class Trainer:
     def __init__(self, config: TrainConfig, directory: Path, *, force: bool = False,
                  resume: bool = False, progress: bool | None = None) -> None:
@@ -148,16 +166,8 @@ class Trainer:
         if len(self.train) < 1:
             raise UserError(f"{self.data.name}: no training images left after the validation "
                             "hold-out")
-        self.net = Network(network, engine=config.engine, device=config.device, seed=config.seed,
-                           dtype=config.dtype, init=config.init,
-                           optimizer=config.optimizer_config(),
-                           label_smoothing=config.label_smoothing,
-                           normalization=channel_stats(self.train.images),
-                           speed=config.speed(), tta=config.tta)
-        self.steps_per_epoch = max(1, len(self.train) // config.batch_size)
-        total = self.steps_per_epoch * config.epochs
-        warmup = int(config.warmup_epochs * self.steps_per_epoch)
-        self.net.schedule = make_schedule(config.schedule, config.lr, total, warmup)
+        self.net = build_network(config, network, self.train.images)
+        self.steps_per_epoch = steps_per_epoch(len(self.train), config.batch_size)
         self.augment = augmentation.parse(config.augment)
         augmentation.check_fits(self.augment, *self.data.shape[:2])
         if config.tta and "flip" not in self.augment:
@@ -262,7 +272,7 @@ def train_epoch(net: Network, images: np.ndarray, labels: np.ndarray, config: Tr
 
     Returns the mean loss and accuracy of the batches, the seconds it took and images per second
     (training only: nothing else happens inside)."""
-    steps = max(1, len(images) // config.batch_size)  # the last partial batch is dropped
+    steps = steps_per_epoch(len(images), config.batch_size)
     order = np.random.default_rng([config.seed, epoch]).permutation(len(images))
     augment_rng = np.random.default_rng([config.seed, epoch, 1])
     losses, accuracies = [], []
