@@ -388,6 +388,45 @@ def _run_filters(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="a local web page to look inside a trained model",
+                       description="Serves a page (and a JSON API, schema at /openapi.json) "
+                                   "where you upload, draw or pick an image and see every "
+                                   "layer's activation maps with their arithmetic.")
+    p.add_argument("model", help="a model directory (or a training run: its best/)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
+    p.add_argument("--data-dir", help="where to find the data set's test images for examples")
+    p.set_defaults(run=_run_serve)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from . import checkpoint
+    from .data import load_dataset
+
+    net, meta = checkpoint.load(args.model, engine="numpy")
+    if not 0 < args.port < 65536:
+        raise UserError(f"--port must be between 1 and 65535, got {args.port}")
+    examples = None
+    data_name = meta.get("training", {}).get("data")
+    if data_name:
+        try:
+            data = load_dataset(data_name, args.data_dir, shape=net.input_shape,
+                                download_ok=False)
+            if data.shape == net.input_shape:
+                examples = data.test.images[:100]
+        except UserError:
+            pass  # examples are a convenience; the page works without them
+    import uvicorn
+
+    from .web.app import create_app
+
+    print(f"convnet: serving {meta['directory']} on http://{args.host}:{args.port}/", flush=True)
+    uvicorn.run(create_app(net, meta, examples), host=args.host, port=args.port,
+                log_level="warning")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="convnet", description="The ConvNet of lecture 11, as software.")
     from . import __version__
@@ -401,6 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_predict(sub)
     _add_show(sub)
     _add_filters(sub)
+    _add_serve(sub)
     return parser
 
 

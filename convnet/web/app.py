@@ -1,0 +1,188 @@
+"""The web application behind `convnet serve`: one page and a JSON API (FastAPI).
+
+    GET  /                  the page (index.html beside this file; no assets from elsewhere)
+    GET  /api/model         the network: description, input, classes, inspect figures, arithmetic
+    POST /api/predict       an uploaded image → class probabilities
+    POST /api/activations   an uploaded image → every layer's maps (PNG mosaics) and arithmetic
+    POST /api/cell          an uploaded image and a conv output cell → the window, the filter,
+                            the bias and the one number ReLU(W·x + b)
+    POST /api/inspect       a description and an input shape → shapes, or the error and fixes
+    GET  /api/examples/{i}  test-set image i of the model's data set, as PNG
+    GET  /openapi.json      the API's OpenAPI schema
+
+Mistakes in what is sent (not an image, too large, a bad layer or cell) are answered with a 4xx
+and {"error": "..."}; the model is shared by the requests under a lock.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel
+
+from .. import inspector
+from ..data.folder import read_image
+from ..errors import UserError
+from ..figures import tile
+from ..inside import activations
+from ..network import Network
+from ..shapes import conv_padding, format_shape
+from ..spec import Activation, Conv, load as load_spec, parse_input_shape
+
+MAX_UPLOAD_BYTES = 8 << 20
+PAGE = Path(__file__).with_name("index.html")
+
+
+def png_base64(array: np.ndarray) -> str:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def coloured(mosaic: np.ndarray) -> np.ndarray:
+    """A 2-D array (NaN gaps) as RGB uint8 through the viridis colour map; gaps white."""
+    import matplotlib
+
+    low, high = np.nanmin(mosaic), np.nanmax(mosaic)
+    scaled = (mosaic - low) / ((high - low) or 1.0)
+    rgba = matplotlib.colormaps["viridis"](np.nan_to_num(scaled))
+    rgba[np.isnan(mosaic)] = 1.0
+    return (rgba[:, :, :3] * 255).astype(np.uint8)
+
+
+class InspectRequest(BaseModel):
+    description: str  # e.g. "conv(6,5) relu pool(2) fc(10)"
+    input: str  # HxWxC, e.g. "32x32x3"
+
+
+def create_app(net: Network, meta: dict[str, Any], examples: np.ndarray | None = None) -> FastAPI:
+    app = FastAPI(title="convnet", version="1", docs_url=None, redoc_url=None,
+                  description="Look inside a trained ConvNet: predictions, activation maps, the "
+                              "arithmetic of every layer.")
+    lock = threading.Lock()
+    classes = list(meta["classes"])
+    explained = inspector.explain(net.spec, net.input_shape).splitlines()[1:-1]
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException):
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+
+    def image_from(upload: UploadFile) -> np.ndarray:
+        data = upload.file.read(MAX_UPLOAD_BYTES + 1)
+        if len(data) > MAX_UPLOAD_BYTES:
+            raise HTTPException(413, f"the image is larger than {MAX_UPLOAD_BYTES >> 20} MiB")
+        if not data:
+            raise HTTPException(400, "the upload is empty")
+        try:
+            return read_image(data, net.input_shape)
+        except Exception as e:  # noqa: BLE001 - whatever Pillow says, it's the upload
+            raise HTTPException(415, f"not a readable image ({e})") from None
+
+    def views_of(image: np.ndarray):
+        with lock:
+            return activations(net, image)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> str:
+        return PAGE.read_text(encoding="utf-8")
+
+    @app.get("/api/model")
+    def model() -> dict[str, Any]:
+        """The network: description, input shape, classes, inspect figures and arithmetic."""
+        return {"description": str(net.spec.without_input()), "input": list(net.input_shape),
+                "classes": classes, "examples": 0 if examples is None else len(examples),
+                "inspect": inspector.as_json(net.spec, net.input_shape), "explain": explained}
+
+    @app.post("/api/predict")
+    def predict(file: UploadFile = File(...)) -> dict[str, Any]:
+        """Class probabilities for an uploaded image."""
+        probs = views_of(image_from(file))[-1].values
+        order = np.argsort(-probs, kind="stable")
+        return {"top": [{"class": classes[i], "probability": float(probs[i])} for i in order],
+                "probabilities": [float(p) for p in probs]}
+
+    @app.post("/api/activations")
+    def layer_maps(file: UploadFile = File(...)) -> dict[str, Any]:
+        """Every layer's output for an uploaded image, as PNG mosaics with their value range."""
+        image = image_from(file)
+        views = views_of(image)
+        layers = []
+        for view, line in zip(views, explained):
+            values = view.values if view.values.ndim == 3 else view.values[None, None, :]
+            h, w, c = values.shape
+            columns = min(c, 16) if view.values.ndim == 3 else 1
+            mosaic = tile(values.astype(np.float64), columns)
+            layers.append({"index": view.index, "layer": view.text,
+                           "shape": format_shape(view.shape), "explain": line,
+                           "kind": "maps" if view.values.ndim == 3 else "vector",
+                           "png": png_base64(coloured(mosaic)), "min": float(np.min(values)),
+                           "max": float(np.max(values)), "columns": columns, "map_height": h,
+                           "map_width": w, "conv": isinstance(net.spec.layers[view.index], Conv)})
+        probs = views[-1].values
+        return {"input": png_base64(image[:, :, 0] if image.shape[2] == 1 else image),
+                "classes": classes, "probabilities": [float(p) for p in probs],
+                "layers": layers}
+
+    @app.post("/api/cell")
+    def cell(file: UploadFile = File(...), layer: int = Form(...), channel: int = Form(...),
+             row: int = Form(...), column: int = Form(...)) -> dict[str, Any]:
+        """The lecture's one number at one output cell of a conv layer: ReLU(W·x + b)."""
+        if not 0 <= layer < len(net.spec.layers) or \
+                not isinstance(net.spec.layers[layer], Conv):
+            raise HTTPException(422, f"layer {layer} is not a conv layer")
+        info = net.shapes[layer]
+        ho, wo, k = info.output
+        if not (0 <= channel < k and 0 <= row < ho and 0 <= column < wo):
+            raise HTTPException(422, f"cell ({row}, {column}) of map {channel} is outside "
+                                     f"{format_shape(info.output)}")
+        image = image_from(file)
+        views = views_of(image)
+        # the conv's input: the previous layer's output, or the (normalised) image itself
+        before = views[layer - 1].values if layer > 0 else net.prepare_images(image[None])[0]
+        conv = net.spec.layers[layer]
+        top, bottom, left, right = conv_padding(conv)
+        padded = np.pad(before, ((top, bottom), (left, right), (0, 0)))
+        (kh, kw), (sh, sw) = conv.kernel, conv.stride
+        window = padded[row * sh:row * sh + kh, column * sw:column * sw + kw, :]  # kh×kw×C
+        state = net.state_dict()
+        weights = state[f"{layer}.weight"][channel].transpose(1, 2, 0)  # kh×kw×C
+        bias = float(state[f"{layer}.bias"][channel]) if f"{layer}.bias" in state else 0.0
+        dot = float(np.sum(weights * window)) + bias
+        after = net.spec.layers[layer + 1] if layer + 1 < len(net.spec.layers) else None
+        return {"layer": views[layer].text, "window": window.tolist(),
+                "weights": weights.tolist(), "bias": bias, "w_dot_x_plus_b": dot,
+                "output": float(views[layer].values[row, column, channel]),
+                "relu": max(dot, 0.0) if isinstance(after, Activation) and
+                after.name == "relu" else None}
+
+    @app.post("/api/inspect")
+    def inspect(request: InspectRequest) -> dict[str, Any]:
+        """Shapes, weights and cost of any description, or the error with its fixes."""
+        try:
+            spec = load_spec(request.description)
+            shape = parse_input_shape(request.input)
+            return {**inspector.as_json(spec, shape),
+                    "explain": inspector.explain(spec, shape).splitlines()}
+        except UserError as e:
+            raise HTTPException(400, str(e)) from None
+
+    @app.get("/api/examples/{index}", responses={200: {"content": {"image/png": {}}}})
+    def example(index: int) -> Response:
+        """Test-set image `index` of the data set the model was trained on, as PNG."""
+        if examples is None or not 0 <= index < len(examples):
+            raise HTTPException(404, f"no example {index}")
+        image = examples[index]
+        data = base64.b64decode(png_base64(image[:, :, 0] if image.shape[2] == 1 else image))
+        return Response(data, media_type="image/png")
+
+    return app
+
