@@ -22,6 +22,7 @@ fi
 # browser tests, Chromium. Installed only where apt-get exists and we may use it.
 need_apt=()
 [ -e /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ] || need_apt+=(dataset-fashion-mnist)
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
 if [ "${#need_apt[@]}" -gt 0 ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     echo "convnet setup: installing ${need_apt[*]} with apt-get" >&2
     apt-get update -qq >/dev/null || true

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import base64
 import io
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 
 import numpy as np
@@ -17,6 +13,7 @@ from PIL import Image
 from convnet import checkpoint
 from convnet.cli import main
 from convnet.data import load_dataset
+from serving import running_server
 
 NET = "conv(6,5) relu pool(2) conv(8,3,pad=same) relu pool(2) fc(10)"
 
@@ -170,35 +167,12 @@ def test_a_decompression_bomb_is_refused(client):
     assert client.get("/api/model").status_code == 200  # and the server goes on
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_the_real_server_from_the_command_line(model, fashion_dir):
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "convnet", "serve", str(model), "--port",
-                               str(port), "--data-dir", str(fashion_dir)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/model", timeout=5) as r:
-                    assert r.status == 200
-                    break
-            except OSError:
-                assert server.poll() is None, server.stderr.read()
-                assert time.time() < deadline, "the server did not start"
-                time.sleep(0.3)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
+    with running_server(model, fashion_dir) as url:
+        with urllib.request.urlopen(url + "/", timeout=5) as r:
             assert b"inside the network" in r.read()
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/examples/0", timeout=5) as r:
+        with urllib.request.urlopen(url + "/api/examples/0", timeout=5) as r:
             assert r.headers["content-type"] == "image/png"
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
 
 
 def test_serve_refuses_a_missing_model(capsys, tmp_path):

@@ -117,7 +117,8 @@ def create_app(net: Network, meta: dict[str, Any], examples: np.ndarray | None =
         views = views_of(image)
         layers = []
         for view, line in zip(views, explained):
-            values = view.values if view.values.ndim == 3 else view.values[None, None, :]
+            # maps side by side; a vector as one strip (1×D)
+            values = view.values if view.values.ndim == 3 else view.values[None, :, None]
             h, w, c = values.shape
             columns = min(c, 16) if view.values.ndim == 3 else 1
             mosaic = tile(values.astype(np.float64), columns)

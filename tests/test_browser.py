@@ -1,0 +1,85 @@
+"""The page in a real browser: Debian's Chromium, headless, driven by Playwright.
+
+Screenshots are saved to tests/artifacts/ (ignored by git) for a person to look at."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from convnet import checkpoint
+from convnet.cli import main
+from convnet.data import load_dataset
+from serving import running_server
+
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update"]
+ARTIFACTS = Path(__file__).parent / "artifacts"
+NET = "conv(6,5) relu pool(2) conv(8,3,pad=same) relu pool(2) fc(10)"
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory, fashion_dir):
+    out = tmp_path_factory.mktemp("browser") / "run"
+    assert main(["train", NET, "--data-dir", str(fashion_dir), "--epochs", "2", "--val-size",
+                 "300", "--out", str(out), "--engine", "numpy"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM.exists(), "Debian's chromium is missing: scripts/setup.sh installs it"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
+        yield browser
+        browser.close()
+
+
+def test_upload_an_image_and_see_every_layer(browser, model, fashion_dir, tmp_path):
+    test = load_dataset("fashion-mnist", data_dir=str(fashion_dir)).test
+    path = tmp_path / "item.png"
+    Image.fromarray(test.images[3, :, :, 0]).save(path)
+    net, meta = checkpoint.load(model, engine="numpy")
+    expected = meta["classes"][int(np.argmax(net.predict(test.images[3:4])[0]))]
+    ARTIFACTS.mkdir(exist_ok=True)
+
+    with running_server(model, fashion_dir) as url:
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(url + "/")
+        page.wait_for_function("document.querySelector('#model').textContent.includes('conv(6,5)')")
+        page.set_input_files("#upload", str(path))
+        page.wait_for_function("document.querySelectorAll('#layers .layer').length === 9")
+        assert page.locator(".bar .name").first.text_content() == expected
+        drawn = page.eval_on_selector_all("#layers img", "imgs => imgs.map(i => i.naturalWidth)")
+        assert len(drawn) == 9 and all(width > 0 for width in drawn)
+        assert "(28 − 5 + 2·0)/1 + 1 = 24" in page.locator(".explain").first.text_content()
+
+        # one number = ReLU(W·x + b): click a cell of the first conv layer's maps
+        page.locator("img.conv").first.click(position={"x": 20, "y": 20})
+        page.wait_for_selector("#cell:not([hidden])")
+        assert "W·x + b =" in page.locator("#cell").text_content()
+
+        # the playground: stride 3 on 7x7 with a 3x3 filter does not fit, and says what would
+        page.fill("#pS", "3")
+        page.dispatch_event("#pS", "input")
+        page.wait_for_function("document.querySelector('#playground').textContent.includes('Fix')")
+        page.screenshot(path=str(ARTIFACTS / "serve-page.png"), full_page=True)
+
+        # a file that is not an image: a message on the page, and the server goes on
+        bad = tmp_path / "notes.txt"
+        bad.write_text("not an image")
+        page.set_input_files("#upload", str(bad))
+        page.wait_for_function("document.querySelector('#error').textContent.length > 0")
+        assert "not a readable image" in page.locator("#error").text_content()
+        page.click("#examples img")  # a test-set example still works afterwards
+        page.wait_for_function("document.querySelector('#error').textContent === ''")
+        page.screenshot(path=str(ARTIFACTS / "serve-after-error.png"))
+        assert errors == []
