@@ -82,4 +82,15 @@ def test_upload_an_image_and_see_every_layer(browser, model, fashion_dir, tmp_pa
         page.click("#examples img")  # a test-set example still works afterwards
         page.wait_for_function("document.querySelector('#error').textContent === ''")
         page.screenshot(path=str(ARTIFACTS / "serve-after-error.png"))
+
+        # draw on the canvas: a stroke is looked inside when the pen lifts
+        page.evaluate("document.querySelector('#layers').innerHTML = ''")
+        box = page.locator("#draw").bounding_box()
+        page.mouse.move(box["x"] + 60, box["y"] + 40)
+        page.mouse.down()
+        page.mouse.move(box["x"] + 110, box["y"] + 180, steps=12)
+        page.mouse.move(box["x"] + 170, box["y"] + 60, steps=12)
+        page.mouse.up()
+        page.wait_for_function("document.querySelectorAll('#layers .layer').length === 9")
+        assert page.locator(".bar").count() == 5
         assert errors == []
