@@ -182,7 +182,9 @@ def _run_train(args: argparse.Namespace) -> int:
         values = asdict(TrainConfig())
         if given.get("recipe"):
             values.update(recipe(given["recipe"]))
-            print(f"recipe {describe(given['recipe'])}", flush=True)
+            from .distributed import world
+            if world().main:
+                print(f"recipe {describe(given['recipe'])}", flush=True)
         values.update({k: v for k, v in given.items() if k in values})
         if given.get("description"):
             values["network"] = given["description"]
@@ -191,6 +193,9 @@ def _run_train(args: argparse.Namespace) -> int:
         directory = Path(given.get("out") or f"runs/{name}-{time.strftime('%Y%m%d-%H%M%S')}")
         trainer = Trainer(config, directory, force=given.get("force", False))
     net = trainer.net
+    if not trainer.world.main:  # other ranks of a torchrun train quietly
+        trainer.run()
+        return 0
     print(f"training {net.spec.without_input()} on {trainer.data.name} "
           f"({format_count(len(trainer.train))} train, {format_count(len(trainer.val))} "
           f"validation, {format_count(len(trainer.data.test))} test images of "

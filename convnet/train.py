@@ -25,7 +25,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import augment as augmentation
-from . import checkpoint
+from . import checkpoint, distributed
 from .config import OptimizerConfig, SpeedOptions
 from .data import Dataset, load_dataset
 from .data.dataset import stratified_split
@@ -153,7 +153,9 @@ class Trainer:
                  resume: bool = False, progress: bool | None = None) -> None:
         self.config = config.check()
         self.directory = Path(directory)
-        self.progress = sys.stderr.isatty() if progress is None else progress
+        self.world = distributed.join(config.engine, config.device, config.batch_size)
+        self.progress = (sys.stderr.isatty() if progress is None else progress) and \
+            self.world.main
         self.data, network = prepare(config)
         classes = len(self.data.classes)
         if network.num_classes is not None and network.num_classes != classes:
@@ -167,10 +169,12 @@ class Trainer:
             raise UserError(f"{self.data.name}: no training images left after the validation "
                             "hold-out")
         self.net = build_network(config, network, self.train.images)
+        if self.world.size > 1:
+            self.net.engine.distribute()
         self.steps_per_epoch = steps_per_epoch(len(self.train), config.batch_size)
         self.augment = augmentation.parse(config.augment)
         augmentation.check_fits(self.augment, *self.data.shape[:2])
-        if config.tta and "flip" not in self.augment:
+        if config.tta and "flip" not in self.augment and self.world.main:
             # Measured on Fashion-MNIST (all shoes face one way): 90.7% → 76.3% test accuracy.
             print("convnet: note: --tta also looks at each image's mirror, which the network never "
                   "sees in training without --augment flip; that usually costs accuracy",
@@ -178,7 +182,7 @@ class Trainer:
         self.start_epoch, self.best = 0, {"epoch": 0, "val_accuracy": -1.0}
         if resume:
             self._resume()
-        else:
+        elif self.world.main:  # rank 0 alone writes the run directory
             self._claim_directory(force)
 
     # -- the run directory -------------------------------------------------------------------
@@ -214,6 +218,8 @@ class Trainer:
         config, started = self.config, time.perf_counter()
         for epoch in range(self.start_epoch, config.epochs):
             row = self._epoch(epoch)
+            if not self.world.main:
+                continue
             with open(self.directory / "metrics.jsonl", "a", encoding="utf-8") as f:
                 f.write(json.dumps(row) + "\n")
             self._save(epoch + 1, row)
@@ -224,6 +230,8 @@ class Trainer:
                   f"{row['images_per_second']:.0f} img/s, {row['seconds']:.1f} s", flush=True)
             if on_epoch_end is not None:
                 on_epoch_end(epoch + 1)
+        if not self.world.main:
+            return Result(self.directory, math.nan, 0, time.perf_counter() - started)
         return self._finish(time.perf_counter() - started)
 
     def _epoch(self, epoch: int) -> dict[str, Any]:
@@ -231,7 +239,7 @@ class Trainer:
         bar = _progress(self.progress, self.steps_per_epoch * config.batch_size,
                         f"epoch {epoch + 1}/{config.epochs}")
         stats = train_epoch(net, self.train.images, self.train.labels, config, epoch,
-                            self.augment, bar)
+                            self.augment, bar, self.world)
         val = net.evaluate(self.val.images, self.val.labels) if len(self.val) else \
             {"loss": math.nan, "accuracy": math.nan}
         return {"epoch": epoch + 1, "step": net.steps, "lr": net.lr, **stats,
@@ -267,8 +275,10 @@ class Trainer:
 
 
 def train_epoch(net: Network, images: np.ndarray, labels: np.ndarray, config: TrainConfig,
-                epoch: int, augment: tuple[str, ...] = (), bar=None) -> dict[str, float]:
-    """One pass over the training images in batches; the order comes from (seed, epoch).
+                epoch: int, augment: tuple[str, ...] = (), bar=None,
+                world: distributed.World = distributed.World()) -> dict[str, float]:
+    """One pass over the training images in batches; the order comes from (seed, epoch). With
+    several processes, each takes its share of every step's batch.
 
     Returns the mean loss and accuracy of the batches, the seconds it took and images per second
     (training only: nothing else happens inside)."""
@@ -279,6 +289,7 @@ def train_epoch(net: Network, images: np.ndarray, labels: np.ndarray, config: Tr
     start = time.perf_counter()
     for step in range(steps):
         index = np.sort(order[step * config.batch_size:(step + 1) * config.batch_size])
+        index = distributed.shard(index, world)
         batch = augmentation.augment(images[index], augment, augment_rng)
         losses.append(net.train_step(batch, labels[index]))
         accuracies.append(net.last_accuracy)
@@ -290,7 +301,8 @@ def train_epoch(net: Network, images: np.ndarray, labels: np.ndarray, config: Tr
     if bar is not None:
         bar.close()
     return {"train_loss": float(np.mean(losses)), "train_accuracy": float(np.mean(accuracies)),
-            "seconds": seconds, "images_per_second": steps * config.batch_size / seconds}
+            "seconds": seconds,
+            "images_per_second": steps * config.batch_size / seconds}  # all ranks together
 
 
 def _progress(enabled: bool, total: int, description: str):

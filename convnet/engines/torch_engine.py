@@ -107,9 +107,20 @@ class TorchEngine:
         self.forward = self.model
         if speed.compile:
             try:
-                self.forward = torch.compile(self.model)
+                self.forward = torch.compile(self.forward)
             except Exception as e:  # noqa: BLE001 - any failure: run uncompiled, say so
                 notice(f"torch.compile is not available here ({e}); running uncompiled")
+
+    def distribute(self) -> None:
+        """Train as one of several processes (torch.distributed already joined): gradients are
+        averaged across them during backward. The plain model keeps the state names; the
+        wrapper is only what training calls."""
+        from torch.nn.parallel import DistributedDataParallel
+
+        device_ids = [self.device.index or 0] if self.device.type == "cuda" else None
+        self.forward = DistributedDataParallel(self.model, device_ids=device_ids)
+        if self.speed.compile:
+            self.forward = self.torch.compile(self.forward)
 
     def _make_optimizer(self, c: OptimizerConfig):
         optim = self.torch.optim
@@ -127,15 +138,11 @@ class TorchEngine:
         # N×H×W×C → N×C×H×W; in channels-last memory the permuted view is already that layout
         return t.permute(0, 3, 1, 2).contiguous(memory_format=self.memory_format)
 
-    def _run(self, images):
-        with self.torch.autocast(self.device.type, dtype=self.torch.bfloat16,
-                                 enabled=self.autocast):
-            return self.forward(images).float() if self.autocast else self.forward(images)
-
     def logits(self, x: np.ndarray) -> np.ndarray:
         self.model.eval()
-        with self.torch.no_grad():
-            out = self._run(self._tensor(x))
+        with self.torch.no_grad(), self.torch.autocast(self.device.type, dtype=self.torch.bfloat16,
+                                                       enabled=self.autocast):
+            out = self.model(self._tensor(x)).float()
         return out.to(self.dtype).cpu().numpy()
 
     def loss_and_grads(self, x: np.ndarray, y: np.ndarray, label_smoothing: float = 0.0

@@ -1,0 +1,60 @@
+"""Training with torchrun: 2 CPU processes (gloo, on 127.0.0.1) equal 1 process with the same
+global batch and seed; what cannot work ends on rank 0 with a clear error, and all exit."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+from serving import free_port
+
+NET = "conv(6,3,pad=same) relu pool(2) conv(8,3,pad=same) relu pool(2) fc(16) relu fc(10)"
+
+
+def torchrun(processes: int, *argv: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "CONVNET_DIST_TIMEOUT": "60",
+           "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(processes),
+               "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{free_port()}",
+               "-m", "convnet", *argv]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def arguments(data_dir, out, *extra):
+    return ["train", NET, "--data-dir", str(data_dir), "--epochs", "1", "--engine", "torch",
+            "--val-size", "300", "--batch-size", "64", "--dtype", "float64", "--out", str(out),
+            *extra]
+
+
+def test_two_processes_equal_one_with_the_same_global_batch(tmp_path, fashion_dir):
+    one = torchrun(1, *arguments(fashion_dir, tmp_path / "one"))
+    assert one.returncode == 0, one.stderr
+    two = torchrun(2, *arguments(fashion_dir, tmp_path / "two"))
+    assert two.returncode == 0, two.stderr
+    assert two.stdout.count("test accuracy") == 1  # rank 0 alone reports
+    a = load_file(str(tmp_path / "one" / "last" / "model.safetensors"))
+    b = load_file(str(tmp_path / "two" / "last" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for name in a:  # 42 SGD steps in float64: equal but for the order of the sums
+        assert np.abs(a[name] - b[name]).max() <= 1e-9 * np.abs(a[name]).max(), name
+
+
+def test_a_batch_that_does_not_split_evenly_is_refused_on_every_rank(tmp_path, fashion_dir):
+    done = torchrun(2, *arguments(fashion_dir, tmp_path / "run", "--batch-size", "63"),
+                    timeout=120)
+    assert done.returncode != 0
+    assert "--batch-size 63 does not split evenly between 2 processes" in done.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_numpy_engine_is_refused(tmp_path, fashion_dir):
+    argv = arguments(fashion_dir, tmp_path / "run")
+    argv[argv.index("torch")] = "numpy"
+    done = torchrun(2, *argv, timeout=120)
+    assert done.returncode != 0
+    assert "training on several processes needs --engine torch" in done.stderr
