@@ -8,6 +8,8 @@ in both; state and optimiser slots carry the same names, so checkpoints move bet
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from ..config import OptimizerConfig, SpeedOptions
@@ -118,6 +120,10 @@ class TorchEngine:
         from torch.nn.parallel import DistributedDataParallel
 
         device_ids = [self.device.index or 0] if self.device.type == "cuda" else None
+        # With one input channel a conv weight's stride along that size-1 axis is arbitrary, and
+        # backward returns another; DDP then notes "grad strides do not match" and copies the
+        # gradient into its bucket, which for such small weights costs nothing worth a warning.
+        warnings.filterwarnings("ignore", message="Grad strides do not match bucket view")
         self.forward = DistributedDataParallel(self.model, device_ids=device_ids)
         if self.speed.compile:
             self.forward = self.torch.compile(self.forward)
