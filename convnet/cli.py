@@ -432,6 +432,27 @@ def _run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="a trained model as ONNX",
+                       description="Writes an ONNX file that takes float32 N×H×W×C images with "
+                                   "values 0–1 and gives class probabilities, as predict does.")
+    p.add_argument("model", help="a model directory (or a training run: its best/)")
+    p.add_argument("--onnx", required=True, metavar="FILE.onnx")
+    p.add_argument("--opset", type=int, help="ONNX opset version (default: the exporter's)")
+    p.set_defaults(run=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .export import export_onnx
+
+    result = export_onnx(args.model, Path(args.onnx), args.opset)
+    print(f"{result['path']}: input images float32 N×{'×'.join(map(str, result['input'][1:]))} "
+          f"(0–1), output probabilities of {len(result['classes'])} classes")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="convnet", description="The ConvNet of lecture 11, as software.")
     from . import __version__
@@ -446,6 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_show(sub)
     _add_filters(sub)
     _add_serve(sub)
+    _add_export(sub)
     return parser
 
 
