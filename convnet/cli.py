@@ -151,6 +151,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     option("--compile", "torch engine: torch.compile the model", action="store_true")
     option("--tta", "test-time augmentation: each image and its mirror vote",
            action="store_true")
+    option("--tensorboard", "write TensorBoard logs (scalars, histograms, filters, activation "
+                            "maps, graph) to this folder", metavar="DIR")
     p.add_argument("--out", help="run directory (default: runs/DATA-DATE-TIME)")
     p.add_argument("--force", action="store_true", help="replace an existing run directory")
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last epoch")

@@ -71,6 +71,7 @@ class Network:
         self.tta = tta  # test-time augmentation: each image and its mirror vote
         self.steps = 0
         self.last_accuracy = float("nan")
+        self.last_grads: dict[str, np.ndarray] | None = None  # of the last step (TensorBoard)
 
         if engine == "auto":  # PyTorch where it is installed (faster), else the NumPy engine
             engine = "torch" if _torch_available() else "numpy"
@@ -168,6 +169,7 @@ class Network:
                 f"the loss became {loss} at step {self.steps + 1}; training stopped without "
                 f"applying that step. Try a smaller learning rate (now {self.lr:g})")
         self.engine.apply(grads)
+        self.last_grads = grads
         self.steps += 1
         self.last_accuracy = float((logits.argmax(axis=1) == labels).mean())  # of this batch
         return loss

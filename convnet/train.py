@@ -70,6 +70,7 @@ class TrainConfig:
     compile: bool = False  # torch engine: torch.compile the model
     tta: bool = False  # evaluate on each image and its mirror (validation, test, predict)
     recipe: str | None = None  # the named recipe these settings came from, if any
+    tensorboard: str | None = None  # write TensorBoard logs to this folder
 
     def check(self) -> "TrainConfig":
         problems = [
@@ -180,6 +181,11 @@ class Trainer:
                   "sees in training without --augment flip; that usually costs accuracy",
                   file=sys.stderr)
         self.start_epoch, self.best = 0, {"epoch": 0, "val_accuracy": -1.0}
+        self.board = None
+        if config.tensorboard and self.world.main:
+            from .board import Board
+            sample = (self.val if len(self.val) else self.data.test).images[0]
+            self.board = Board(Path(config.tensorboard), self.net, sample)
         if resume:
             self._resume()
         elif self.world.main:  # rank 0 alone writes the run directory
@@ -224,12 +230,16 @@ class Trainer:
                 f.write(json.dumps(row) + "\n")
             self._save(epoch + 1, row)
             self._plot()
+            if self.board is not None:
+                self.board.epoch(epoch + 1, row, self.net)
             val = "no validation images" if math.isnan(row["val_accuracy"]) else \
                 f"val accuracy {row['val_accuracy']:.2%}"
             print(f"epoch {epoch + 1}/{config.epochs}: loss {row['train_loss']:.4f}, {val}, "
                   f"{row['images_per_second']:.0f} img/s, {row['seconds']:.1f} s", flush=True)
             if on_epoch_end is not None:
                 on_epoch_end(epoch + 1)
+        if self.board is not None:
+            self.board.close()
         if not self.world.main:
             return Result(self.directory, math.nan, 0, time.perf_counter() - started)
         return self._finish(time.perf_counter() - started)

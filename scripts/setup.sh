@@ -36,6 +36,6 @@ stamp=".venv/.convnet-installed"
 want="$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-    .venv/bin/python -m pip install -q -c constraints.txt -e ".[torch,export,test]"
+    .venv/bin/python -m pip install -q -c constraints.txt -e ".[torch,export,tensorboard,test]"
     echo "$want" > "$stamp"
 fi
