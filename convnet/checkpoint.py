@@ -111,7 +111,7 @@ def read_meta(directory: Path) -> dict[str, Any]:
     if not isinstance(meta.get("version"), int) or meta["version"] > VERSION:
         raise UserError(f"{directory} was written by a newer convnet (checkpoint version "
                         f"{meta.get('version')}, this one reads up to {VERSION}); upgrade convnet")
-    for key in ("spec", "input", "classes"):
+    for key in ("members",) if meta.get("kind") == "ensemble" else ("spec", "input", "classes"):
         if key not in meta:
             raise UserError(f"damaged checkpoint: {directory / 'model.json'} lacks {key!r}")
     return meta
@@ -122,6 +122,8 @@ def load(path: str | Path, engine: str = "auto", device: str | None = None
     """The Network stored in a checkpoint (or a run's best/), and its metadata."""
     directory = resolve(path)
     meta = read_meta(directory)
+    if meta.get("kind") == "ensemble":
+        return _load_ensemble(directory, meta, engine, device)
     network_spec = spec_module.from_json(meta["spec"])
     try:
         input_shape = tuple(int(v) for v in meta["input"])
@@ -143,6 +145,17 @@ def load(path: str | Path, engine: str = "auto", device: str | None = None
         raise UserError(f"damaged checkpoint {directory}: {e}") from None
     meta["directory"] = str(directory)
     return net, meta
+
+
+def _load_ensemble(directory: Path, meta: dict[str, Any], engine: str, device: str | None):
+    from .ensemble import Ensemble, check_classes
+
+    loaded = [load(directory / member, engine, device) for member in meta["members"]]
+    classes = check_classes([m for _, m in loaded])
+    ensemble = Ensemble([net for net, _ in loaded], classes, meta.get("combine", "softmax"))
+    meta["directory"] = str(directory)
+    meta["training"] = loaded[0][1].get("training", {})  # the data its members learned from
+    return ensemble, meta
 
 
 def load_resume_state(directory: Path, net: Network) -> dict[str, Any]:

@@ -322,6 +322,19 @@ def _run_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _one_network(model_dir: str, engine: str = "numpy"):
+    """A checkpoint that holds one network (not an ensemble), for the commands that look at
+    a network's layers."""
+    from . import checkpoint
+
+    net, meta = checkpoint.load(model_dir, engine=engine)
+    if meta.get("kind") == "ensemble":
+        raise UserError(f"{model_dir} is an ensemble of {len(meta['members'])} models; this "
+                        f"looks at one network: give a member, e.g. {meta['directory']}/"
+                        f"{meta['members'][0]}")
+    return net, meta
+
+
 def _load_image(path_text: str, shape: tuple[int, int, int]):
     from pathlib import Path
 
@@ -352,11 +365,10 @@ def _add_show(sub: argparse._SubParsersAction) -> None:
 def _run_show(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from . import checkpoint
     from .figures import inside_figure
     from .inside import activations, conv_filters, pick_layers
 
-    net, meta = checkpoint.load(args.model, engine="numpy")
+    net, meta = _one_network(args.model)
     image = _load_image(args.image, net.input_shape)
     chosen = pick_layers(net.shapes, args.layer)
     views = activations(net, image)
@@ -381,12 +393,11 @@ def _add_filters(sub: argparse._SubParsersAction) -> None:
 def _run_filters(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from . import checkpoint
     from .figures import filters_figure
     from .inside import conv_filters
     from .spec import layer_to_string
 
-    net, _ = checkpoint.load(args.model, engine="numpy")
+    net, _ = _one_network(args.model)
     layers = [(f"{s.index} {layer_to_string(s.layer)}", w) for s, w in conv_filters(net)]
     if not layers:
         raise UserError("this network has no conv layer, so no filters to draw")
@@ -408,10 +419,9 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_serve(args: argparse.Namespace) -> int:
-    from . import checkpoint
     from .data import load_dataset
 
-    net, meta = checkpoint.load(args.model, engine="numpy")
+    net, meta = _one_network(args.model)
     if not 0 < args.port < 65536:
         raise UserError(f"--port must be between 1 and 65535, got {args.port}")
     examples = None
@@ -449,9 +459,72 @@ def _run_export(args: argparse.Namespace) -> int:
 
     from .export import export_onnx
 
+    _one_network(args.model)
     result = export_onnx(args.model, Path(args.onnx), args.opset)
     print(f"{result['path']}: input images float32 N×{'×'.join(map(str, result['input'][1:]))} "
           f"(0–1), output probabilities of {len(result['classes'])} classes")
+    return 0
+
+
+def _add_ensemble(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ensemble", help="several trained models voting: accuracy, and saving",
+                       description="Evaluates each model and their ensemble (mean of the softmax "
+                                   "probabilities, and sum of the logits) on a data set; --out "
+                                   "saves it as one model directory for eval and predict.")
+    p.add_argument("models", nargs="+", metavar="DIR")
+    p.add_argument("--data", help="data set or folder (default: the first model's)")
+    p.add_argument("--data-dir")
+    p.add_argument("--combine", choices=("softmax", "logits"), default="softmax",
+                   help="how a saved ensemble combines its members (default: %(default)s)")
+    p.add_argument("--out", metavar="DIR", help="save the ensemble here")
+    p.add_argument("--force", action="store_true", help="replace an existing --out")
+    p.add_argument("--engine", choices=("numpy", "torch", "auto"), default="auto")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=_run_ensemble)
+
+
+def _run_ensemble(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from . import checkpoint
+    from .data import load_dataset
+    from .ensemble import Ensemble, check_classes, save
+    from .evaluate import evaluate
+
+    if len(args.models) < 2:
+        raise UserError("an ensemble needs at least two models")
+    loaded = [checkpoint.load(m, engine=args.engine) for m in args.models]
+    classes = check_classes([meta for _, meta in loaded])
+    if any(meta.get("kind") == "ensemble" for _, meta in loaded):
+        raise UserError("give the models themselves, not a saved ensemble")
+    nets = [net for net, _ in loaded]
+    ensembles = {c: Ensemble(nets, classes, c) for c in ("softmax", "logits")}
+    if args.out and Path(args.out).exists() and not args.force:
+        raise UserError(f"{args.out} already exists; use --force to replace it")
+    data_name = args.data or loaded[0][1].get("training", {}).get("data")
+    if not data_name:
+        raise UserError("these models do not say which data they were trained on; give --data")
+    data = load_dataset(data_name, args.data_dir, shape=nets[0].input_shape, seed=0)
+    if list(data.classes) != classes:
+        raise UserError(f"{data.name}'s classes are not the models'")
+    test = data.test
+    rows = [(meta["directory"], evaluate(net, test.images, test.labels, classes).accuracy)
+            for net, meta in loaded]
+    rows += [(f"ensemble, {'mean of softmax' if c == 'softmax' else 'sum of logits'}",
+              evaluate(e, test.images, test.labels, classes).accuracy)
+             for c, e in ensembles.items()]
+    if args.out:
+        save(ensembles[args.combine], [meta for _, meta in loaded], Path(args.out))
+    if args.json:
+        print(json.dumps({"data": data.name, "images": len(test),
+                          "accuracy": {name: acc for name, acc in rows},
+                          "saved": args.out}, indent=2))
+    else:
+        width = max(len(name) for name, _ in rows)
+        for name, accuracy in rows:
+            print(f"{name:<{width}}  {accuracy:.2%}")
+        if args.out:
+            print(f"saved: {args.out} (combines by {args.combine})")
     return 0
 
 
@@ -470,6 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_filters(sub)
     _add_serve(sub)
     _add_export(sub)
+    _add_ensemble(sub)
     return parser
 
 

@@ -44,9 +44,8 @@ def atomic_directory(path: Path) -> Iterator[Path]:
     staging = Path(tempfile.mkdtemp(prefix=path.name + ".", suffix=".part", dir=path.parent))
     try:
         yield staging
-        mode = 0o666 & ~_umask()
-        for child in staging.iterdir():
-            os.chmod(child, mode)
+        for child in staging.iterdir():  # what this module created is private; open it up
+            os.chmod(child, (0o777 if child.is_dir() else 0o666) & ~_umask())
         os.chmod(staging, 0o777 & ~_umask())
         if path.exists():
             old = Path(tempfile.mkdtemp(prefix=path.name + ".", suffix=".old", dir=path.parent))

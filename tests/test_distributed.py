@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 from safetensors.numpy import load_file
 
 from serving import free_port

@@ -1,0 +1,81 @@
+"""Ensembles: several trained models voting, as the lecture series' next step does.
+
+Two ways to combine: the mean of the members' softmax probabilities ("softmax", the default) or
+the sum of their logits ("logits", as the course's lab code does). An ensemble offers what
+evaluation and prediction need (logits, predict, input_shape), so `eval` and `predict` take a
+saved ensemble directory like any model:
+
+    DIR/model.json      {"kind": "ensemble", "combine": ..., "classes", "input", "members": [...]}
+    DIR/members/0/ ...  each member's own checkpoint, copied whole
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import UserError
+from .files import atomic_directory
+from .network import Network
+
+COMBINE = ("softmax", "logits")
+
+
+class Ensemble:
+    def __init__(self, members: list[Network], classes: list[str], combine: str = "softmax"):
+        if combine not in COMBINE:
+            raise UserError(f"unknown way to combine {combine!r}; choose {' or '.join(COMBINE)}")
+        if len(members) < 2:
+            raise UserError("an ensemble needs at least two models")
+        shapes = {m.input_shape for m in members}
+        if len(shapes) > 1:
+            raise UserError("the models take different inputs ("
+                            + ", ".join("x".join(map(str, s)) for s in sorted(shapes))
+                            + "); an ensemble's members must see the same images")
+        self.members, self.classes, self.combine = members, list(classes), combine
+        self.input_shape = members[0].input_shape
+        self.num_classes = len(classes)
+        self.dtype = "float32"
+
+    def logits(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+        scores = [m.logits(x, batch_size).astype(np.float64) for m in self.members]
+        if self.combine == "logits":
+            return np.sum(scores, axis=0)
+        probabilities = np.mean([_softmax(s) for s in scores], axis=0)
+        return np.log(np.maximum(probabilities, 1e-300))  # whose softmax is the mean
+
+    def predict(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+        return _softmax(self.logits(x, batch_size)).astype(np.float32)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def check_classes(metas: list[dict[str, Any]]) -> list[str]:
+    classes = [list(m["classes"]) for m in metas]
+    for meta, these in zip(metas[1:], classes[1:]):
+        if these != classes[0]:
+            raise UserError(f"{meta['directory']} has other classes ({', '.join(these)}) than "
+                            f"{metas[0]['directory']} ({', '.join(classes[0])})")
+    return classes[0]
+
+
+def save(ensemble: Ensemble, metas: list[dict[str, Any]], directory: Path) -> Path:
+    from .checkpoint import FORMAT, VERSION, versions, write_json
+
+    with atomic_directory(directory) as staging:
+        for i, meta in enumerate(metas):
+            shutil.copytree(meta["directory"], staging / "members" / str(i))
+        write_json(staging / "model.json", {
+            "format": FORMAT, "version": VERSION, "kind": "ensemble",
+            "combine": ensemble.combine, "classes": ensemble.classes,
+            "input": list(ensemble.input_shape),
+            "members": [f"members/{i}" for i in range(len(metas))],
+            "descriptions": [m["description"] for m in metas], "versions": versions()})
+    return directory
+

@@ -1,0 +1,86 @@
+"""Ensembles: each model's and the ensemble's accuracy, saving, and what is refused."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from convnet import checkpoint
+from convnet.cli import main
+from convnet.data import load_dataset
+
+NET = "conv(6,3,pad=same) relu pool(2) fc(10)"
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory, fashion_dir):
+    root = tmp_path_factory.mktemp("ensemble")
+    for seed in (0, 1, 2):
+        assert main(["train", NET, "--data-dir", str(fashion_dir), "--epochs", "1",
+                     "--val-size", "300", "--seed", str(seed), "--engine", "numpy",
+                     "--out", str(root / f"m{seed}")]) == 0
+    return [root / f"m{seed}" for seed in (0, 1, 2)]
+
+
+def softmax(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def test_each_model_and_the_ensembles(capsys, models, fashion_dir, tmp_path):
+    capsys.readouterr()
+    out = tmp_path / "together"
+    code = main(["ensemble", *map(str, models), "--data-dir", str(fashion_dir), "--json",
+                 "--out", str(out)])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and report["images"] == 1000
+    test = load_dataset("fashion-mnist", data_dir=str(fashion_dir)).test
+    nets = [checkpoint.load(m, engine="numpy")[0] for m in models]
+    logits = [n.logits(test.images).astype(np.float64) for n in nets]
+    mean_softmax = np.mean([softmax(z) for z in logits], axis=0).argmax(1)
+    summed = np.sum(logits, axis=0).argmax(1)
+    accuracy = report["accuracy"]
+    assert accuracy["ensemble, mean of softmax"] == pytest.approx((mean_softmax ==
+                                                                  test.labels).mean())
+    assert accuracy["ensemble, sum of logits"] == pytest.approx((summed == test.labels).mean())
+    assert len(accuracy) == 5
+
+    # the saved ensemble is a model directory for eval and predict
+    assert main(["eval", str(out), "--data-dir", str(fashion_dir), "--json"]) == 0
+    saved = json.loads(capsys.readouterr().out)
+    assert saved["accuracy"] == pytest.approx(accuracy["ensemble, mean of softmax"])
+    from PIL import Image
+    Image.fromarray(test.images[0, :, :, 0]).save(tmp_path / "x.png")
+    assert main(["predict", str(out), str(tmp_path / "x.png"), "--json"]) == 0
+    top = json.loads(capsys.readouterr().out)[0]["top"][0]
+    expected = np.mean([softmax(z[:1]) for z in logits], axis=0)[0]
+    assert top["probability"] == pytest.approx(float(expected.max()), abs=1e-5)
+
+
+def test_what_ensembles_refuse(capsys, models, fashion_dir, tmp_path):
+    from formats import write_image_folder
+    root = write_image_folder(tmp_path / "photos", per_class=8, classes=("a", "b"))
+    assert main(["train", "conv(4,3,pad=same) relu pool(2) fc(2)", "--data", str(root),
+                 "--input", "28x28x1", "--epochs", "1", "--out", str(tmp_path / "other"),
+                 "--engine", "numpy", "--val-size", "0.2"]) == 0
+    capsys.readouterr()
+    cases = [
+        (["ensemble", str(models[0])], "needs at least two models"),
+        (["ensemble", str(models[0]), str(tmp_path / "other")], "has other classes"),
+        (["ensemble", str(models[0]), str(models[1]), "--out", str(tmp_path)],
+         "already exists; use --force"),
+    ]
+    for argv, message in cases:
+        assert main(argv + ["--data-dir", str(fashion_dir)]) == 2
+        assert message in capsys.readouterr().err
+    saved = tmp_path / "pair"
+    assert main(["ensemble", str(models[0]), str(models[1]), "--data-dir", str(fashion_dir),
+                 "--out", str(saved)]) == 0
+    capsys.readouterr()
+    for argv in (["show", str(saved), "x.png", "--out", str(tmp_path / "s.png")],
+                 ["filters", str(saved), "--out", str(tmp_path / "f.png")],
+                 ["export", str(saved), "--onnx", str(tmp_path / "m.onnx")]):
+        assert main(argv) == 2
+        assert "is an ensemble of 2 models; this looks at one network" in capsys.readouterr().err
