@@ -156,6 +156,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="run directory (default: runs/DATA-DATE-TIME)")
     p.add_argument("--force", action="store_true", help="replace an existing run directory")
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last epoch")
+    p.add_argument("--ensemble", type=_positive_int, metavar="K",
+                   help="train K models (seeds SEED … SEED+K−1) into OUT/model-1 … and save "
+                        "their ensemble in OUT/ensemble")
     p.set_defaults(run=_run_train)
 
 
@@ -193,6 +196,8 @@ def _run_train(args: argparse.Namespace) -> int:
         config = TrainConfig(**values)
         name = Path(config.data).name or "data"
         directory = Path(given.get("out") or f"runs/{name}-{time.strftime('%Y%m%d-%H%M%S')}")
+        if given.get("ensemble", 1) > 1:
+            return _train_ensemble(config, directory, given["ensemble"], given.get("force", False))
         trainer = Trainer(config, directory, force=given.get("force", False))
     net = trainer.net
     if not trainer.world.main:  # other ranks of a torchrun train quietly
@@ -215,6 +220,38 @@ def _run_train(args: argparse.Namespace) -> int:
           f"{int(minutes)} min {seconds:.0f} s)")
     print(f"model: {directory / 'best'}   curve: {directory / 'curve.png'}   "
           f"metrics: {directory / 'metrics.jsonl'}")
+    return 0
+
+
+def _train_ensemble(config, directory, count: int, force: bool) -> int:
+    """K models with consecutive seeds, then their ensemble, all under one directory."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from . import checkpoint
+    from .ensemble import Ensemble, check_classes, save
+    from .evaluate import evaluate
+    from .train import Trainer
+
+    directory = Path(directory)
+    if directory.exists() and any(directory.iterdir()) and not force:
+        raise UserError(f"{directory} already exists; use --force to replace it")
+    runs = []
+    for k in range(count):
+        seed = config.seed + k
+        print(f"model {k + 1} of {count} (seed {seed})", flush=True)
+        trainer = Trainer(replace(config, seed=seed), directory / f"model-{k + 1}", force=force)
+        trainer.run()
+        runs.append(directory / f"model-{k + 1}")
+    loaded = [checkpoint.load(run) for run in runs]
+    classes = check_classes([meta for _, meta in loaded])
+    ensemble = Ensemble([net for net, _ in loaded], classes)
+    test = trainer.data.test
+    for run, (net, _) in zip(runs, loaded):
+        print(f"{run}: test accuracy {evaluate(net, test.images, test.labels, classes).accuracy:.2%}")
+    accuracy = evaluate(ensemble, test.images, test.labels, classes).accuracy
+    save(ensemble, [meta for _, meta in loaded], directory / "ensemble")
+    print(f"ensemble of {count}: test accuracy {accuracy:.2%} → {directory / 'ensemble'}")
     return 0
 
 

@@ -57,3 +57,47 @@ def test_the_numpy_engine_is_refused(tmp_path, fashion_dir):
     done = torchrun(2, *argv, timeout=120)
     assert done.returncode != 0
     assert "training on several processes needs --engine torch" in done.stderr
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:  # the parent pid
+                found.append(int(entry))
+    return found
+
+
+def test_a_rank_that_dies_ends_every_process_in_bounded_time(tmp_path, fashion_dir):
+    import signal
+    import time
+
+    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "CONVNET_DIST_TIMEOUT": "30",
+           "OMP_NUM_THREADS": "1"}
+    argv = arguments(fashion_dir, tmp_path / "run", "--epochs", "50")
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+         "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{free_port()}", "-m",
+         "convnet", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.time() + 60
+        while not (tmp_path / "run" / "train.json").exists():  # training has begun
+            assert launcher.poll() is None and time.time() < deadline
+            time.sleep(0.2)
+        workers = children(launcher.pid)
+        assert len(workers) == 2
+        os.kill(workers[1], signal.SIGKILL)
+        started = time.time()
+        code = launcher.wait(timeout=120)
+        assert code != 0 and time.time() - started < 120
+        time.sleep(1)
+        assert all(not os.path.exists(f"/proc/{w}") or
+                   open(f"/proc/{w}/stat").read().split()[2] == "Z" for w in workers)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()

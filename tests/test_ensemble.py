@@ -84,3 +84,16 @@ def test_what_ensembles_refuse(capsys, models, fashion_dir, tmp_path):
                  ["export", str(saved), "--onnx", str(tmp_path / "m.onnx")]):
         assert main(argv) == 2
         assert "is an ensemble of 2 models; this looks at one network" in capsys.readouterr().err
+
+
+def test_train_an_ensemble(capsys, tmp_path, fashion_dir):
+    out = tmp_path / "three"
+    assert main(["train", NET, "--data-dir", str(fashion_dir), "--epochs", "1", "--val-size",
+                 "300", "--engine", "numpy", "--ensemble", "3", "--seed", "5",
+                 "--out", str(out)]) == 0
+    stdout = capsys.readouterr().out
+    assert "model 3 of 3 (seed 7)" in stdout and "ensemble of 3: test accuracy" in stdout
+    assert json.loads((out / "model-2" / "train.json").read_text())["seed"] == 6
+    meta = json.loads((out / "ensemble" / "model.json").read_text())
+    assert meta["kind"] == "ensemble" and len(meta["members"]) == 3
+    assert main(["eval", str(out / "ensemble"), "--data-dir", str(fashion_dir)]) == 0
