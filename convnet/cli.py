@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from .errors import UserError
@@ -372,6 +373,21 @@ def _one_network(model_dir: str, engine: str = "numpy"):
     return net, meta
 
 
+def _network_and_voter(model_dir: str):
+    """For show and serve: the network whose layers are drawn, its metadata, and the ensemble
+    whose probabilities answer (None for a single model). An ensemble's first member is drawn."""
+    from . import checkpoint
+
+    net, meta = checkpoint.load(model_dir, engine="numpy")
+    if meta.get("kind") != "ensemble":
+        return net, meta, None
+    first, first_meta = checkpoint.load(Path(meta["directory"]) / meta["members"][0],
+                                        engine="numpy")
+    print(f"convnet: note: {model_dir} is an ensemble of {len(meta['members'])}; the maps are "
+          "its first member's, the probabilities the ensemble's", file=sys.stderr)
+    return first, {**first_meta, "classes": meta["classes"]}, net
+
+
 def _load_image(path_text: str, shape: tuple[int, int, int]):
     from pathlib import Path
 
@@ -405,10 +421,10 @@ def _run_show(args: argparse.Namespace) -> int:
     from .figures import inside_figure
     from .inside import activations, conv_filters, pick_layers
 
-    net, meta = _one_network(args.model)
+    net, meta, voter = _network_and_voter(args.model)
     image = _load_image(args.image, net.input_shape)
     chosen = pick_layers(net.shapes, args.layer)
-    views = activations(net, image)
+    views = activations(net, image, voter)
     shown = [v for v in views[:-1] if v.index in chosen] + [views[-1]]
     filters = conv_filters(net)
     path = inside_figure(image, shown, filters[0][1] if filters else None, list(meta["classes"]),
@@ -458,7 +474,7 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
 def _run_serve(args: argparse.Namespace) -> int:
     from .data import load_dataset
 
-    net, meta = _one_network(args.model)
+    net, meta, voter = _network_and_voter(args.model)
     if not 0 < args.port < 65536:
         raise UserError(f"--port must be between 1 and 65535, got {args.port}")
     examples = None
@@ -476,7 +492,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     from .web.app import create_app
 
     print(f"convnet: serving {meta['directory']} on http://{args.host}:{args.port}/", flush=True)
-    uvicorn.run(create_app(net, meta, examples), host=args.host, port=args.port,
+    uvicorn.run(create_app(net, meta, examples, voter), host=args.host, port=args.port,
                 log_level="warning")
     return 0
 

@@ -35,8 +35,10 @@ def as_numpy_network(net: Network) -> Network:
     return twin
 
 
-def activations(net: Network, image: np.ndarray) -> list[LayerView]:
-    """Every layer's output for one H×W×C image (uint8 or float), the softmax's included."""
+def activations(net: Network, image: np.ndarray, voter=None) -> list[LayerView]:
+    """Every layer's output for one H×W×C image (uint8 or float), the softmax's included.
+    With `voter` (an ensemble of which `net` is a member) the last view holds the ensemble's
+    probabilities, since the answer is the ensemble's."""
     numpy_net = as_numpy_network(net)
     batch = numpy_net.prepare_images(image[None])
     outputs = numpy_net.engine.model.activations(batch)
@@ -47,6 +49,9 @@ def activations(net: Network, image: np.ndarray) -> list[LayerView]:
             e = np.exp(logits - logits.max())
             out = (e / e.sum())[None]
         views.append(LayerView(info.index, layer_to_string(info.layer), info.output, out[0]))
+    if voter is not None:
+        last = views[-1]
+        views[-1] = LayerView(last.index, last.text, last.shape, voter.predict(image[None])[0])
     return views
 
 

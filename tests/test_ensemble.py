@@ -79,11 +79,38 @@ def test_what_ensembles_refuse(capsys, models, fashion_dir, tmp_path):
     assert main(["ensemble", str(models[0]), str(models[1]), "--data-dir", str(fashion_dir),
                  "--out", str(saved)]) == 0
     capsys.readouterr()
-    for argv in (["show", str(saved), "x.png", "--out", str(tmp_path / "s.png")],
-                 ["filters", str(saved), "--out", str(tmp_path / "f.png")],
+    for argv in (["filters", str(saved), "--out", str(tmp_path / "f.png")],
                  ["export", str(saved), "--onnx", str(tmp_path / "m.onnx")]):
         assert main(argv) == 2
         assert "is an ensemble of 2 models; this looks at one network" in capsys.readouterr().err
+
+
+def test_show_and_serve_take_an_ensemble(capsys, models, fashion_dir, tmp_path):
+    from fastapi.testclient import TestClient
+    from PIL import Image
+
+    from convnet.cli import _network_and_voter
+    from convnet.web.app import create_app
+
+    saved = tmp_path / "pair"
+    assert main(["ensemble", str(models[0]), str(models[1]), "--data-dir", str(fashion_dir),
+                 "--out", str(saved)]) == 0
+    test = load_dataset("fashion-mnist", data_dir=str(fashion_dir)).test
+    Image.fromarray(test.images[0, :, :, 0]).save(tmp_path / "x.png")
+    capsys.readouterr()
+    assert main(["show", str(saved), str(tmp_path / "x.png"), "--out",
+                 str(tmp_path / "s.png")]) == 0
+    out = capsys.readouterr()
+    assert "the maps are its first member's, the probabilities the ensemble's" in out.err
+    assert (tmp_path / "s.png").is_file()
+
+    ensemble, _ = checkpoint.load(saved, engine="numpy")
+    net, meta, voter = _network_and_voter(str(saved))
+    client = TestClient(create_app(net, meta, None, voter))
+    with open(tmp_path / "x.png", "rb") as f:
+        content = f.read()
+    result = client.post("/api/predict", files={"file": ("x.png", content, "image/png")}).json()
+    assert np.allclose(result["probabilities"], ensemble.predict(test.images[:1])[0], atol=1e-6)
 
 
 def test_train_an_ensemble(capsys, tmp_path, fashion_dir):

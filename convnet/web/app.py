@@ -64,7 +64,10 @@ class InspectRequest(BaseModel):
     input: str  # HxWxC, e.g. "32x32x3"
 
 
-def create_app(net: Network, meta: dict[str, Any], examples: np.ndarray | None = None) -> FastAPI:
+def create_app(net: Network, meta: dict[str, Any], examples: np.ndarray | None = None,
+               voter=None) -> FastAPI:
+    """The app for one network; with `voter` (an ensemble whose first member `net` is), the
+    maps are the member's and the probabilities the ensemble's."""
     app = FastAPI(title="convnet", version="1", docs_url=None, redoc_url=None,
                   description="Look inside a trained ConvNet: predictions, activation maps, the "
                               "arithmetic of every layer.")
@@ -89,7 +92,7 @@ def create_app(net: Network, meta: dict[str, Any], examples: np.ndarray | None =
 
     def views_of(image: np.ndarray):
         with lock:
-            return activations(net, image)
+            return activations(net, image, voter)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> str:
