@@ -8,6 +8,7 @@ Watch with `tensorboard --logdir DIR`.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,9 @@ class Board:
             h, w, c = net.input_shape
             model = net.engine.model
             example = torch.zeros(1, c, h, w, dtype=next(model.parameters()).dtype)
-            self.writer.add_graph(model, example)
+            with warnings.catch_warnings():  # TensorBoard's add_graph still traces with the JIT
+                warnings.simplefilter("ignore", DeprecationWarning)
+                self.writer.add_graph(model, example)
 
     def epoch(self, epoch: int, row: dict[str, Any], net: Network) -> None:
         w = self.writer
