@@ -166,7 +166,6 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 def _run_train(args: argparse.Namespace) -> int:
     import time
     from dataclasses import asdict
-    from pathlib import Path
 
     from .checkpoint import read_meta
     from .recipes import describe, recipe
@@ -227,7 +226,6 @@ def _run_train(args: argparse.Namespace) -> int:
 def _train_ensemble(config, directory, count: int, force: bool) -> int:
     """K models with consecutive seeds, then their ensemble, all under one directory."""
     from dataclasses import replace
-    from pathlib import Path
 
     from . import checkpoint
     from .ensemble import Ensemble, check_classes, save
@@ -280,8 +278,6 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_eval(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from . import checkpoint
     from .data import load_dataset
     from .evaluate import evaluate
@@ -389,8 +385,6 @@ def _network_and_voter(model_dir: str):
 
 
 def _load_image(path_text: str, shape: tuple[int, int, int]):
-    from pathlib import Path
-
     from .data.folder import read_image
 
     path = Path(path_text)
@@ -416,8 +410,6 @@ def _add_show(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_show(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from .figures import inside_figure
     from .inside import activations, conv_filters, pick_layers
 
@@ -444,8 +436,6 @@ def _add_filters(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_filters(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from .figures import filters_figure
     from .inside import conv_filters
     from .spec import layer_to_string
@@ -508,8 +498,6 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from .export import export_onnx
 
     _one_network(args.model)
@@ -537,8 +525,6 @@ def _add_ensemble(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_ensemble(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from . import checkpoint
     from .data import load_dataset
     from .ensemble import Ensemble, check_classes, save

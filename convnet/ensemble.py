@@ -19,7 +19,7 @@ import numpy as np
 
 from .errors import UserError
 from .files import atomic_directory
-from .network import Network
+from .network import Network, softmax
 
 COMBINE = ("softmax", "logits")
 
@@ -44,16 +44,11 @@ class Ensemble:
         scores = [m.logits(x, batch_size).astype(np.float64) for m in self.members]
         if self.combine == "logits":
             return np.sum(scores, axis=0)
-        probabilities = np.mean([_softmax(s) for s in scores], axis=0)
+        probabilities = np.mean([softmax(s) for s in scores], axis=0)
         return np.log(np.maximum(probabilities, 1e-300))  # whose softmax is the mean
 
     def predict(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-        return _softmax(self.logits(x, batch_size)).astype(np.float32)
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    e = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
+        return softmax(self.logits(x, batch_size)).astype(np.float32)
 
 
 def check_classes(metas: list[dict[str, Any]]) -> list[str]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .network import Network
+from .network import Network, log_softmax
 
 
 @dataclass
@@ -57,9 +57,8 @@ class Report:
 
 
 def evaluate(net: Network, images: np.ndarray, labels: np.ndarray, classes: list[str]) -> Report:
-    logits = net.logits(images).astype(np.float64)
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    logits = net.logits(images)
+    log_probs = log_softmax(logits)
     predicted = logits.argmax(axis=1)
     k = len(classes)
     confusion = np.bincount(labels * k + predicted, minlength=k * k).reshape(k, k)

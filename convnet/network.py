@@ -133,9 +133,7 @@ class Network:
     # -- using the network -----------------------------------------------------------------
     def predict(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
         """Class probabilities, N×classes (softmax of the logits); evaluation mode."""
-        logits = self.logits(x, batch_size).astype(np.float64)
-        e = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return (e / e.sum(axis=1, keepdims=True)).astype(self.dtype)
+        return softmax(self.logits(x, batch_size)).astype(self.dtype)
 
     def logits(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
         """Class scores before the softmax, N×classes; evaluation mode."""
@@ -178,9 +176,8 @@ class Network:
                  ) -> dict[str, float]:
         """Mean loss and accuracy on a data set (evaluation mode)."""
         labels = self.prepare_labels(y, len(x))
-        logits = self.logits(x, batch_size).astype(np.float64)
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        logits = self.logits(x, batch_size)
+        log_probs = log_softmax(logits)
         loss = -float(log_probs[np.arange(len(labels)), labels].mean())
         accuracy = float((logits.argmax(axis=1) == labels).mean())
         return {"loss": loss, "accuracy": accuracy}
@@ -223,6 +220,17 @@ class Network:
         return (f"Network({str(self.spec.without_input())!r}, "
                 f"input={shape_arithmetic.format_shape(self.input_shape)!r}, "
                 f"engine={self.engine.name!r})")
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """log softmax(z) = z − max z − log Σ e^(z − max z), row by row, in float64."""
+    shifted = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Class probabilities from scores, row by row, in float64."""
+    return np.exp(log_softmax(logits))
 
 
 def _torch_available() -> bool:

@@ -42,3 +42,15 @@ def fashion_dir(tmp_path_factory) -> Path:
                      (data.train.images[:3000], data.train.labels[:3000]),
                      (data.test.images[:1000], data.test.labels[:1000]))
     return root
+
+
+@pytest.fixture(scope="session")
+def served_model(tmp_path_factory, fashion_dir) -> Path:
+    """A small trained model for `serve` and the browser: 2 epochs on the Fashion-MNIST subset."""
+    from convnet.cli import main
+
+    out = tmp_path_factory.mktemp("served") / "run"
+    network = "conv(6,5) relu pool(2) conv(8,3,pad=same) relu pool(2) fc(10)"
+    assert main(["train", network, "--data-dir", str(fashion_dir), "--epochs", "2",
+                 "--val-size", "300", "--out", str(out), "--engine", "numpy"]) == 0
+    return out

@@ -11,7 +11,6 @@ import pytest
 from PIL import Image
 
 from convnet import checkpoint
-from convnet.cli import main
 from convnet.data import load_dataset
 from serving import running_server
 
@@ -19,15 +18,9 @@ CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update"]
 ARTIFACTS = Path(__file__).parent / "artifacts"
-NET = "conv(6,5) relu pool(2) conv(8,3,pad=same) relu pool(2) fc(10)"
-
-
 @pytest.fixture(scope="module")
-def model(tmp_path_factory, fashion_dir):
-    out = tmp_path_factory.mktemp("browser") / "run"
-    assert main(["train", NET, "--data-dir", str(fashion_dir), "--epochs", "2", "--val-size",
-                 "300", "--out", str(out), "--engine", "numpy"]) == 0
-    return out
+def model(served_model):
+    return served_model
 
 
 @pytest.fixture(scope="module")

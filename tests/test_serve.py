@@ -15,15 +15,9 @@ from convnet.cli import main
 from convnet.data import load_dataset
 from serving import running_server
 
-NET = "conv(6,5) relu pool(2) conv(8,3,pad=same) relu pool(2) fc(10)"
-
-
 @pytest.fixture(scope="module")
-def model(tmp_path_factory, fashion_dir):
-    out = tmp_path_factory.mktemp("serve") / "run"
-    assert main(["train", NET, "--data-dir", str(fashion_dir), "--epochs", "1", "--val-size",
-                 "300", "--out", str(out), "--engine", "numpy"]) == 0
-    return out
+def model(served_model):
+    return served_model
 
 
 @pytest.fixture(scope="module")
