@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -37,11 +38,30 @@ def _add_inspect(sub: argparse._SubParsersAction) -> None:
     shown.add_argument("--json", action="store_true", help="print the figures as JSON")
     shown.add_argument("--explain", action="store_true",
                        help="write each layer's arithmetic the way the lecture does")
+    shown.add_argument("--values", metavar="NUMBERS",
+                       help="run the network on these input numbers and print every layer's "
+                            "output: rows split by ';' (e.g. \"1 2; 3 4\"), a .npy or text "
+                            "file, or 'random' (whole numbers 0-9)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="with --values: the seed of the random weights (and of 'random' "
+                        "values), drawn as training starts them (default: %(default)s)")
+    p.add_argument("--at", metavar="ROW,COL",
+                   help="with --values: work out each conv layer's output at this cell as "
+                        "W·x + b (rows and columns count from 0)")
     p.add_argument("--lang", choices=("en", "ko"), default="en",
                    help="language of --explain (ko: Korean)")
     p.add_argument("--floor", action="store_true",
                    help="accept strides that don't fit by flooring, as PyTorch does")
     p.set_defaults(run=_run_inspect)
+
+
+def _cell(text: str, names: tuple[str, ...], option: str) -> tuple[int, ...]:
+    """'1,2' → (1, 2): whole numbers from 0, as many as names."""
+    parts = text.split(",")
+    if len(parts) != len(names) or not all(p.strip().isdigit() for p in parts):
+        raise UserError(f"{option} {text!r}: give {','.join(names)} as whole numbers from 0, "
+                        f"e.g. {','.join(str(i + 1) for i in range(len(names)))}")
+    return tuple(int(p) for p in parts)
 
 
 def resolve_input(spec_input: tuple[int, int, int] | None, option: str | None
@@ -65,7 +85,22 @@ def _run_inspect(args: argparse.Namespace) -> int:
 
     network = spec.load(args.description, floor=args.floor)
     shape = resolve_input(network.input, args.input)
-    if args.json:
+    if args.at is not None and args.values is None:
+        raise UserError("--at works out one cell of a run on numbers: give --values too")
+    if args.values is not None:
+        from .by_hand import parse_values, values_text
+        from .network import Network
+
+        at = _cell(args.at, ("ROW", "COL"), "--at") if args.at is not None else None
+        net = Network(network, input=shape, engine="numpy", dtype="float64", seed=args.seed,
+                      floor=args.floor)
+        values = parse_values(args.values, shape, args.seed)
+        if at is not None and not any(isinstance(s.layer, spec.Conv) and at[0] < s.output[0]
+                                      and at[1] < s.output[1] for s in net.shapes):
+            raise UserError(f"--at {args.at}: no conv layer's output has row {at[0]}, "
+                            f"column {at[1]}")
+        print(values_text(net, values, at))
+    elif args.json:
         print(json.dumps(inspector.as_json(network, shape), indent=2))
     elif args.explain:
         print(inspector.explain(network, shape, lang=args.lang))
@@ -324,7 +359,8 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="the most likely classes of images",
                        description="Prints each image's top classes with probabilities.")
     p.add_argument("model", help="a model directory (or a training run: its best/)")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("images", nargs="+", metavar="IMAGE",
+                   help="image files, or test:N for test image N of the model's data set")
     p.add_argument("--top", type=_positive_int, default=3)
     p.add_argument("--engine", choices=("numpy", "torch", "auto"), default="auto")
     p.add_argument("--device")
@@ -339,7 +375,7 @@ def _run_predict(args: argparse.Namespace) -> int:
 
     net, meta = checkpoint.load(args.model, engine=args.engine, device=args.device)
     classes = list(meta["classes"])
-    batch = [_load_image(name, net.input_shape) for name in args.images]
+    batch = [_load_image(name, net.input_shape, meta) for name in args.images]
     probs = net.predict(np.stack(batch))
     top = min(args.top, len(classes))
     results = []
@@ -384,10 +420,17 @@ def _network_and_voter(model_dir: str):
     return first, {**first_meta, "classes": meta["classes"]}, net
 
 
-def _load_image(path_text: str, shape: tuple[int, int, int]):
+TEST_IMAGE = re.compile(r"test:(\d+)")
+
+
+def _load_image(path_text: str, shape: tuple[int, int, int], meta: dict | None = None):
+    """An image file, or `test:N`: test image N of the data set the model learned from."""
     from .data.folder import read_image
 
     path = Path(path_text)
+    found = TEST_IMAGE.fullmatch(path_text)
+    if found and not path.exists() and meta is not None:
+        return _test_image(int(found.group(1)), shape, meta)
     if not path.is_file():
         raise UserError(f"no image file {path_text}")
     try:
@@ -396,16 +439,34 @@ def _load_image(path_text: str, shape: tuple[int, int, int]):
         raise UserError(f"{path_text} is not a readable image ({e})") from None
 
 
+def _test_image(index: int, shape: tuple[int, int, int], meta: dict):
+    from .data import load_dataset
+
+    training = meta.get("training", {})
+    if not training.get("data"):
+        raise UserError(f"test:{index}: this model does not say which data set it learned from")
+    data = load_dataset(training["data"], training.get("data_dir"), shape=shape,
+                        download_ok=False)
+    if not 0 <= index < len(data.test.images):
+        raise UserError(f"test:{index}: {training['data']} has test images 0 to "
+                        f"{len(data.test.images) - 1}")
+    return data.test.images[index]
+
+
 def _add_show(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("show", help="every layer's activation maps for one image, as a PNG",
                        description="Draws the input, each layer's activation maps (labelled "
                                    "with the layer, its shape HxWxC and a colour scale), the "
                                    "first layer's filters and the class probabilities.")
     p.add_argument("model", help="a model directory (or a training run: its best/)")
-    p.add_argument("image")
+    p.add_argument("image", help="an image file, or test:N for test image N of the model's "
+                                 "data set")
     p.add_argument("--out", required=True, metavar="FILE.png")
     p.add_argument("--layer", action="append", metavar="N|NAME",
                    help="only these layers (numbers or names like conv, relu; repeatable)")
+    p.add_argument("--cell", metavar="LAYER,ROW,COL,MAP",
+                   help="also print how conv layer LAYER made the number at ROW, COL of map MAP: "
+                        "W·x + b and the ReLU after it (all counted from 0)")
     p.set_defaults(run=_run_show)
 
 
@@ -414,7 +475,13 @@ def _run_show(args: argparse.Namespace) -> int:
     from .inside import activations, conv_filters, pick_layers
 
     net, meta, voter = _network_and_voter(args.model)
-    image = _load_image(args.image, net.input_shape)
+    image = _load_image(args.image, net.input_shape, meta)
+    cell = None
+    if args.cell is not None:  # checked before anything is drawn
+        from .by_hand import layer_inputs, one_number
+
+        where = _cell(args.cell, ("LAYER", "ROW", "COL", "MAP"), "--cell")
+        cell = one_number(net, layer_inputs(net, image), *where)
     chosen = pick_layers(net.shapes, args.layer)
     views = activations(net, image, voter)
     shown = [v for v in views[:-1] if v.index in chosen] + [views[-1]]
@@ -425,6 +492,10 @@ def _run_show(args: argparse.Namespace) -> int:
     best = int(probs.argmax())
     print(f"{args.image}: {meta['classes'][best]} {probs[best]:.1%}; {len(shown) - 1} layers "
           f"drawn → {path}")
+    if cell is not None:
+        from .by_hand import one_number_text
+
+        print("\n".join(one_number_text(cell)))
     return 0
 
 
@@ -500,10 +571,10 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
 def _run_export(args: argparse.Namespace) -> int:
     from .export import export_onnx
 
-    _one_network(args.model)
     result = export_onnx(args.model, Path(args.onnx), args.opset)
     print(f"{result['path']}: input images float32 N×{'×'.join(map(str, result['input'][1:]))} "
-          f"(0–1), output probabilities of {len(result['classes'])} classes")
+          f"(0–1), output probabilities of {len(result['classes'])} classes, "
+          f"ONNX opset {result['opset']}")
     return 0
 
 

@@ -34,8 +34,15 @@ class World:
 
 def world() -> World:
     """This process's place, from torchrun's environment (a single process without it)."""
-    size = int(os.environ.get("WORLD_SIZE", "1"))
-    return World(int(os.environ.get("RANK", "0")), size)
+    try:
+        size = int(os.environ.get("WORLD_SIZE", "1"))
+        rank = int(os.environ.get("RANK", "0"))
+    except ValueError:
+        raise UserError(f"WORLD_SIZE and RANK must be whole numbers, not "
+                        f"{os.environ.get('WORLD_SIZE')!r} and {os.environ.get('RANK')!r}") from None
+    if size < 1 or not 0 <= rank < size:
+        raise UserError(f"RANK {rank} is not a place in a world of WORLD_SIZE {size}")
+    return World(rank, size)
 
 
 def join(engine: str, device: str | None, batch_size: int) -> World:
@@ -52,8 +59,21 @@ def join(engine: str, device: str | None, batch_size: int) -> World:
 
     if not dist.is_initialized():
         backend = "nccl" if (device or "").startswith("cuda") else "gloo"
-        dist.init_process_group(backend, timeout=TIMEOUT)
+        try:
+            dist.init_process_group(backend, timeout=TIMEOUT)
+        except (ValueError, RuntimeError, TimeoutError) as failure:
+            # torchrun sets MASTER_ADDR/PORT; a hand-set WORLD_SIZE without them, or a master
+            # nobody answers at, fails here. DistStoreError is a RuntimeError.
+            raise UserError(f"cannot join the {here.size}-process group as rank {here.rank} "
+                            f"(MASTER_ADDR={os.environ.get('MASTER_ADDR', 'unset')}, "
+                            f"MASTER_PORT={os.environ.get('MASTER_PORT', 'unset')}): "
+                            f"{_first_line(failure)}") from None
     return here
+
+
+def _first_line(failure: BaseException) -> str:
+    lines = [line.strip() for line in str(failure).splitlines() if line.strip()]
+    return lines[0] if lines else type(failure).__name__
 
 
 def shard(index, here: World):

@@ -101,3 +101,63 @@ def test_a_rank_that_dies_ends_every_process_in_bounded_time(tmp_path, fashion_d
     finally:
         if launcher.poll() is None:
             launcher.kill()
+
+
+def test_an_endpoint_nobody_answers_at_ends_torchrun_in_bounded_time(tmp_path, fashion_dir):
+    # A second machine whose --rdzv-endpoint points at nothing: torchrun's read_timeout bounds
+    # each try to reach the store (its default is 60 s; the README shows how to set it).
+    import time
+
+    started = time.time()
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
+         "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{free_port()}",
+         "--rdzv-conf", "is_host=false,read_timeout=3", "-m", "convnet",
+         *arguments(fashion_dir, tmp_path / "run")],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode != 0 and time.time() - started < 120
+    assert "RendezvousConnectionError" in done.stderr
+    assert "The connection to the C10d store has failed" in done.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_machine_that_never_joins_ends_the_rendezvous_in_bounded_time(tmp_path, fashion_dir):
+    # --nnodes 2 but only this machine starts: join_timeout (default 600 s) ends the wait.
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
+         "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{free_port()}",
+         "--rdzv-conf", "join_timeout=3", "-m", "convnet",
+         *arguments(fashion_dir, tmp_path / "run")],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode != 0
+    assert "RendezvousTimeoutError" in done.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def convnet_alone(env: dict[str, str | None], *argv: str) -> subprocess.CompletedProcess:
+    merged = {**os.environ, **env}
+    for name in [name for name, value in merged.items() if value is None]:
+        del merged[name]  # None: not set at all
+    return subprocess.run([sys.executable, "-m", "convnet", *argv], capture_output=True,
+                          text=True, timeout=120, env=merged)
+
+
+def test_a_hand_set_world_without_a_master_is_one_clear_line(tmp_path, fashion_dir):
+    done = convnet_alone({"WORLD_SIZE": "2", "RANK": "0", "MASTER_ADDR": None, "MASTER_PORT": None},
+                         *arguments(fashion_dir, tmp_path / "run"))
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].startswith(
+        "convnet: error: cannot join the 2-process group as rank 0")
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_master_nobody_answers_at_ends_in_the_set_time(tmp_path, fashion_dir):
+    env = {"WORLD_SIZE": "2", "RANK": "1", "MASTER_ADDR": "127.0.0.1",
+           "MASTER_PORT": str(free_port()), "CONVNET_DIST_TIMEOUT": "2"}
+    done = convnet_alone(env, *arguments(fashion_dir, tmp_path / "run"))
+    assert done.returncode == 2
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("convnet: error: cannot join the 2-process group as rank 1 "
+                           "(MASTER_ADDR=127.0.0.1"), last
+    assert "Traceback" not in done.stderr

@@ -98,8 +98,8 @@ def test_one_number_is_relu_of_w_dot_x_plus_b(client, boot, layer, channel, row,
 
 @pytest.mark.parametrize("data, message", [
     ({"layer": 1, "channel": 0, "row": 0, "column": 0}, "layer 1 is not a conv layer"),
-    ({"layer": 0, "channel": 6, "row": 0, "column": 0}, "outside 24x24x6"),
-    ({"layer": 0, "channel": 0, "row": 24, "column": 0}, "outside 24x24x6"),
+    ({"layer": 0, "channel": 6, "row": 0, "column": 0}, "outside layer 0's output 24x24x6"),
+    ({"layer": 0, "channel": 0, "row": 24, "column": 0}, "outside layer 0's output 24x24x6"),
 ])
 def test_a_cell_that_does_not_exist(client, boot, data, message):
     response = client.post("/api/cell", files={"file": ("b.png", boot, "image/png")}, data=data)

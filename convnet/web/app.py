@@ -31,10 +31,11 @@ from .. import inspector
 from ..data.folder import read_image
 from ..errors import UserError
 from ..figures import tile
+from ..by_hand import layer_inputs, one_number
 from ..inside import activations
 from ..network import Network
-from ..shapes import conv_padding, format_shape
-from ..spec import Activation, Conv, load as load_spec, parse_input_shape
+from ..shapes import format_shape
+from ..spec import Conv, load as load_spec, parse_input_shape
 
 MAX_UPLOAD_BYTES = 8 << 20
 PAGE = Path(__file__).with_name("index.html")
@@ -140,33 +141,15 @@ def create_app(net: Network, meta: dict[str, Any], examples: np.ndarray | None =
     def cell(file: UploadFile = File(...), layer: int = Form(...), channel: int = Form(...),
              row: int = Form(...), column: int = Form(...)) -> dict[str, Any]:
         """The lecture's one number at one output cell of a conv layer: ReLU(W·x + b)."""
-        if not 0 <= layer < len(net.spec.layers) or \
-                not isinstance(net.spec.layers[layer], Conv):
-            raise HTTPException(422, f"layer {layer} is not a conv layer")
-        info = net.shapes[layer]
-        ho, wo, k = info.output
-        if not (0 <= channel < k and 0 <= row < ho and 0 <= column < wo):
-            raise HTTPException(422, f"cell ({row}, {column}) of map {channel} is outside "
-                                     f"{format_shape(info.output)}")
         image = image_from(file)
-        views = views_of(image)
-        # the conv's input: the previous layer's output, or the (normalised) image itself
-        before = views[layer - 1].values if layer > 0 else net.prepare_images(image[None])[0]
-        conv = net.spec.layers[layer]
-        top, bottom, left, right = conv_padding(conv)
-        padded = np.pad(before, ((top, bottom), (left, right), (0, 0)))
-        (kh, kw), (sh, sw) = conv.kernel, conv.stride
-        window = padded[row * sh:row * sh + kh, column * sw:column * sw + kw, :]  # kh×kw×C
-        state = net.state_dict()
-        weights = state[f"{layer}.weight"][channel].transpose(1, 2, 0)  # kh×kw×C
-        bias = float(state[f"{layer}.bias"][channel]) if f"{layer}.bias" in state else 0.0
-        dot = float(np.sum(weights * window)) + bias
-        after = net.spec.layers[layer + 1] if layer + 1 < len(net.spec.layers) else None
-        return {"layer": views[layer].text, "window": window.tolist(),
-                "weights": weights.tolist(), "bias": bias, "w_dot_x_plus_b": dot,
-                "output": float(views[layer].values[row, column, channel]),
-                "relu": max(dot, 0.0) if isinstance(after, Activation) and
-                after.name == "relu" else None}
+        try:
+            with lock:  # the NumPy engine reuses its buffers
+                found = one_number(net, layer_inputs(net, image), layer, row, column, channel)
+        except UserError as e:
+            raise HTTPException(422, str(e)) from None
+        return {"layer": found.text, "window": found.window.tolist(),
+                "weights": found.weights.tolist(), "bias": found.bias,
+                "w_dot_x_plus_b": found.total, "output": found.output, "relu": found.relu}
 
     @app.post("/api/inspect")
     def inspect(request: InspectRequest) -> dict[str, Any]:

@@ -1,0 +1,141 @@
+"""`inspect --values/--at` and `show --cell`: a network on numbers small enough to check by
+hand, and the lecture's one number W·x + b, checked against PyTorch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+from convnet.by_hand import layer_inputs, one_number, parse_values
+from convnet.cli import main
+from convnet.network import Network
+
+LECTURE_POOL = "1 1 2 4; 5 6 7 8; 3 2 1 0; 1 2 3 4"
+
+
+def test_the_lecture_max_pool_example_gives_6_8_3_4(capsys):
+    assert main(["inspect", "maxpool(2)", "--input", "4x4x1", "--values", LECTURE_POOL]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[:8] == ["input 4x4x1", "  1 1 2 4", "  5 6 7 8", "  3 2 1 0", "  1 2 3 4",
+                       "0 pool(2) → 2x2x1", "  6 8", "  3 4"]
+
+
+def test_values_run_through_every_layer_as_pytorch_computes_them(capsys):
+    description = "conv(2,3,pad=1) relu maxpool(2) conv(3,2) fc(4)"
+    net = Network(description, input=(6, 6, 2), engine="numpy", dtype="float64", seed=3)
+    values = parse_values("random", (6, 6, 2), seed=3)
+    twin = Network(description, input=(6, 6, 2), engine="torch", dtype="float64", seed=3)
+    twin.load_state_dict(net.state_dict())
+    expected = twin.engine.model(torch.from_numpy(values.transpose(2, 0, 1)[None].copy()))
+    inputs = layer_inputs(net, values)
+    assert np.allclose(inputs[6][None], expected.detach().numpy(), atol=1e-12)
+    assert main(["inspect", description, "--input", "6x6x2", "--values", "random",
+                 "--seed", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "0 conv(2,3,pad=1) → 6x6x2\n  filter 0 (3x3x2), bias 0.0000:\n    channel 0:" in out
+    assert "5 fc(4) → 4\n" in out
+
+
+@settings(max_examples=40, deadline=None)
+@given(size=st.integers(5, 9), kernel=st.integers(1, 4), stride=st.integers(1, 3),
+       pad=st.integers(0, 2), channels=st.integers(1, 3), filters=st.integers(1, 3),
+       seed=st.integers(0, 1000), data=st.data())
+def test_one_number_is_the_conv_output_pytorch_computes(size, kernel, stride, pad, channels,
+                                                        filters, seed, data):
+    out = (size - kernel + 2 * pad) // stride + 1
+    description = f"conv({filters},{kernel},stride={stride},pad={pad},floor=true) relu"
+    net = Network(description, input=(size, size, channels), engine="numpy", dtype="float64",
+                  seed=seed)
+    state = net.state_dict()
+    state["0.bias"] = np.random.default_rng(seed).normal(size=filters)  # not just zeros
+    net.load_state_dict(state)
+    values = np.random.default_rng(seed + 1).normal(size=(size, size, channels))
+    row, column = data.draw(st.integers(0, out - 1)), data.draw(st.integers(0, out - 1))
+    channel = data.draw(st.integers(0, filters - 1))
+    cell = one_number(net, layer_inputs(net, values), 0, row, column, channel)
+    reference = torch.nn.functional.conv2d(
+        torch.from_numpy(values.transpose(2, 0, 1)[None].copy()),
+        torch.from_numpy(state["0.weight"]), torch.from_numpy(state["0.bias"]),
+        stride=stride, padding=pad)[0, channel, row, column].item()
+    assert cell.total == pytest.approx(reference, abs=1e-10)
+    assert cell.output == pytest.approx(reference, abs=1e-10)
+    assert cell.relu == max(cell.total, 0.0)
+    assert cell.window.shape == cell.weights.shape == (kernel, kernel, channels)
+
+
+def test_at_writes_the_one_number_term_by_term(capsys):
+    values = "1 0 0 0 0 0 0; " * 7
+    assert main(["inspect", "conv(1,3) relu", "--input", "7x7x1", "--values", values.strip(),
+                 "--at", "0,0"]) == 0
+    out = capsys.readouterr().out
+    net = Network("conv(1,3) relu", input=(7, 7, 1), engine="numpy", dtype="float64", seed=0)
+    w = net.state_dict()["0.weight"][0, 0]
+    first = f"{w[0, 0]:.4f}×1"
+    assert f"W·x + b = {first if w[0, 0] >= 0 else '(' + first.replace('×', ')×')} + " in out
+    assert f"= {w[0, 0] + w[1, 0] + w[2, 0]:.4f}\n" in out
+    assert "ReLU(W·x + b) = max(0, " in out
+
+
+@pytest.mark.parametrize("text, message", [
+    ("1 2 3", "--values: 3 numbers, but a 2x2x1 input holds 4"),
+    ("1 2; 3", "--values: row 2 has 1 numbers; a row of a 2x2x1 input has 2 (W·C)"),
+    ("1 x; 3 4", "--values: row 1 ('1 x') holds something that is not a number"),
+    ("1 2; 3 nan", "--values: the numbers must be finite"),
+])
+def test_values_that_do_not_fit_are_one_line(capsys, text, message):
+    assert main(["inspect", "conv(1,1)", "--input", "2x2x1", "--values", text]) == 2
+    assert capsys.readouterr().err == f"convnet: error: {message}\n"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--at", "0,0"], "--at works out one cell of a run on numbers: give --values too"),
+    (["--values", "random", "--at", "1"], "--at '1': give ROW,COL as whole numbers from 0"),
+    (["--values", "random", "--at", "5,0"], "--at 5,0: no conv layer's output has row 5"),
+    (["--values", "random", "--explain"], "not allowed with argument"),
+])
+def test_at_mistakes_are_one_line(capsys, argv, message):
+    assert main(["inspect", "conv(1,3)", "--input", "7x7x1", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_a_npy_file_gives_the_values(tmp_path, capsys):
+    np.save(tmp_path / "x.npy", np.arange(16.0).reshape(4, 4))
+    assert main(["inspect", "maxpool(2)", "--input", "4x4x1", "--values",
+                 str(tmp_path / "x.npy")]) == 0
+    assert "0 pool(2) → 2x2x1\n   5  7\n  13 15\n" in capsys.readouterr().out
+    np.save(tmp_path / "y.npy", np.zeros((3, 4)))
+    assert main(["inspect", "maxpool(2)", "--input", "4x4x1", "--values",
+                 str(tmp_path / "y.npy")]) == 2
+    assert "shape 3x4x1, but the input is 4x4x1" in capsys.readouterr().err
+
+
+def test_show_cell_on_a_trained_model_and_a_test_image(capsys, tmp_path, served_model):
+    out = tmp_path / "inside.png"
+    assert main(["show", str(served_model), "test:3", "--out", str(out), "--cell",
+                 "0,2,5,1"]) == 0
+    text = capsys.readouterr().out
+    assert out.is_file()
+    assert "0 conv(" in text and "at row 2, column 5 of map 1:" in text
+    assert "x, the input under the filter" in text and "W·x + b = " in text
+    assert main(["predict", str(served_model), "test:3"]) == 0
+    assert capsys.readouterr().out.startswith("test:3: ")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--cell", "1,0,0,0"], "layer 1 is not a conv layer; the conv layers are 0"),
+    (["--cell", "0,99,0,0"], "cell (row 99, column 0) of map 0 is outside layer 0's output"),
+    (["--cell", "0,0"], "--cell '0,0': give LAYER,ROW,COL,MAP as whole numbers from 0"),
+])
+def test_show_cell_mistakes_draw_nothing(capsys, tmp_path, served_model, argv, message):
+    out = tmp_path / "inside.png"
+    assert main(["show", str(served_model), "test:0", "--out", str(out), *argv]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_test_image_that_does_not_exist(capsys, tmp_path, served_model):
+    assert main(["predict", str(served_model), "test:999999"]) == 2
+    assert "test:999999: fashion-mnist has test images 0 to" in capsys.readouterr().err
