@@ -128,7 +128,23 @@ def layer_inputs(net, image: np.ndarray) -> list[np.ndarray]:
     return [prepared] + [view.values for view in activations(net, image)]
 
 
-# ── text ──────────────────────────────────────────────────────────────────────────────────────
+# ── text, in English or Korean (the lecture's own terms) ──────────────────────────────────────────────────────────────────────────────────────
+
+WORDS = {
+    "en": {"input": "input {shape}", "channel": "channel {k}:",
+           "filter": "filter {k} ({shape}), bias {bias}:", "output": "output:",
+           "at": "{layer} {text} at row {row}, column {column} of map {map}:",
+           "window": "x, the input under the filter ({shape}):",
+           "weights": "W, filter {k} ({shape}), b = {bias}:",
+           "sum": "(the sum of {n} products)"},
+    "ko": {"input": "입력 {shape}", "channel": "채널 {k}:",
+           "filter": "필터 {k} ({shape}), 편향 {bias}:", "output": "출력:",
+           "at": "{layer} {text}의 맵 {map}, {row}행 {column}열:",
+           "window": "x, 필터 아래의 입력 ({shape}):",
+           "weights": "W, 필터 {k} ({shape}), b = {bias}:",
+           "sum": "(곱 {n}개의 합)"},
+}
+
 
 def _number(value: float, decimals: int) -> str:
     text = f"{value:.{decimals}f}"
@@ -145,7 +161,7 @@ def _decimals(array: np.ndarray) -> int:
     return 0 if np.all(array == np.round(array)) and np.abs(array).max(initial=0) < 1e9 else 4
 
 
-def grid(array: np.ndarray, indent: str = "  ") -> list[str]:
+def grid(array: np.ndarray, indent: str = "  ", lang: str = "en") -> list[str]:
     """Rows of numbers, right-aligned; an H×W×C volume channel by channel; a long vector
     ten numbers to a line."""
     d = _decimals(array)
@@ -161,16 +177,18 @@ def grid(array: np.ndarray, indent: str = "  ") -> list[str]:
     lines: list[str] = []
     for k in range(array.shape[2]):
         if array.shape[2] > 1:
-            lines.append(f"{indent}channel {k}:")
-        lines += grid(array[:, :, k], indent + ("  " if array.shape[2] > 1 else ""))
+            lines.append(indent + WORDS[lang]["channel"].format(k=k))
+        lines += grid(array[:, :, k], indent + ("  " if array.shape[2] > 1 else ""), lang)
     return lines
 
 
-def values_text(net, values: np.ndarray, at: tuple[int, int] | None = None) -> str:
+def values_text(net, values: np.ndarray, at: tuple[int, int] | None = None,
+                lang: str = "en") -> str:
     """The input and every layer's output, with the one number worked out at `at` (row,
     column) for every filter of every conv layer whose output has that cell."""
     results = outputs(net, values)
-    lines = [f"input {format_shape(values.shape)}", *grid(values)]
+    words = WORDS[lang]
+    lines = [words["input"].format(shape=format_shape(values.shape)), *grid(values, "  ", lang)]
     inputs = [values, *results]
     for info, result in zip(net.shapes, results):
         lines.append(f"{info.index} {layer_to_string(info.layer)} → {format_shape(info.output)}")
@@ -179,40 +197,41 @@ def values_text(net, values: np.ndarray, at: tuple[int, int] | None = None) -> s
             for k in range(info.output[2]):
                 weight = state[f"{info.index}.weight"][k].transpose(1, 2, 0)
                 bias = float(state[f"{info.index}.bias"][k]) if info.layer.bias else 0.0
-                lines.append(f"  filter {k} ({format_shape(weight.shape)}), bias "
-                             f"{_number(bias, 4)}:")
-                lines += grid(weight, "    ")
-            lines.append("  output:")
-            lines += grid(result, "    ")
+                lines.append("  " + words["filter"].format(k=k, shape=format_shape(weight.shape),
+                                                           bias=_number(bias, 4)))
+                lines += grid(weight, "    ", lang)
+            lines.append("  " + words["output"])
+            lines += grid(result, "    ", lang)
             if at is not None and at[0] < info.output[0] and at[1] < info.output[1]:
                 for k in range(info.output[2]):  # the filters were printed just above
                     lines += one_number_text(one_number(net, inputs, info.index, *at, k),
-                                             window=k == 0, weights=False, indent="  ")
+                                             window=k == 0, weights=False, indent="  ",
+                                             lang=lang)
             continue
-        lines += grid(result)
+        lines += grid(result, "  ", lang)
     return "\n".join(lines)
 
 
 def one_number_text(cell: OneNumber, window: bool = True, weights: bool = True,
-                    indent: str = "") -> list[str]:
+                    indent: str = "", lang: str = "en") -> list[str]:
     """The lecture's one number, written out: x, W, and W·x + b term by term when short."""
-    where = f"row {cell.row}, column {cell.column} of map {cell.channel}"
-    lines = [f"{indent}{cell.layer} {cell.text} at {where}:"]
+    words = WORDS[lang]
+    lines = [indent + words["at"].format(layer=cell.layer, text=cell.text, row=cell.row,
+                                         column=cell.column, map=cell.channel)]
     if window:
-        lines.append(f"{indent}  x, the input under the filter "
-                     f"({format_shape(cell.window.shape)}):")
-        lines += grid(cell.window, indent + "    ")
+        lines.append(f"{indent}  " + words["window"].format(shape=format_shape(cell.window.shape)))
+        lines += grid(cell.window, indent + "    ", lang)
     if weights:
-        lines.append(f"{indent}  W, filter {cell.channel} ({format_shape(cell.weights.shape)}), "
-                     f"b = {_number(cell.bias, 4)}:")
-        lines += grid(cell.weights, indent + "    ")
+        lines.append(f"{indent}  " + words["weights"].format(
+            k=cell.channel, shape=format_shape(cell.weights.shape), bias=_number(cell.bias, 4)))
+        lines += grid(cell.weights, indent + "    ", lang)
     wd, xd = _decimals(cell.weights), _decimals(cell.window)
     terms = [f"{_term(w, wd)}×{_term(x, xd)}" for w, x in
              zip(cell.weights.ravel(), cell.window.ravel())]
     if len(terms) <= 12:
         sum_text = " + ".join(terms) + f" + {_term(cell.bias, 4)}"
     else:
-        sum_text = f"(the sum of {cell.weights.size} products) + {_term(cell.bias, 4)}"
+        sum_text = words["sum"].format(n=cell.weights.size) + f" + {_term(cell.bias, 4)}"
     lines.append(f"{indent}  W·x + b = {sum_text} = {_number(cell.total, 4)}")
     if cell.relu is not None:
         lines.append(f"{indent}  ReLU(W·x + b) = max(0, {_number(cell.total, 4)}) = "

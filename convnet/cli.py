@@ -49,7 +49,7 @@ def _add_inspect(sub: argparse._SubParsersAction) -> None:
                    help="with --values: work out each conv layer's output at this cell as "
                         "W·x + b (rows and columns count from 0)")
     p.add_argument("--lang", choices=("en", "ko"), default="en",
-                   help="language of --explain (ko: Korean)")
+                   help="language of --explain and --values (ko: Korean)")
     p.add_argument("--floor", action="store_true",
                    help="accept strides that don't fit by flooring, as PyTorch does")
     p.set_defaults(run=_run_inspect)
@@ -99,7 +99,7 @@ def _run_inspect(args: argparse.Namespace) -> int:
                                       and at[1] < s.output[1] for s in net.shapes):
             raise UserError(f"--at {args.at}: no conv layer's output has row {at[0]}, "
                             f"column {at[1]}")
-        print(values_text(net, values, at))
+        print(values_text(net, values, at, args.lang))
     elif args.json:
         print(json.dumps(inspector.as_json(network, shape), indent=2))
     elif args.explain:
