@@ -81,6 +81,17 @@ def resolve_input(spec_input: tuple[int, int, int] | None, option: str | None
 
 
 def _run_inspect(args: argparse.Namespace) -> int:
+    from .errors import GeometryError
+
+    try:
+        return _inspect(args)
+    except GeometryError as e:
+        if args.lang == "ko":
+            raise UserError(e.korean) from None
+        raise
+
+
+def _inspect(args: argparse.Namespace) -> int:
     from . import inspector, spec
 
     network = spec.load(args.description, floor=args.floor)
@@ -467,6 +478,8 @@ def _add_show(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cell", metavar="LAYER,ROW,COL,MAP",
                    help="also print how conv layer LAYER made the number at ROW, COL of map MAP: "
                         "W·x + b and the ReLU after it (all counted from 0)")
+    p.add_argument("--lang", choices=("en", "ko"), default="en",
+                   help="language of the --cell text (ko: Korean)")
     p.set_defaults(run=_run_show)
 
 
@@ -495,7 +508,7 @@ def _run_show(args: argparse.Namespace) -> int:
     if cell is not None:
         from .by_hand import one_number_text
 
-        print("\n".join(one_number_text(cell)))
+        print("\n".join(one_number_text(cell, lang=args.lang)))
     return 0
 
 

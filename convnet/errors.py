@@ -39,4 +39,9 @@ class ParseError(UserError):
 
 
 class GeometryError(UserError):
-    """A layer whose sizes don't fit its input (the lecture's "stride 3 does not fit")."""
+    """A layer whose sizes don't fit its input (the lecture's "stride 3 does not fit").
+    `korean` holds the same message in Korean, for `inspect --lang ko`."""
+
+    def __init__(self, message: str, korean: str | None = None) -> None:
+        super().__init__(message)
+        self.korean = korean or message

@@ -139,3 +139,14 @@ def test_show_cell_mistakes_draw_nothing(capsys, tmp_path, served_model, argv, m
 def test_a_test_image_that_does_not_exist(capsys, tmp_path, served_model):
     assert main(["predict", str(served_model), "test:999999"]) == 2
     assert "test:999999: fashion-mnist has test images 0 to" in capsys.readouterr().err
+
+
+def test_the_one_number_in_korean(capsys, tmp_path, served_model):
+    assert main(["show", str(served_model), "test:3", "--out", str(tmp_path / "a.png"),
+                 "--cell", "0,2,5,1", "--lang", "ko"]) == 0
+    text = capsys.readouterr().out
+    assert "의 맵 1, 2행 5열:" in text and "x, 필터 아래의 입력 (5x5x1):" in text
+    assert "(곱 25개의 합)" in text
+    assert main(["inspect", "pool(2)", "--input", "4x4x1", "--values", LECTURE_POOL,
+                 "--lang", "ko"]) == 0
+    assert capsys.readouterr().out.startswith("입력 4x4x1\n  1 1 2 4\n")

@@ -129,3 +129,20 @@ def test_real_process_exit_status_and_no_traceback(argv):
                           text=True, timeout=60)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.startswith("convnet: error:") and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["conv(1,3,stride=3)", "--input", "7x7x1"],
+     "0번 레이어 conv(1,3,stride=3) (7x7x1 입력): 높이 (7 − 3 + 2·0)/3 + 1 = 2.33, 정수가 아님 "
+     "(7 − 3 + 2·0 = 4, 스트라이드 3의 배수가 아님) → 필터가 딱 맞게 들어가지 않음. 고치는 법: "
+     "stride=1 (→ 5x5) 또는 stride=2 (→ 3x3) 또는 pad=1 (→ 3x3); 또는 floor=true로 PyTorch처럼 "
+     "남는 부분을 버림 (→ 2x2)"),
+    (["pool(9)", "--input", "7x7x1"],
+     "0번 레이어 pool(9) (7x7x1 입력): 9x9 창이 패딩한 입력 7x7보다 큼. 고치는 법: 더 작은 창 "
+     "(최대 7x7), 또는 앞쪽 풀링 레이어 줄이기"),
+])
+def test_a_size_that_does_not_fit_is_explained_in_korean(capsys, argv, message):
+    assert main(["inspect", *argv, "--lang", "ko"]) == 2
+    assert capsys.readouterr().err == f"convnet: error: {message}\n"
+    assert main(["inspect", *argv]) == 2  # English without --lang ko
+    assert capsys.readouterr().err.startswith("convnet: error: layer 0 ")
