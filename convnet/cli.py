@@ -102,7 +102,10 @@ def _inspect(args: argparse.Namespace) -> int:
         from .by_hand import parse_values, values_text
         from .network import Network
 
-        at = _cell(args.at, ("ROW", "COL"), "--at") if args.at is not None else None
+        at: tuple[int, int] | None = None
+        if args.at is not None:
+            row, column = _cell(args.at, ("ROW", "COL"), "--at")
+            at = (row, column)
         net = Network(network, input=shape, engine="numpy", dtype="float64", seed=args.seed,
                       floor=args.floor)
         values = parse_values(args.values, shape, args.seed)

@@ -144,7 +144,7 @@ def export_onnx(model_dir: str, path: Path, opset: int | None = None) -> dict[st
     import torch
 
     loaded, meta = checkpoint.load(model_dir, engine="torch")
-    networks = loaded.members if meta.get("kind") == "ensemble" else [loaded]
+    networks = list(getattr(loaded, "members", [loaded]))  # an ensemble's, or the one network
     deployed = _deployed_module([_member_module(n) for n in networks],
                                 meta.get("combine", "softmax"))
     import onnx.defs
