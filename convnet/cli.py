@@ -49,7 +49,7 @@ def _add_inspect(sub: argparse._SubParsersAction) -> None:
                    help="with --values: work out each conv layer's output at this cell as "
                         "W·x + b (rows and columns count from 0)")
     p.add_argument("--lang", choices=("en", "ko"), default="en",
-                   help="language of --explain and --values (ko: Korean)")
+                   help="language of the table, --explain and --values (ko: Korean)")
     p.add_argument("--floor", action="store_true",
                    help="accept strides that don't fit by flooring, as PyTorch does")
     p.set_defaults(run=_run_inspect)
@@ -119,7 +119,7 @@ def _inspect(args: argparse.Namespace) -> int:
     elif args.explain:
         print(inspector.explain(network, shape, lang=args.lang))
     else:
-        print(inspector.table(network, shape))
+        print(inspector.table(network, shape, lang=args.lang))
     return 0
 
 
@@ -263,10 +263,9 @@ def _run_train(args: argparse.Namespace) -> int:
         print(f"convnet: interrupted; continue with: convnet train --resume {directory}",
               file=sys.stderr)
         return 130
-    minutes, seconds = divmod(result.seconds, 60)
     print(f"test accuracy {result.test_accuracy:.2%} on {format_count(len(trainer.data.test))} "
           f"test images (best epoch {result.best_epoch} of {config.epochs}; "
-          f"{int(minutes)} min {seconds:.0f} s)")
+          f"{format_duration(result.seconds)})")
     print(f"model: {directory / 'best'}   curve: {directory / 'curve.png'}   "
           f"metrics: {directory / 'metrics.jsonl'}")
     return 0
@@ -301,6 +300,12 @@ def _train_ensemble(config, directory, count: int, force: bool) -> int:
     save(ensemble, [meta for _, meta in loaded], directory / "ensemble")
     print(f"ensemble of {count}: test accuracy {accuracy:.2%} → {directory / 'ensemble'}")
     return 0
+
+
+def format_duration(seconds: float) -> str:
+    """12.4 → "12 s", 103.2 → "1 min 43 s" (rounded once, so never "0 min 60 s")."""
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s" if minutes else f"{rest} s"
 
 
 def format_count(n: int) -> str:

@@ -5,6 +5,7 @@ Rendering only; every number comes from `shapes.infer`.
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 from .shapes import LayerShape, format_shape, formula, infer
@@ -34,33 +35,57 @@ def _metric(n: int) -> str:
 # The table, in the manner of Keras' model.summary() and torchinfo.
 
 
-def table(spec: Spec, input_shape: tuple[int, int, int]) -> str:
+TABLE_WORDS = {
+    "en": {"header": ("#", "layer", "output", "weights", "MACs", "receptive", "memory"),
+           "input": "input", "all": "all", "network_line": "network: {}", "input_line": "input:   {}",
+           "weights": "weights:       {} ({} as float32)",
+           "macs": "multiply-adds: {} per image ({})",
+           "memory": "activations:   {} per image, forward pass (float32)"},
+    "ko": {"header": ("#", "레이어", "출력", "가중치", "곱셈-덧셈", "수용 영역", "메모리"),
+           "input": "입력", "all": "전체", "network_line": "네트워크: {}", "input_line": "입력:     {}",
+           "weights": "가중치:        {}개 (float32로 {})",
+           "macs": "곱셈-덧셈:     이미지 한 장당 {}번 ({})",
+           "memory": "활성화 메모리: 이미지 한 장당 {}, 순전파 (float32)"},
+}
+
+
+def _width(text: str) -> int:
+    """Columns a terminal gives the text: Hangul and other wide characters take two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def table(spec: Spec, input_shape: tuple[int, int, int], lang: str = "en") -> str:
+    words = TABLE_WORDS[lang]
     rows = infer(spec, input_shape)
-    header = ("#", "layer", "output", "weights", "MACs", "receptive", "memory")
-    body = [("", "input", format_shape(input_shape), "0", "0", "1x1",
+    header = words["header"]
+    body = [("", words["input"], format_shape(input_shape), "0", "0", "1x1",
              _bytes(4 * input_shape[0] * input_shape[1] * input_shape[2]))]
     for r in rows:
         body.append((
             str(r.index), text_of(r.layer), format_shape(r.output), _n(r.params), _n(r.macs),
-            format_shape(r.receptive) if r.receptive else "all", _bytes(r.activation_bytes),
+            format_shape(r.receptive) if r.receptive else words["all"],
+            _bytes(r.activation_bytes),
         ))
-    widths = [max(len(row[i]) for row in (header, *body)) for i in range(len(header))]
+    widths = [max(_width(row[i]) for row in (header, *body)) for i in range(len(header))]
     right = {0, 3, 4, 6}  # numbers are right-aligned
 
     def line(row: tuple[str, ...]) -> str:
-        cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in
-                 enumerate(zip(row, widths))]
+        cells = []
+        for i, (cell, width) in enumerate(zip(row, widths)):
+            room = " " * (width - _width(cell))
+            cells.append(room + cell if i in right else cell + room)
         return "  ".join(cells).rstrip()
 
-    rule = "─" * len(line(header))
+    rule = "─" * _width(line(header))
     params = sum(r.params for r in rows)
     macs = sum(r.macs for r in rows)
     memory = sum(r.activation_bytes for r in rows)
-    out = [f"network: {spec.without_input()}", f"input:   {format_shape(input_shape)}", rule,
+    out = [words["network_line"].format(spec.without_input()),
+           words["input_line"].format(format_shape(input_shape)), rule,
            line(header), rule, *(line(row) for row in body), rule,
-           f"weights:       {_n(params)} ({_bytes(4 * params)} as float32)",
-           f"multiply-adds: {_n(macs)} per image ({_metric(macs)})",
-           f"activations:   {_bytes(memory)} per image, forward pass (float32)"]
+           words["weights"].format(_n(params), _bytes(4 * params)),
+           words["macs"].format(_n(macs), _metric(macs)),
+           words["memory"].format(_bytes(memory))]
     return "\n".join(out)
 
 

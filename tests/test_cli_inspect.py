@@ -23,6 +23,7 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 @pytest.mark.parametrize("name, argv", [
     ("inspect_lenet.txt", [LENET, "--input", "32x32x3"]),
     ("inspect_lenet_explain.txt", [LENET, "--input", "32x32x3", "--explain"]),
+    ("inspect_lenet_ko.txt", [LENET, "--input", "32x32x3", "--lang", "ko"]),
     ("inspect_lecture_explain.txt", [LECTURE, "--input", "32x32x3", "--explain"]),
     ("inspect_lecture_explain_ko.txt", [LECTURE, "--input", "32x32x3", "--explain", "--lang",
                                         "ko"]),
@@ -146,3 +147,20 @@ def test_a_size_that_does_not_fit_is_explained_in_korean(capsys, argv, message):
     assert capsys.readouterr().err == f"convnet: error: {message}\n"
     assert main(["inspect", *argv]) == 2  # English without --lang ko
     assert capsys.readouterr().err.startswith("convnet: error: layer 0 ")
+
+
+def test_the_korean_table_lines_up_in_a_terminal(capsys):
+    import unicodedata
+
+    assert main(["inspect", LENET, "--input", "32x32x3", "--lang", "ko"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+
+    def columns(text: str) -> int:
+        return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+    rule = lines[2]
+    assert set(rule) == {"─"}
+    header, first = lines[3], lines[5]
+    assert header.lstrip().startswith("#  레이어") and first.lstrip().startswith("입력")
+    # the right edge of the memory column is the rule's end on every row
+    assert all(columns(line) == len(rule) for line in lines[5:-4])

@@ -249,3 +249,11 @@ def test_written_files_get_ordinary_permissions(tmp_path, trained):
                  trained / "best" / "model.safetensors", trained / "curve.png"]:
         expected = (0o777 if path.is_dir() else 0o666) & ~mask
         assert stat.S_IMODE(path.stat().st_mode) == expected, path
+
+
+@pytest.mark.parametrize("seconds, text", [(0.4, "0 s"), (12.4, "12 s"), (59.6, "1 min 0 s"),
+                                           (103.2, "1 min 43 s"), (3600, "60 min 0 s")])
+def test_durations_read_as_a_person_writes_them(seconds, text):
+    from convnet.cli import format_duration
+
+    assert format_duration(seconds) == text
