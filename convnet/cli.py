@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
 from pathlib import Path
@@ -91,6 +92,9 @@ def _run_inspect(args: argparse.Namespace) -> int:
         raise
 
 
+VALUES_LIMIT = 16_384  # numbers per printed volume: past this, text is no way to look
+
+
 def _inspect(args: argparse.Namespace) -> int:
     from . import inspector, spec
 
@@ -108,6 +112,12 @@ def _inspect(args: argparse.Namespace) -> int:
             at = (row, column)
         net = Network(network, input=shape, engine="numpy", dtype="float64", seed=args.seed,
                       floor=args.floor)
+        largest = max(math.prod(s.output) for s in net.shapes)
+        if max(largest, math.prod(shape)) > VALUES_LIMIT:
+            raise UserError(f"--values prints every number, and a layer here holds "
+                            f"{max(largest, math.prod(shape)):,}; keep each volume to "
+                            f"{VALUES_LIMIT:,} numbers (e.g. a 32x32x16 input) or look at whole "
+                            "images with convnet show")
         values = parse_values(args.values, shape, args.seed)
         if at is not None and not any(isinstance(s.layer, spec.Conv) and at[0] < s.output[0]
                                       and at[1] < s.output[1] for s in net.shapes):

@@ -94,6 +94,8 @@ def test_values_that_do_not_fit_are_one_line(capsys, text, message):
     (["--values", "random", "--at", "1"], "--at '1': give ROW,COL as whole numbers from 0"),
     (["--values", "random", "--at", "5,0"], "--at 5,0: no conv layer's output has row 5"),
     (["--values", "random", "--explain"], "not allowed with argument"),
+    (["--values", "random", "--input", "224x224x3"], "--values prints every number, and a "
+     "layer here holds 150,528; keep each volume to 16,384 numbers"),
 ])
 def test_at_mistakes_are_one_line(capsys, argv, message):
     assert main(["inspect", "conv(1,3)", "--input", "7x7x1", *argv]) == 2
