@@ -67,13 +67,6 @@ def parse_values(text: str, shape: tuple[int, int, int], seed: int = 0) -> np.nd
     return array
 
 
-def outputs(net, values: np.ndarray) -> list[np.ndarray]:
-    """Every layer's output for one H×W×C input (the final softmax's included)."""
-    from .inside import activations
-
-    return [view.values for view in activations(net, values)]
-
-
 @dataclass(frozen=True)
 class OneNumber:
     """Output cell (row, column) of map `channel` of conv layer `layer`, worked out."""
@@ -120,15 +113,16 @@ def one_number(net, inputs: list[np.ndarray], layer: int, row: int, column: int,
                      total, output, relu)
 
 
-def layer_inputs(net, image: np.ndarray) -> list[np.ndarray]:
-    """Each layer's input for one image: the prepared image, then every layer's output."""
+def layer_inputs(net, image: np.ndarray, views: list | None = None) -> list[np.ndarray]:
+    """Each layer's input for one image: the prepared image, then every layer's output (the
+    last one the final softmax's). `views`: `inside.activations` already computed for it."""
     from .inside import activations
 
     prepared = net.prepare_images(image[None])[0]
-    return [prepared] + [view.values for view in activations(net, image)]
+    return [prepared] + [view.values for view in (views or activations(net, image))]
 
 
-# ── text, in English or Korean (the lecture's own terms) ──────────────────────────────────────────────────────────────────────────────────────
+# ── text, in English or Korean (the lecture's own terms) ───────────────────────────────────────
 
 WORDS = {
     "en": {"input": "input {shape}", "channel": "channel {k}:",
@@ -186,11 +180,10 @@ def values_text(net, values: np.ndarray, at: tuple[int, int] | None = None,
                 lang: str = "en") -> str:
     """The input and every layer's output, with the one number worked out at `at` (row,
     column) for every filter of every conv layer whose output has that cell."""
-    results = outputs(net, values)
+    inputs = layer_inputs(net, values)
     words = WORDS[lang]
     lines = [words["input"].format(shape=format_shape(values.shape)), *grid(values, "  ", lang)]
-    inputs = [values, *results]
-    for info, result in zip(net.shapes, results):
+    for info, result in zip(net.shapes, inputs[1:]):
         lines.append(f"{info.index} {layer_to_string(info.layer)} → {format_shape(info.output)}")
         if isinstance(info.layer, Conv):
             state = net.state_dict()

@@ -507,14 +507,14 @@ def _run_show(args: argparse.Namespace) -> int:
 
     net, meta, voter = _network_and_voter(args.model)
     image = _load_image(args.image, net.input_shape, meta)
+    chosen = pick_layers(net.shapes, args.layer)
+    views = activations(net, image, voter)
     cell = None
     if args.cell is not None:  # checked before anything is drawn
         from .by_hand import layer_inputs, one_number
 
         where = _cell(args.cell, ("LAYER", "ROW", "COL", "MAP"), "--cell")
-        cell = one_number(net, layer_inputs(net, image), *where)
-    chosen = pick_layers(net.shapes, args.layer)
-    views = activations(net, image, voter)
+        cell = one_number(net, layer_inputs(net, image, views), *where)
     shown = [v for v in views[:-1] if v.index in chosen] + [views[-1]]
     filters = conv_filters(net)
     path = inside_figure(image, shown, filters[0][1] if filters else None, list(meta["classes"]),

@@ -17,7 +17,7 @@ import datetime
 import os
 from dataclasses import dataclass
 
-from .errors import UserError
+from .errors import UserError, first_line
 
 TIMEOUT = datetime.timedelta(seconds=int(os.environ.get("CONVNET_DIST_TIMEOUT", "300")))
 
@@ -38,8 +38,9 @@ def world() -> World:
         size = int(os.environ.get("WORLD_SIZE", "1"))
         rank = int(os.environ.get("RANK", "0"))
     except ValueError:
-        raise UserError(f"WORLD_SIZE and RANK must be whole numbers, not "
-                        f"{os.environ.get('WORLD_SIZE')!r} and {os.environ.get('RANK')!r}") from None
+        given = (os.environ.get("WORLD_SIZE"), os.environ.get("RANK"))
+        raise UserError(f"WORLD_SIZE and RANK must be whole numbers, not {given[0]!r} and "
+                        f"{given[1]!r}") from None
     if size < 1 or not 0 <= rank < size:
         raise UserError(f"RANK {rank} is not a place in a world of WORLD_SIZE {size}")
     return World(rank, size)
@@ -67,13 +68,8 @@ def join(engine: str, device: str | None, batch_size: int) -> World:
             raise UserError(f"cannot join the {here.size}-process group as rank {here.rank} "
                             f"(MASTER_ADDR={os.environ.get('MASTER_ADDR', 'unset')}, "
                             f"MASTER_PORT={os.environ.get('MASTER_PORT', 'unset')}): "
-                            f"{_first_line(failure)}") from None
+                            f"{first_line(failure)}") from None
     return here
-
-
-def _first_line(failure: BaseException) -> str:
-    lines = [line.strip() for line in str(failure).splitlines() if line.strip()]
-    return lines[0] if lines else type(failure).__name__
 
 
 def shard(index, here: World):

@@ -38,6 +38,13 @@ class ParseError(UserError):
         return f"    {line}\n    {' ' * column}{'^' * min(self.length, max(1, len(line) - column))}"
 
 
+def first_line(failure: BaseException) -> str:
+    """The first non-blank line of an exception from a library (its own words, without the
+    pages of detail some add), or its type's name when it says nothing."""
+    lines = [line.strip() for line in str(failure).splitlines() if line.strip()]
+    return lines[0] if lines else type(failure).__name__
+
+
 class GeometryError(UserError):
     """A layer whose sizes don't fit its input (the lecture's "stride 3 does not fit").
     `korean` holds the same message in Korean, for `inspect --lang ko`."""

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from . import checkpoint
-from .errors import UserError
+from .errors import UserError, first_line
 from .files import atomic_file
 
 
@@ -112,11 +112,6 @@ def _opset_of(path: Path) -> int:
     return _opset(onnx.load(str(path), load_external_data=False))
 
 
-def _first_line(failure: BaseException) -> str:
-    lines = [line.strip() for line in str(failure).splitlines() if line.strip()]
-    return lines[0] if lines else type(failure).__name__
-
-
 def _layer_that_cannot(net, opset: int | None, scratch: Path) -> str | None:
     """Exports each layer alone; the first one the opset can't express, as 'layer i text'."""
     import torch
@@ -132,7 +127,7 @@ def _layer_that_cannot(net, opset: int | None, scratch: Path) -> str | None:
             _export(module, torch.rand(2, *shape), target, opset)
             reached, reason = opset is None or _opset_of(target) == opset, ""
         except Exception as failure:  # noqa: BLE001 - the exporter's words explain it
-            reached, reason = False, f" ({_first_line(failure)})"
+            reached, reason = False, f" ({first_line(failure)})"
         finally:
             target.unlink(missing_ok=True)
         if not reached:
@@ -170,7 +165,7 @@ def export_onnx(model_dir: str, path: Path, opset: int | None = None) -> dict[st
             culprit = _culprit(networks, opset)
             raise UserError(f"ONNX export of {description} failed"
                             + (f" at {culprit}" if culprit else "")
-                            + f": {_first_line(failure)}") from None
+                            + f": {first_line(failure)}") from None
         written = _opset(model)
         if opset is not None and written != opset:
             culprit = _culprit(networks, opset)

@@ -37,7 +37,8 @@ def _metric(n: int) -> str:
 
 TABLE_WORDS = {
     "en": {"header": ("#", "layer", "output", "weights", "MACs", "receptive", "memory"),
-           "input": "input", "all": "all", "network_line": "network: {}", "input_line": "input:   {}",
+           "input": "input", "all": "all", "network_line": "network: {}",
+           "input_line": "input:   {}",
            "weights": "weights:       {} ({} as float32)",
            "macs": "multiply-adds: {} per image ({})",
            "memory": "activations:   {} per image, forward pass (float32)"},

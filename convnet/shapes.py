@@ -122,6 +122,9 @@ def _check_fit(index: int, layer: Conv | Pool, in_shape: Shape) -> tuple[int, in
     top, bottom, left, right = conv_padding(layer)
     name = f"layer {index} {layer_to_string(layer)} on {h}x{w}x{_c}"
     what = "filter" if isinstance(layer, Conv) else "window"
+    # the Korean message (inspect --lang ko): the noun, and it with its subject particle
+    korean_name = f"{index}번 레이어 {layer_to_string(layer)} ({h}x{w}x{_c} 입력)"
+    korean_what, korean_subject = ("필터", "필터가") if isinstance(layer, Conv) else ("창", "창이")
 
     if h + top + bottom < kh or w + left + right < kw:
         padded = f"{h + top + bottom}x{w + left + right}"
@@ -130,16 +133,14 @@ def _check_fit(index: int, layer: Conv | Pool, in_shape: Shape) -> tuple[int, in
             need = max(math.ceil((kh - h) / 2), math.ceil((kw - w) / 2), 0)
             hint = f"pad={need} or more, or " + hint
         hint += ", or fewer pooling layers before it"
-        korean_what = "필터" if isinstance(layer, Conv) else "창"
         korean_hint = f"더 작은 {korean_what} (최대 {padded})"
         if isinstance(layer, Conv) and layer.pad != "same":
             korean_hint = f"pad={need} 이상, 또는 " + korean_hint
         korean_hint += ", 또는 앞쪽 풀링 레이어 줄이기"
         raise GeometryError(f"{name}: the {kh}x{kw} {what} is larger than its padded input "
                             f"{padded}. Fix: {hint}",
-                            f"{index}번 레이어 {layer_to_string(layer)} ({h}x{w}x{_c} 입력): "
-                            f"{kh}x{kw} {korean_what}{'가' if korean_what == '필터' else '이'} 패딩한 입력 {padded}보다 큼. "
-                            f"고치는 법: {korean_hint}")
+                            f"{korean_name}: {kh}x{kw} {korean_subject} 패딩한 입력 {padded}보다 "
+                            f"큼. 고치는 법: {korean_hint}")
 
     sides = [("height", h, kh, sh, top + bottom), ("width", w, kw, sw, left + right)]
     bad = [side for side in sides if not _fits(*side[1:])]
@@ -150,19 +151,17 @@ def _check_fit(index: int, layer: Conv | Pool, in_shape: Shape) -> tuple[int, in
         floored = f"{(h - kh + top + bottom) // sh + 1}x{(w - kw + left + right) // sw + 1}"
         fixes = _geometry_fixes(layer, (h, w))
         options = " or ".join(fixes) if fixes else "a different filter size"
-        korean_what = "필터" if isinstance(layer, Conv) else "창"
         korean_options = " 또는 ".join(fixes) if fixes else f"다른 {korean_what} 크기"
         raise GeometryError(
             f"{name}: {label} {formula(n, f, s, shown_pad)} = {_fmt(exact)} is not a whole number "
             f"({span(n, f, shown_pad)} = {n - f + p2} is not a multiple of the stride {s}), so the "
             f"{what} does not fit. Fix: {options}; or floor=true to drop the leftover as "
             f"PyTorch does (→ {floored})",
-            f"{index}번 레이어 {layer_to_string(layer)} ({h}x{w}x{_c} 입력): "
-            f"{'높이' if label == 'height' else '너비'} {formula(n, f, s, shown_pad)} = "
-            f"{_fmt(exact)}, 정수가 아님 ({span(n, f, shown_pad)} = {n - f + p2}, 스트라이드 "
-            f"{s}의 배수가 아님) → {korean_what}{'가' if korean_what == '필터' else '이'} 딱 맞게 "
-            f"들어가지 않음. 고치는 법: "
-            f"{korean_options}; 또는 floor=true로 PyTorch처럼 남는 부분을 버림 (→ {floored})"
+            f"{korean_name}: {'높이' if label == 'height' else '너비'} "
+            f"{formula(n, f, s, shown_pad)} = {_fmt(exact)}, 정수가 아님 "
+            f"({span(n, f, shown_pad)} = {n - f + p2}, 스트라이드 {s}의 배수가 아님) → "
+            f"{korean_subject} 딱 맞게 들어가지 않음. 고치는 법: {korean_options}; "
+            f"또는 floor=true로 PyTorch처럼 남는 부분을 버림 (→ {floored})"
         )
     return (h - kh + top + bottom) // sh + 1, (w - kw + left + right) // sw + 1
 

@@ -107,7 +107,8 @@ def matches(command: Command, actual: list[str]) -> str | None:
         for n, (a, e) in enumerate(zip(actual, expected)):
             if a != e:
                 return f"output line {n + 1}: shown {e!r}, got {a!r}"
-        return f"shown {len(expected)} lines, got {len(actual)}: {actual[len(expected):] or expected[len(actual):]}"
+        extra = actual[len(expected):] or expected[len(actual):]
+        return f"shown {len(expected)} lines, got {len(actual)}: {extra}"
     if len(actual) != len(expected):
         return f"shown {len(expected)} lines, got {len(actual)}:\n" + "\n".join(actual)
     for n, (a, e) in enumerate(zip(actual, expected)):
