@@ -35,7 +35,7 @@ def main() -> None:
     buffer = io.BytesIO()
     Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image).save(buffer, format="PNG")
     upload = {"file": ("x.png", buffer.getvalue(), "image/png")}
-    client = TestClient(create_app(net, meta))
+    client = TestClient(create_app(net, meta), base_url="http://127.0.0.1")
     calls = {
         "GET /api/model": lambda: client.get("/api/model"),
         "POST /api/predict": lambda: client.post("/api/predict", files=upload),

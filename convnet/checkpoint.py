@@ -19,13 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__, spec as spec_module
-from .errors import UserError
+from . import __version__, schema, spec as spec_module
+from .errors import UserError, first_line
 from .files import atomic_directory, atomic_file
 from .network import Network
 
 FORMAT = "convnet-checkpoint"
 VERSION = 1
+OPTIMIZER_SLOTS = ("momentum", "exp_avg", "exp_avg_sq")  # what optimizer.safetensors may hold
 
 
 def versions() -> dict[str, str]:
@@ -51,14 +52,49 @@ def _save_arrays(arrays: dict[str, np.ndarray], path: Path) -> None:
     save_file({k: np.require(v, requirements="C") for k, v in arrays.items()}, str(path))
 
 
-def _load_arrays(path: Path) -> dict[str, np.ndarray]:
-    from safetensors import SafetensorError
+def _load_arrays(path: Path, expected: dict[str, np.ndarray] | None = None
+                 ) -> dict[str, np.ndarray]:
+    """The arrays of a safetensors file. With `expected` (name → an array of the right shape
+    and dtype), the file's header is checked first — the same names, shapes, and floating
+    point where floating point belongs — so nothing is read for a file that lies or misleads."""
+    from safetensors import SafetensorError, safe_open
     from safetensors.numpy import load_file
 
     try:
+        if expected is not None:
+            with safe_open(str(path), framework="numpy") as f:
+                header = {name: f.get_slice(name) for name in f.keys()}
+                found = {name: (tuple(s.get_shape()), s.get_dtype()) for name, s in header.items()}
+            _check_header(found, expected)
         return load_file(str(path))
+    except UserError as e:
+        raise UserError(f"damaged checkpoint: {path}: {e}") from None
     except (SafetensorError, OSError, ValueError) as e:
-        raise UserError(f"damaged checkpoint: {path} cannot be read ({e})") from None
+        raise UserError(f"damaged checkpoint: {path} cannot be read ({first_line(e)})") from None
+
+
+# safetensors' dtype names by the kind NumPy gives them: floating point, or whole numbers
+_FLOAT_TYPES = {"F16", "BF16", "F32", "F64"}
+_WHOLE_TYPES = {"I8", "I16", "I32", "I64", "U8", "U16", "U32", "U64"}
+
+
+def _check_header(found: dict[str, tuple[tuple[int, ...], str]],
+                  expected: dict[str, np.ndarray]) -> None:
+    missing = [name for name in expected if name not in found]
+    extra = [name for name in found if name not in expected]
+    if missing or extra:
+        raise UserError(f"the weights do not fit the network: missing "
+                        f"{', '.join(missing)[:200] or 'nothing'}; unexpected "
+                        f"{', '.join(extra)[:200] or 'nothing'}")
+    for name, target in expected.items():
+        shape, dtype = found[name]
+        if shape != target.shape:
+            raise UserError(f"weight {name} has shape {shape}, but the network needs "
+                            f"{target.shape}")
+        wanted = _FLOAT_TYPES if target.dtype.kind == "f" else _WHOLE_TYPES
+        if dtype not in wanted:
+            kind = "floating point" if target.dtype.kind == "f" else "whole numbers"
+            raise UserError(f"weight {name} is stored as {dtype}; it must be {kind}")
 
 
 def save(net: Network, directory: Path, *, classes: tuple[str, ...], metrics: dict | None = None,
@@ -102,19 +138,12 @@ def resolve(path: str | Path) -> Path:
 
 
 def read_meta(directory: Path) -> dict[str, Any]:
-    try:
-        meta = json.loads((directory / "model.json").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise UserError(f"damaged checkpoint: {directory / 'model.json'} ({e})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise UserError(f"{directory / 'model.json'} is not a convnet checkpoint")
-    if not isinstance(meta.get("version"), int) or meta["version"] > VERSION:
-        raise UserError(f"{directory} was written by a newer convnet (checkpoint version "
-                        f"{meta.get('version')}, this one reads up to {VERSION}); upgrade convnet")
-    for key in ("members",) if meta.get("kind") == "ensemble" else ("spec", "input", "classes"):
-        if key not in meta:
-            raise UserError(f"damaged checkpoint: {directory / 'model.json'} lacks {key!r}")
-    return meta
+    """A checkpoint's model.json, checked field by field (convnet/schema.py)."""
+    where = directory / "model.json"
+    meta = schema.read_json(where)
+    if isinstance(meta, dict) and meta.get("kind") == "ensemble":
+        return schema.check_ensemble(meta, str(where), directory)
+    return schema.check_model(meta, str(where))
 
 
 def load(path: str | Path, engine: str = "auto", device: str | None = None
@@ -124,21 +153,42 @@ def load(path: str | Path, engine: str = "auto", device: str | None = None
     meta = read_meta(directory)
     if meta.get("kind") == "ensemble":
         return _load_ensemble(directory, meta, engine, device)
-    network_spec = spec_module.from_json(meta["spec"])
+    return _load_network(directory, meta, engine, device)
+
+
+def _load_network(directory: Path, meta: dict[str, Any], engine: str, device: str | None
+                  ) -> tuple[Network, dict[str, Any]]:
+    where = directory / "model.json"
     try:
-        input_shape = tuple(int(v) for v in meta["input"])
-        classes = [str(c) for c in meta["classes"]]
-        norm = meta.get("normalization")
-        normalization = (tuple(norm["mean"]), tuple(norm["std"])) if norm else None
-    except (TypeError, ValueError, KeyError) as e:
-        raise UserError(f"damaged checkpoint: {directory / 'model.json'} ({e!r})") from None
-    net = Network(network_spec, input=input_shape, engine=engine, device=device,
-                  normalization=normalization, seed=0,
-                  tta=bool(meta.get("tta", False)))  # type: ignore[arg-type]
+        network_spec = spec_module.from_json(meta["spec"])
+    except UserError as e:
+        raise UserError(f"damaged checkpoint: {where}: 'spec' is {e.message}") from None
+    input_shape = tuple(meta["input"])
+    if network_spec.input is not None and network_spec.input != input_shape:
+        raise UserError(f"damaged checkpoint: {where}: 'spec' is for input "
+                        f"{'x'.join(map(str, network_spec.input))} but 'input' says "
+                        f"{'x'.join(map(str, input_shape))}")
+    if "description" in meta:
+        try:
+            agrees = spec_module.parse(meta["description"]) == network_spec.without_input()
+        except UserError:
+            agrees = False
+        if not agrees:
+            raise UserError(f"damaged checkpoint: {where}: 'description' and 'spec' describe "
+                            "different networks")
+    classes = meta["classes"]
+    norm = meta.get("normalization")
+    normalization = (tuple(norm["mean"]), tuple(norm["std"])) if norm else None
+    try:
+        # the memory the network needs is checked before anything is allocated (Network)
+        net = Network(network_spec, input=input_shape, engine=engine, device=device,  # type: ignore[arg-type]
+                      normalization=normalization, seed=0, tta=meta.get("tta", False))
+    except UserError as e:
+        raise UserError(f"cannot load {directory}: {e}") from None
     if net.num_classes != len(classes):
-        raise UserError(f"damaged checkpoint: {len(classes)} class names for a network with "
-                        f"{net.num_classes} outputs")
-    state = _load_arrays(directory / "model.safetensors")
+        raise UserError(f"damaged checkpoint: {where}: {len(classes)} class names for a network "
+                        f"with {net.num_classes} outputs")
+    state = _load_arrays(directory / "model.safetensors", net.engine.state_dict())
     try:
         net.load_state_dict(state)
     except UserError as e:
@@ -150,8 +200,21 @@ def load(path: str | Path, engine: str = "auto", device: str | None = None
 def _load_ensemble(directory: Path, meta: dict[str, Any], engine: str, device: str | None):
     from .ensemble import Ensemble, check_classes
 
-    loaded = [load(directory / member, engine, device) for member in meta["members"]]
+    loaded = []
+    for member in meta["members"]:
+        member_dir = directory / member
+        member_meta = read_meta(member_dir) if (member_dir / "model.json").is_file() else None
+        if member_meta is None:
+            raise UserError(f"damaged checkpoint: {directory / 'model.json'}: member {member!r} "
+                            "has no model.json")
+        if member_meta.get("kind") == "ensemble":
+            raise UserError(f"damaged checkpoint: {directory / 'model.json'}: member {member!r} "
+                            "is itself an ensemble; give its models as members")
+        loaded.append(_load_network(member_dir, member_meta, engine, device))
     classes = check_classes([m for _, m in loaded])
+    if classes != meta["classes"]:
+        raise UserError(f"damaged checkpoint: {directory / 'model.json'}: its classes are not its "
+                        "members' classes")
     ensemble = Ensemble([net for net, _ in loaded], classes, meta.get("combine", "softmax"))
     meta["directory"] = str(directory)
     meta["training"] = loaded[0][1].get("training", {})  # the data its members learned from
@@ -159,9 +222,18 @@ def _load_ensemble(directory: Path, meta: dict[str, Any], engine: str, device: s
 
 
 def load_resume_state(directory: Path, net: Network) -> dict[str, Any]:
-    try:
-        state = json.loads((directory / "training.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
-        raise UserError(f"cannot resume from {directory}: {e}") from None
-    net.engine.load_optimizer_state(_load_arrays(directory / "optimizer.safetensors"))
+    where = directory / "training.json"
+    state = schema.check_resume(schema.read_json(where, "cannot resume"), str(where))
+    path = directory / "optimizer.safetensors"
+    flat = _load_arrays(path)
+    weights = net.state_dict()
+    for key, array in flat.items():
+        name, _, slot = key.rpartition(".")
+        fits = (key == "steps" and array.size == 1 and array.dtype.kind in "iu") or (
+            name in weights and slot in OPTIMIZER_SLOTS and array.dtype.kind == "f"
+            and array.shape == weights[name].shape)
+        if not fits:
+            raise UserError(f"cannot resume: {path} holds {key!r}, which does not fit the "
+                            "network's weights")
+    net.engine.load_optimizer_state(flat)
     return state

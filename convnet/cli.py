@@ -110,14 +110,16 @@ def _inspect(args: argparse.Namespace) -> int:
         if args.at is not None:
             row, column = _cell(args.at, ("ROW", "COL"), "--at")
             at = (row, column)
-        net = Network(network, input=shape, engine="numpy", dtype="float64", seed=args.seed,
-                      floor=args.floor)
-        largest = max(math.prod(s.output) for s in net.shapes)
+        from .shapes import infer
+
+        largest = max(math.prod(s.output) for s in infer(network, shape))  # before any weights
         if max(largest, math.prod(shape)) > VALUES_LIMIT:
             raise UserError(f"--values prints every number, and a layer here holds "
                             f"{max(largest, math.prod(shape)):,}; keep each volume to "
                             f"{VALUES_LIMIT:,} numbers (e.g. a 32x32x16 input) or look at whole "
                             "images with convnet show")
+        net = Network(network, input=shape, engine="numpy", dtype="float64", seed=args.seed,
+                      floor=args.floor)
         values = parse_values(args.values, shape, args.seed)
         if at is not None and not any(isinstance(s.layer, spec.Conv) and at[0] < s.output[0]
                                       and at[1] < s.output[1] for s in net.shapes):
@@ -232,14 +234,19 @@ def _run_train(args: argparse.Namespace) -> int:
 
     given = vars(args)
     if given.get("resume"):
+        from .schema import read_json
+
         directory = Path(given["resume"])
-        try:
-            saved = json.loads((directory / "train.json").read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            raise UserError(f"cannot resume: {directory} is not a training run "
-                            "(no readable train.json)") from None
+        if not (directory / "train.json").is_file():
+            run = directory.parent
+            if directory.name in ("best", "last") and (run / "train.json").is_file():
+                raise UserError(f"--resume takes the run directory, not one of its "
+                                f"checkpoints: --resume {run}")
+            raise UserError(f"cannot resume: {directory} is not a training run (no train.json; "
+                            "give the directory that convnet train --out wrote)")
+        saved = read_json(directory / "train.json", "cannot resume")
         read_meta(directory / "last")
-        config = TrainConfig.from_json(saved)
+        config = TrainConfig.from_json(saved, str(directory / "train.json"))
         config.epochs = given.get("epochs", config.epochs)  # the one setting a resume may change
         trainer = Trainer(config, directory, resume=True)
     else:
@@ -266,7 +273,7 @@ def _run_train(args: argparse.Namespace) -> int:
           f"({format_count(len(trainer.train))} train, {format_count(len(trainer.val))} "
           f"validation, {format_count(len(trainer.data.test))} test images of "
           f"{'x'.join(map(str, net.input_shape))}), engine {net.engine.name}, "
-          f"{config.epochs} epochs → {directory}", flush=True)
+          f"{plural(config.epochs, 'epoch')} → {directory}", flush=True)
     try:
         result = trainer.run()
     except KeyboardInterrupt:
@@ -322,6 +329,11 @@ def format_count(n: int) -> str:
     return f"{n:,}"
 
 
+def plural(n: int, noun: str) -> str:
+    """1 epoch, 2 epochs, 1,000 images."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def _add_eval(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="accuracy, per-class precision and recall of a trained model",
                        description="Evaluates a model on a data set's test split (or a folder) "
@@ -347,8 +359,11 @@ def _run_eval(args: argparse.Namespace) -> int:
     from .evaluate import evaluate
     import numpy as np
 
-    from .figures import confusion_matrix, gallery
+    from .figures import check_target, confusion_matrix, gallery
 
+    for given in (args.confusion, args.mistakes):
+        if given:
+            check_target(Path(given))
     net, meta = checkpoint.load(args.model, engine=args.engine, device=args.device)
     data_name = args.data or meta.get("training", {}).get("data")
     if not data_name:
@@ -449,7 +464,7 @@ def _network_and_voter(model_dir: str):
     return first, {**first_meta, "classes": meta["classes"]}, net
 
 
-TEST_IMAGE = re.compile(r"test:(\d+)")
+TEST_IMAGE = re.compile(r"test:(.*)")
 
 
 def _load_image(path_text: str, shape: tuple[int, int, int], meta: dict | None = None):
@@ -458,14 +473,25 @@ def _load_image(path_text: str, shape: tuple[int, int, int], meta: dict | None =
 
     path = Path(path_text)
     found = TEST_IMAGE.fullmatch(path_text)
-    if found and not path.exists() and meta is not None:
-        return _test_image(int(found.group(1)), shape, meta)
+    if found and meta is not None and not _exists(path):
+        number = found.group(1).strip()
+        if not re.fullmatch(r"-?\d{1,12}", number):
+            raise UserError(f"{path_text}: give test:N, with N the number of a test image "
+                            "(0, 1, 2, ...)")
+        return _test_image(int(number), shape, meta)
     if not path.is_file():
         raise UserError(f"no image file {path_text}")
     try:
         return read_image(path, shape)
     except Exception as e:  # noqa: BLE001 - whatever Pillow says, it's the file
         raise UserError(f"{path_text} is not a readable image ({e})") from None
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # a name too long for the file system names no file
+        return False
 
 
 def _test_image(index: int, shape: tuple[int, int, int], meta: dict):
@@ -502,9 +528,10 @@ def _add_show(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_show(args: argparse.Namespace) -> int:
-    from .figures import inside_figure
+    from .figures import check_target, inside_figure
     from .inside import activations, conv_filters, pick_layers
 
+    check_target(Path(args.out))
     net, meta, voter = _network_and_voter(args.model)
     image = _load_image(args.image, net.input_shape, meta)
     chosen = pick_layers(net.shapes, args.layer)
@@ -538,10 +565,11 @@ def _add_filters(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_filters(args: argparse.Namespace) -> int:
-    from .figures import filters_figure
+    from .figures import check_target, filters_figure
     from .inside import conv_filters
     from .spec import layer_to_string
 
+    check_target(Path(args.out))
     net, _ = _one_network(args.model)
     layers = [(f"{s.index} {layer_to_string(s.layer)}", w) for s, w in conv_filters(net)]
     if not layers:
@@ -557,8 +585,13 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
                                    "where you upload, draw or pick an image and see every "
                                    "layer's activation maps with their arithmetic.")
     p.add_argument("model", help="a model directory (or a training run: its best/)")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default: %(default)s, this machine only; "
+                        "0.0.0.0 for every interface)")
     p.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="another name the page may be opened at (e.g. behind a proxy); "
+                        "requests for names not allowed are refused (repeatable)")
     p.add_argument("--data-dir", help="where to find the data set's test images for examples")
     p.set_defaults(run=_run_serve)
 
@@ -581,11 +614,19 @@ def _run_serve(args: argparse.Namespace) -> int:
             pass  # examples are a convenience; the page works without them
     import uvicorn
 
-    from .web.app import create_app
+    from .web.app import allowed_hosts, create_app
 
-    print(f"convnet: serving {meta['directory']} on http://{args.host}:{args.port}/", flush=True)
-    uvicorn.run(create_app(net, meta, examples, voter), host=args.host, port=args.port,
-                log_level="warning")
+    hosts, any_address = allowed_hosts(args.host)
+    if any_address:
+        print(f"convnet: warning: --host {args.host} listens on every network interface: anyone "
+              "who can reach this machine can use the page and the API", file=sys.stderr)
+    app = create_app(net, meta, examples, voter, hosts=hosts + tuple(args.allow_host),
+                     any_address=any_address)
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"convnet: serving {meta['directory']} on http://{shown}:{args.port}/", flush=True)
+    # uvicorn stops on SIGTERM and SIGINT; requests still running get a few seconds to finish
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning",
+                timeout_graceful_shutdown=5, timeout_keep_alive=5)
     return 0
 
 
@@ -601,6 +642,9 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
 
 def _run_export(args: argparse.Namespace) -> int:
     from .export import export_onnx
+    from .files import existing_folder
+
+    existing_folder(Path(args.onnx))
 
     result = export_onnx(args.model, Path(args.onnx), args.opset)
     print(f"{result['path']}: input images float32 N×{'×'.join(map(str, result['input'][1:]))} "
@@ -702,6 +746,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as e:  # the file system refused: a path too long, no permission, disk full
+        print(f"convnet: error: {os_error_text(e)}", file=sys.stderr)
+        return 2
+
+
+def os_error_text(e: OSError) -> str:
+    """'No space left on device: runs/x/best' — the system's words and the file, shortened."""
+    name = str(e.filename) if e.filename is not None else ""
+    if len(name) > 80:
+        name = name[:40] + "…" + name[-20:]
+    reason = e.strerror or str(e) or type(e).__name__
+    return f"{reason}: {name}" if name else reason
 
 
 def entry() -> None:

@@ -35,7 +35,15 @@ class ParseError(UserError):
         line_end = self.text.find("\n", self.pos)
         line = self.text[line_start : len(self.text) if line_end < 0 else line_end]
         column = self.pos - line_start
-        return f"    {line}\n    {' ' * column}{'^' * min(self.length, max(1, len(line) - column))}"
+        carets = min(self.length, max(1, len(line) - column), self.WINDOW)
+        # a long line is cut to a window around the error, marked with … at the cuts
+        start = max(0, column - self.WINDOW)
+        end = min(len(line), column + carets + self.WINDOW)
+        shown = ("…" if start else "") + line[start:end] + ("…" if end < len(line) else "")
+        column = column - start + (1 if start else 0)
+        return f"    {shown}\n    {' ' * column}{'^' * carets}"
+
+    WINDOW = 60  # characters shown on each side of the error in a long line
 
 
 def first_line(failure: BaseException) -> str:

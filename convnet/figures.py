@@ -1,4 +1,5 @@
-"""Figures as PNG files (matplotlib, no display needed), each written atomically."""
+"""Figures as image files (matplotlib, no display needed), each written atomically in the
+format its name asks for: .png, .jpg, .svg or .pdf."""
 
 from __future__ import annotations
 
@@ -7,7 +8,22 @@ from typing import Any
 
 import numpy as np
 
-from .files import atomic_file
+from .errors import UserError
+from .files import atomic_file, existing_folder
+
+FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".svg": "svg", ".pdf": "pdf"}
+
+
+def check_target(path: Path) -> str:
+    """The format a figure's file name asks for; a name without one of FORMATS' endings, or in
+    a folder that does not exist, is refused before anything is drawn."""
+    path = Path(path)
+    kind = FORMATS.get(path.suffix.lower())
+    if kind is None:
+        raise UserError(f"cannot write a figure to {path}: give a name ending in "
+                        f"{', '.join(FORMATS)}")
+    existing_folder(path)
+    return kind
 
 
 def _pyplot():
@@ -21,8 +37,9 @@ def _pyplot():
 
 def save_figure(figure, path: Path) -> Path:
     try:
+        kind = check_target(path)
         with atomic_file(Path(path)) as temporary:
-            figure.savefig(temporary, dpi=110, bbox_inches="tight", format="png")
+            figure.savefig(temporary, dpi=110, bbox_inches="tight", format=kind)
     finally:
         _pyplot().close(figure)
     return Path(path)

@@ -20,6 +20,7 @@ import numpy as np
 from . import shapes as shape_arithmetic
 from .config import OptimizerConfig, SpeedOptions
 from .errors import UserError
+from .resources import check_fits
 from .spec import Spec, load, parse_input_shape
 
 ENGINES = ("numpy", "torch", "auto")
@@ -56,6 +57,8 @@ class Network:
         self.engine_name = engine
         if dtype not in DTYPES:
             raise UserError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
+        check_fits(memory_need(self.shapes, dtype), f"the network {self.spec.without_input()} "
+                   f"({sum(s.params for s in self.shapes):,} weights)")
         if not 0.0 <= label_smoothing < 1.0:
             raise UserError(f"label smoothing must be in [0, 1), got {label_smoothing}")
         if isinstance(optimizer, str):
@@ -212,14 +215,30 @@ class Network:
                 raise UserError(f"state {name} has shape {got}, but this network needs "
                                 f"{target.shape}")
             value = np.asarray(state[name])
+            if (value.dtype.kind == "f") != (target.dtype.kind == "f") or \
+                    value.dtype.kind not in "fiu":
+                kind = "floating point" if target.dtype.kind == "f" else "whole numbers"
+                raise UserError(f"state {name} is {value.dtype}; it must be {kind}")
             if value.dtype.kind == "f" and not np.isfinite(value).all():
                 raise UserError(f"state {name} contains NaN or infinity")
+            if name.endswith("running_var") and (value < 0).any():
+                raise UserError(f"state {name} holds negative variances")
         self.engine.load_state_dict(state)
 
     def __repr__(self) -> str:
         return (f"Network({str(self.spec.without_input())!r}, "
                 f"input={shape_arithmetic.format_shape(self.input_shape)!r}, "
                 f"engine={self.engine.name!r})")
+
+
+def memory_need(shapes: list[shape_arithmetic.LayerShape], dtype: str) -> int:
+    """Bytes a Network takes while it is built and used on one image, from the inspector's
+    figures: the weights, their float64 initial draw, a gradient each, and every activation
+    of one image with its gradient."""
+    itemsize = np.dtype(dtype).itemsize
+    params = sum(s.params for s in shapes)
+    values = sum(math.prod(s.output) for s in shapes) + math.prod(shapes[0].input)
+    return params * (2 * itemsize + 8) + values * 2 * itemsize
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from .errors import GeometryError, UserError
 from .spec import (
     FC, Activation, BatchNorm, Conv, Dropout, Flatten, Layer, Pool, Shape, Size2, Softmax, Spec,
-    layer_to_string,
+    check_input_shape, layer_to_string,
 )
 
 INT64_MAX = 2**63 - 1
@@ -87,11 +87,38 @@ def formula(n: int, f: int, s: int, pad_total: int | None) -> str:
 
 
 def _fmt(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else f"{x:.2f}"
+    """A result of the formula: whole, or with enough decimals not to look whole (1.000122)."""
+    if float(x).is_integer():
+        return str(int(x))
+    short = f"{x:.2f}"
+    return short if not float(short).is_integer() else f"{x:.9f}".rstrip("0")
+
+
+def _divisors_up_to(n: int, limit: int) -> list[int]:
+    """The divisors of n > 0 that are at most `limit`, in O(√n) steps."""
+    found = set()
+    for d in range(1, math.isqrt(n) + 1):
+        if n % d == 0:
+            found.update(c for c in (d, n // d) if c <= limit)
+    return sorted(found)
+
+
+def _nearest_in_class(target: int, residue: int, modulus: int, lowest: int) -> int:
+    """The whole number q ≥ lowest with q ≡ residue (mod modulus) nearest to `target`, q ≠
+    target (ties: the smaller one). O(1)."""
+    first = lowest + (residue - lowest) % modulus  # the smallest member of the class ≥ lowest
+    step = first + (target - first) // modulus * modulus  # the member at or below target
+    candidates = {first, step - modulus, step, step + modulus, step + 2 * modulus}
+    return min((q for q in candidates if q >= first and q != target),
+               key=lambda q: (abs(q - target), q))
 
 
 def _geometry_fixes(layer: Conv | Pool, hw: Size2) -> list[str]:
-    """Nearby stride and padding values that make both sides fit, with what they give."""
+    """Nearby stride and padding values that make both sides fit, with what they give.
+
+    Solved, not searched, so any size answers at once: stride c fits iff it divides both spans
+    N − F + 2P (so it divides their greatest common divisor), and padding q fits iff
+    2q ≡ F − N (mod S) on both sides, a residue class of q found in O(1)."""
     (kh, kw), (s, _) = layer.kernel, layer.stride
     pad = conv_padding(layer)
     p = pad[0] if isinstance(layer, Conv) and layer.pad != "same" else 0
@@ -103,15 +130,28 @@ def _geometry_fixes(layer: Conv | Pool, hw: Size2) -> list[str]:
         return f"{h}x{w}"
 
     # A stride larger than the filter would skip input pixels: offer only 1..F.
-    strides = [c for c in range(1, min(kh, kw) + 1)
-               if c != s and _fits(hw[0], kh, c, 2 * p) and _fits(hw[1], kw, c, 2 * p)]
+    largest = min(kh, kw)
+    g = math.gcd(hw[0] - kh + 2 * p, hw[1] - kw + 2 * p)  # both spans are ≥ 0 here
+    if g:
+        strides = _divisors_up_to(g, largest)
+    else:  # both spans are 0: every stride fits; the nearest ones are enough
+        strides = sorted({largest, largest - 1, *range(s - 2, s + 3)} & set(range(1, largest + 1)))
+    strides = [c for c in strides if c != s]
     strides.sort(key=lambda c: (abs(c - s), -c))
     fixes += [f"stride={c} (→ {size_with(c, p)})" for c in sorted(strides[:2])]
     if isinstance(layer, Conv) and layer.pad != "same":
-        pads = [q for q in range(0, p + 2 * s + max(kh, kw) + 1)
-                if q != p and _fits(hw[0], kh, s, 2 * q) and _fits(hw[1], kw, s, 2 * q)]
-        pads.sort(key=lambda q: (abs(q - p), q))
-        fixes += [f"pad={q} (→ {size_with(s, q)})" for q in sorted(pads[:1])]
+        # 2q ≡ r (mod s) for r = F − N on each side; with d = gcd(2, s) it has solutions iff d
+        # divides r, and they are q ≡ (r/d)·(2/d)⁻¹ (mod s/d).
+        d = math.gcd(2, s)
+        residues = [(f - n) % s for n, f in ((hw[0], kh), (hw[1], kw))]
+        if all(r % d == 0 for r in residues):
+            modulus = s // d
+            inverse = pow(2 // d, -1, modulus) if modulus > 1 else 0
+            classes = {(r // d) * inverse % modulus if modulus > 1 else 0 for r in residues}
+            if len(classes) == 1:  # one class of pads fits both sides
+                lowest = max(0, -((hw[0] - kh) // 2), -((hw[1] - kw) // 2))  # spans ≥ 0
+                q = _nearest_in_class(p, classes.pop(), modulus, lowest)
+                fixes.append(f"pad={q} (→ {size_with(s, q)})")
     return fixes
 
 
@@ -213,8 +253,8 @@ def layer_shape(index: int, layer: Layer, in_shape: Shape, receptive: Size2 | No
     for what, value in (("values", math.prod(out)), ("weights", params),
                         ("multiply-adds", macs), ("activation bytes", shape.activation_bytes)):
         if value > INT64_MAX:
-            raise UserError(f"layer {index} {layer_to_string(layer)}: its {value:.3e} {what} "
-                            "overflow 64-bit counts; use smaller sizes")
+            raise UserError(f"layer {index} {layer_to_string(layer)}: its {_scientific(value)} "
+                            f"{what} overflow 64-bit counts; use smaller sizes")
     return shape
 
 
@@ -224,10 +264,7 @@ def infer(spec: Spec, input_shape: tuple[int, int, int] | None = None) -> list[L
     if shape is None:
         raise UserError("the input shape is unknown: give --input HxWxC (e.g. 32x32x3) or "
                         "start the description with it")
-    if len(shape) != 3 or min(shape) < 1:
-        raise UserError(f"input shape {format_shape(shape)} is not HxWxC with positive sizes")
-    if math.prod(shape) > INT64_MAX:
-        raise UserError(f"input shape {format_shape(shape)} overflows 64-bit counts; use smaller sizes")
+    shape = check_input_shape(tuple(shape))
     result: list[LayerShape] = []
     current: Shape = tuple(shape)
     receptive: Size2 | None = (1, 1)
@@ -241,6 +278,13 @@ def infer(spec: Spec, input_shape: tuple[int, int, int] | None = None) -> list[L
         raise UserError("the network's total weights or multiply-adds overflow 64-bit counts; "
                         "use smaller sizes")
     return result
+
+
+def _scientific(value: int) -> str:
+    """A count of any size as 1.845e+19 (a float cannot hold every int Python can)."""
+    if value >= 10**300:
+        return "more than 1e+300"
+    return f"{float(value):.3e}"
 
 
 def format_shape(shape: Shape) -> str:

@@ -22,7 +22,10 @@ engine, checkpoint and page reads the records below, never the string.
 from __future__ import annotations
 
 import difflib
+import math
 import re
+import types
+import typing
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Literal, Union
 
@@ -30,6 +33,14 @@ from .errors import ParseError, UserError
 
 Size2 = tuple[int, int]  # (height, width)
 Shape = tuple[int, ...]  # (H, W, C) for images and activation volumes, (N,) for vectors
+
+# Bounds on everything a description can ask for, checked before any arithmetic is done with it,
+# so that no description (typed, in a file, or sent to the web page) can make convnet work for
+# long or allocate much just to refuse it. Far beyond any network that trains on one machine.
+MAX_NUMBER = 65_536  # every whole number: filters K, sizes F, strides S, padding P, units N, H, W, C
+MAX_DIGITS = 12  # digits read from one number (Python refuses to convert past 4,300)
+MAX_TEXT = 100_000  # characters in a description (a file with comments included)
+MAX_LAYERS = 2_000  # layers in a network (ResNet-152 written out is about 500)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -220,21 +231,53 @@ _RECORDS: dict[str, type] = {
 }
 
 
+def _json_fits(value: Any, hint: Any) -> bool:
+    """Whether a JSON value has a record field's declared type (int is not bool; a tuple is a
+    list of the same length; a Literal one of its values)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if origin is Literal:
+        return any(value == a and type(value) is type(a) for a in args)
+    if origin in (Union, types.UnionType):
+        return any(_json_fits(value, a) for a in args)
+    if origin is tuple:
+        return isinstance(value, list) and len(value) == len(args) and \
+            all(_json_fits(v, a) for v, a in zip(value, args))
+    return False
+
+
 def from_json(data: dict[str, Any]) -> Spec:
-    """Rebuild a Spec from `to_json`'s output (as stored in checkpoints); validates like parse."""
+    """Rebuild a Spec from `to_json`'s output (as stored in checkpoints); validates like parse.
+
+    The records are written back to text and parsed again: the parser is the one place where
+    a record's values are checked, so a stored record of the wrong type or size (a kernel of
+    one number, a 10⁹-unit layer) is refused exactly as the same text would be."""
     try:
         layers = []
         for item in data["layers"]:
             item = dict(item)
             cls = _RECORDS[item.pop("type")]
+            hints = typing.get_type_hints(cls)
+            for key, value in item.items():
+                if key not in hints or not _json_fits(value, hints[key]):
+                    raise ValueError(f"{cls.type} {key} = {str(value)[:40]!r}")
             kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in item.items()}
             layers.append(cls(**kwargs))
         input_shape = tuple(data["input"]) if data.get("input") is not None else None
-    except (KeyError, TypeError, ValueError) as e:
-        raise UserError(f"not a valid network description in JSON: {e!r}") from None
-    spec = Spec(tuple(layers), input_shape)  # type: ignore[arg-type]
-    # Re-parse the canonical text: the one place where records are validated.
-    return parse(to_string(spec))
+        spec = Spec(tuple(layers), input_shape)  # type: ignore[arg-type]
+        text = to_string(spec)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        raise UserError(f"not a valid network description in JSON: {type(e).__name__} "
+                        f"{str(e)[:120]}") from None
+    try:
+        return parse(text)
+    except UserError as e:
+        raise UserError(f"not a valid network description in JSON: {e.message}") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -328,7 +371,7 @@ class _Parser:
                 continue
             if not separated:
                 raise self.error(
-                    f"expected a separator (a space, - or ->) before {token.text!r}", token
+                    f"expected a separator (a space, - or ->) before {_shown(token.text)}", token
                 )
             if token.kind == "dims" and not layers and input_shape is None:
                 input_shape = parse_input_shape(token.text, self.text, token.pos)
@@ -340,7 +383,7 @@ class _Parser:
                 )
             else:
                 raise self.error(f"expected a layer name (conv, pool, relu, fc, ...), "
-                                 f"found {token.text!r}", token)
+                                 f"found {_shown(token.text)}", token)
             separated = False
         return layers, input_shape
 
@@ -378,6 +421,9 @@ class _Parser:
             sep = self.next()
             if sep is not None and sep.text == ")":
                 return args
+            if sep is not None and sep.kind in ("number", "dims", "name"):
+                raise self.error(f"separate the arguments of {name.text} with a comma: "
+                                 f"{value.text}, {sep.text}", sep)
             if sep is None or sep.text != ",":
                 raise self.error(f"expected ',' or ')' in the arguments of {name.text}", sep)
 
@@ -385,9 +431,9 @@ class _Parser:
         args = self.arguments(name)
         kind = name.text.lower()
         if kind not in LAYER_NAMES:
-            close = difflib.get_close_matches(kind, LAYER_NAMES, n=1)
+            close = difflib.get_close_matches(kind, LAYER_NAMES, n=1) if len(kind) < 40 else []
             hint = f"; did you mean {close[0]}?" if close else ""
-            raise self.error(f"unknown layer {name.text!r}{hint} Known layers: "
+            raise self.error(f"unknown layer {_shown(name.text)}{hint} Known layers: "
                              f"{', '.join(LAYER_NAMES)}", name)
         return _Builder(self, name, kind, args).build()
 
@@ -417,7 +463,7 @@ class _Builder:
                     raise self.fail("positional argument after a keyword argument", arg.value)
                 if n_positional >= len(positional):
                     want = f"{len(positional)} argument{'s' if len(positional) != 1 else ''}"
-                    raise self.fail(f"extra argument {arg.value.text!r}: takes {want}"
+                    raise self.fail(f"extra argument {_shown(arg.value.text)}: takes {want}"
                                     f" ({USAGE[self.kind]})", arg.value)
                 got[positional[n_positional]] = arg.value
                 n_positional += 1
@@ -437,22 +483,26 @@ class _Builder:
 
     def whole(self, token: _Token, what: str, minimum: int = 1) -> int:
         if token.kind != "number" or not re.fullmatch(r"-?\d+", token.text):
-            raise self.fail(f"{what} must be a whole number, got {token.text!r}", token)
-        value = int(token.text)
-        if value < minimum:
-            bound = "positive" if minimum == 1 else f"at least {minimum}"
-            raise self.fail(f"{what} must be {bound}, got {value}", token)
+            raise self.fail(f"{what} must be a whole number, got {_shown(token.text)}", token)
+        try:
+            value = bounded_whole(token.text, what, minimum)
+        except UserError as e:
+            raise self.fail(e.message, token) from None
         return value
 
     def size2(self, token: _Token, what: str) -> Size2:
         if token.kind == "dims":
-            parts = [int(p) for p in token.text.split("x")]
-            if len(parts) != 2:
+            texts = token.text.split("x")
+            if len(texts) != 2:
                 raise self.fail(f"{what} is F or HxW (the depth comes from the input), "
-                                f"got {token.text!r}", token)
-            if min(parts) < 1:
-                raise self.fail(f"{what} must be positive, got {token.text!r}", token)
-            return parts[0], parts[1]
+                                f"got {_shown(token.text)}", token)
+            if any(len(t.lstrip("0")) <= MAX_DIGITS and int(t) < 1 for t in texts):
+                raise self.fail(f"{what} must be positive, got {_shown(token.text)}", token)
+            try:
+                height, width = (bounded_whole(t, what, 1) for t in texts)
+            except UserError as e:
+                raise self.fail(e.message, token) from None
+            return height, width
         value = self.whole(token, what)
         return value, value
 
@@ -462,12 +512,15 @@ class _Builder:
             return True
         if text in ("false", "no", "0"):
             return False
-        raise self.fail(f"{what} is true or false, got {token.text!r}", token)
+        raise self.fail(f"{what} is true or false, got {_shown(token.text)}", token)
 
     def real(self, token: _Token, what: str) -> float:
         if token.kind != "number":
-            raise self.fail(f"{what} must be a number, got {token.text!r}", token)
-        return float(token.text)
+            raise self.fail(f"{what} must be a number, got {_shown(token.text)}", token)
+        value = float(token.text)  # floats have no digit limit; 1e999 reads as inf
+        if not math.isfinite(value):
+            raise self.fail(f"{what} must be a finite number, got {_shown(token.text)}", token)
+        return value
 
     def build(self) -> Layer:
         kind = self.kind
@@ -544,18 +597,59 @@ USAGE = {
     "flatten": "flatten", "fc": "fc(N)", "softmax": "softmax",
 }
 
+def _shown(text: str, limit: int = 40) -> str:
+    """A token quoted in a message, shortened when it is long (a 5,000-digit number)."""
+    if len(text) <= limit:
+        return repr(text)
+    return repr(text[:limit // 2] + "…") + f" ({len(text):,} characters)"
+
+
+def bounded_whole(text: str, what: str, minimum: int = 1) -> int:
+    """A whole number written in `text`, between `minimum` and MAX_NUMBER; the digits are
+    counted before they are converted, so a number of any length is refused at once."""
+    digits = text.lstrip("-+")
+    if len(digits.lstrip("0")) > MAX_DIGITS:
+        raise UserError(f"{what} must be at most {MAX_NUMBER:,}, got a number of "
+                        f"{len(digits):,} digits")
+    value = int(text)
+    if value < minimum:
+        bound = "positive" if minimum == 1 else f"at least {minimum}"
+        raise UserError(f"{what} must be {bound}, got {value}")
+    if value > MAX_NUMBER:
+        raise UserError(f"{what} must be at most {MAX_NUMBER:,}, got {value:,}")
+    return value
+
+
+def check_input_shape(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """An input shape given as numbers (a library caller's tuple): HxWxC, each 1 to MAX_NUMBER."""
+    if len(shape) != 3 or not all(isinstance(v, int) and not isinstance(v, bool) for v in shape):
+        raise UserError(f"input shape {shape!r} is not HxWxC: three whole numbers")
+    for value, what in zip(shape, ("height", "width", "channels")):
+        if not 1 <= value <= MAX_NUMBER:
+            raise UserError(f"input {what} must be between 1 and {MAX_NUMBER:,}, got {value:,}")
+    return shape[0], shape[1], shape[2]
+
+
 _INPUT = re.compile(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*[xX×]\s*(\d+)\s*")
 
 
 def parse_input_shape(text: str, context: str | None = None, pos: int = 0) -> tuple[int, int, int]:
     """`32x32x3` → (32, 32, 3): height, width, channels, as the lecture writes it."""
     m = _INPUT.fullmatch(text)
-    if m is None or min(int(g) for g in m.groups()) < 1:
-        message = (f"input shape {text.strip()!r} is not HxWxC with positive whole numbers "
-                   "(e.g. 32x32x3 for colour, 28x28x1 for grey)")
+    try:
+        if m is None:
+            numbers = re.findall(r"\d+", text)
+            written = "x".join(numbers) if len(numbers) == 3 and len(text) < 100 else None
+            hint = (f"; write it with x: {written}" if written else
+                    " (e.g. 32x32x3 for colour, 28x28x1 for grey)")
+            raise UserError(f"input shape {_shown(text.strip())} is not HxWxC with positive "
+                            f"whole numbers{hint}")
+        for group, what in zip(m.groups(), ("height", "width", "channels")):
+            bounded_whole(group, f"input {what}")
+    except UserError as e:
         if context is not None:
-            raise ParseError(message, context, pos, len(text))
-        raise UserError(message)
+            raise ParseError(e.message, context, pos, len(text)) from None
+        raise
     return int(m.group(1)), int(m.group(2)), int(m.group(3))
 
 
@@ -563,11 +657,17 @@ def parse(text: str, floor: bool = False) -> Spec:
     """Parse a description into a Spec; `floor=True` lets every conv and pool floor (PyTorch)."""
     if not isinstance(text, str):
         raise UserError(f"a network description is a string, got {type(text).__name__}")
+    if len(text) > MAX_TEXT:
+        raise UserError(f"the description is {len(text):,} characters long; at most "
+                        f"{MAX_TEXT:,} are read")
     parser = _Parser(text)
     raw, input_shape = parser.parse()
     if not raw:
         raise UserError("the description is empty; write layers such as "
                         "conv(6,5) relu pool(2) fc(10)")
+    if len(raw) > MAX_LAYERS:
+        raise UserError(f"the description has {len(raw):,} layers; at most {MAX_LAYERS:,} are "
+                        "allowed")
 
     layers: list[Layer] = []
     spatial = True  # the input is an image; flatten and fc turn it into a vector

@@ -18,7 +18,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -29,10 +29,11 @@ from . import checkpoint, distributed
 from .config import OptimizerConfig, SpeedOptions
 from .data import Dataset, load_dataset
 from .data.dataset import stratified_split
+from .data.sources import known_shape
 from .errors import UserError
 from .network import Network
 from .schedules import make_schedule
-from .shapes import format_shape
+from .shapes import format_shape, infer
 from .spec import load as load_spec
 from .spec import parse_input_shape
 
@@ -60,7 +61,8 @@ class TrainConfig:
     warmup_epochs: float = 0.5  # linear warm-up before the cosine decay
     label_smoothing: float = 0.0
     augment: str = ""  # e.g. "crop,flip" (see convnet/augment.py)
-    val_size: float = 5000  # validation images held out of train (a fraction if < 1)
+    val_size: float | None = None  # validation images held out of train (a fraction if < 1);
+    # None: a tenth, at least one per class, at most 5,000 (validation_size below)
     test_fraction: float = 0.2  # folders without train/ and test/: share held out for test
     seed: int = 0
     init: str = "auto"  # auto | he | xavier | normal
@@ -77,7 +79,7 @@ class TrainConfig:
             (self.epochs >= 1, f"--epochs must be at least 1, got {self.epochs}"),
             (self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}"),
             (self.warmup_epochs >= 0, "--warmup-epochs must be ≥ 0"),
-            (self.val_size >= 0, "--val-size must be ≥ 0"),
+            (self.val_size is None or self.val_size >= 0, "--val-size must be ≥ 0"),
             (0 < self.test_fraction < 1, "--test-fraction must be between 0 and 1"),
         ]
         for ok, message in problems:
@@ -87,12 +89,11 @@ class TrainConfig:
         return self
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise UserError(f"unknown training settings: {', '.join(unknown)}")
-        return cls(**data).check()
+    def from_json(cls, data: Any, where: str = "training settings") -> "TrainConfig":
+        """The settings saved in a run's train.json, each of its declared type."""
+        from .schema import check_dataclass
+
+        return cls(**check_dataclass(cls, data, where)).check()
 
     def speed(self) -> SpeedOptions:
         return SpeedOptions(self.channels_last, self.bf16, self.compile)
@@ -122,6 +123,9 @@ def prepare(config: TrainConfig) -> tuple[Dataset, Any]:
     """The data set and the parsed network, checked against each other."""
     network = load_spec(config.network)
     shape = parse_input_shape(config.input) if config.input else network.input
+    expected = shape or known_shape(config.data)
+    if expected is not None:  # a network that cannot fit is refused before any data is read
+        infer(network.with_input(expected))
     data = load_dataset(config.data, config.data_dir, shape=shape,
                         test_fraction=config.test_fraction, seed=config.seed)
     if network.input is not None and network.input != data.shape:
@@ -129,6 +133,26 @@ def prepare(config: TrainConfig) -> tuple[Dataset, Any]:
                         f"{data.name} images are {format_shape(data.shape)}")
     network = network.with_input(data.shape)
     return data, network
+
+
+AUTO_VALIDATION = (0.1, 5000)  # share of the training images, and at most this many
+
+
+def validation_fraction(val_size: float | None, images: int, classes: int) -> float:
+    """The share of the training images held out for validation: --val-size as a count (≥ 1)
+    or a fraction (< 1); by default a tenth, at least one image per class, at most 5,000.
+    More than half is refused: the rest would be too few to learn from."""
+    if images == 0:
+        return 0.0
+    if val_size is None:
+        count = min(AUTO_VALIDATION[1], max(classes, round(AUTO_VALIDATION[0] * images)))
+        return min(count / images, 0.5)
+    count = val_size if val_size >= 1 else val_size * images
+    if count > images / 2:
+        raise UserError(f"--val-size {val_size:g} would hold out {round(count):,} of the "
+                        f"{images:,} training images; at most half ({images // 2:,}) can be "
+                        "held out for validation")
+    return count / images
 
 
 def steps_per_epoch(images: int, batch_size: int) -> int:
@@ -162,8 +186,7 @@ class Trainer:
         if network.num_classes is not None and network.num_classes != classes:
             raise UserError(f"the network ends in fc({network.num_classes}) but {self.data.name} "
                             f"has {classes} classes; end it with fc({classes})")
-        size = config.val_size if config.val_size >= 1 else config.val_size * len(self.data.train)
-        fraction = min(size / max(1, len(self.data.train)), 0.5)
+        fraction = validation_fraction(config.val_size, len(self.data.train), classes)
         kept, held = stratified_split(self.data.train.labels, fraction, config.seed)
         self.train, self.val = self.data.train.take(kept), self.data.train.take(held)
         if len(self.train) < 1:

@@ -19,8 +19,10 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_server(model: Path, data_dir: Path, timeout: float = 60) -> Iterator[str]:
-    """Yields the server's base URL once it answers; stops it afterwards (bounded)."""
+def server_process(model: Path, data_dir: Path, timeout: float = 60
+                   ) -> Iterator[tuple[str, subprocess.Popen]]:
+    """Yields the server's base URL, once it answers, and its process; stops it afterwards
+    (bounded)."""
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "convnet", "serve", str(model), "--port",
                                str(port), "--data-dir", str(data_dir)],
@@ -38,10 +40,18 @@ def running_server(model: Path, data_dir: Path, timeout: float = 60) -> Iterator
                 if time.time() > deadline:
                     raise TimeoutError("the server did not start") from None
                 time.sleep(0.3)
-        yield url
+        yield url, server
     finally:
         server.terminate()
         try:
             server.wait(timeout=20)
         except subprocess.TimeoutExpired:
             server.kill()
+            server.wait()
+
+
+@contextlib.contextmanager
+def running_server(model: Path, data_dir: Path, timeout: float = 60) -> Iterator[str]:
+    """Yields the server's base URL once it answers; stops it afterwards (bounded)."""
+    with server_process(model, data_dir, timeout) as (url, _):
+        yield url

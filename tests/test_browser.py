@@ -43,7 +43,8 @@ def test_upload_an_image_and_see_every_layer(browser, model, fashion_dir, tmp_pa
     ARTIFACTS.mkdir(exist_ok=True)
 
     with running_server(model, fashion_dir) as url:
-        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        # wait_for_function evaluates its text in the page, which the page's CSP forbids
+        page = browser.new_page(viewport={"width": 1200, "height": 900}, bypass_csp=True)
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(url + "/")
@@ -87,3 +88,52 @@ def test_upload_an_image_and_see_every_layer(browser, model, fashion_dir, tmp_pa
         page.wait_for_function("document.querySelectorAll('#layers .layer').length === 9")
         assert page.locator(".bar").count() == 5
         assert errors == []
+
+
+HOSTILE = ['<img src=x onerror="window.pwned=1">', "<script>window.pwned=2</script>",
+           '"><svg onload="window.pwned=3">', "<b>bold</b>", "T-shirt & <i>top</i>",
+           "javascript:window.pwned=4", "<iframe src=javascript:window.pwned=5>",
+           "&lt;escaped&gt;", "</div><img src=x onerror=window.pwned=6>", "plain"]
+
+
+@pytest.fixture(scope="module")
+def hostile_model(model, tmp_path_factory):
+    """The served model, its ten class names replaced by HTML that runs script if interpreted
+    (as a class folder named so would give)."""
+    import json
+    import shutil
+
+    target = tmp_path_factory.mktemp("hostile") / "model"
+    shutil.copytree(checkpoint.resolve(model), target)
+    meta = json.loads((target / "model.json").read_text())
+    meta["classes"] = HOSTILE
+    (target / "model.json").write_text(json.dumps(meta))
+    return target
+
+
+@pytest.mark.parametrize("csp", ["enforced", "bypassed"])
+def test_class_names_that_are_html_show_as_text_and_run_nothing(browser, hostile_model,
+                                                                fashion_dir, csp):
+    """With the page's Content-Security-Policy, and without it (the page's own escaping alone):
+    every class name appears as its literal text, no element comes from it, no script runs."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    with running_server(hostile_model, fashion_dir) as url:
+        page = browser.new_page(viewport={"width": 1200, "height": 900},
+                                bypass_csp=csp == "bypassed")
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        response = page.goto(url + "/")
+        assert "script-src 'self'" in response.headers["content-security-policy"]
+        page.wait_for_selector("#examples img")
+        for i in range(3):  # a few images, so that many classes reach the top five
+            page.locator("#examples img").nth(i).click()
+            page.wait_for_selector("#layers .layer")
+            names = page.locator(".bar .name").all_text_contents()
+            assert len(names) == 5 and set(names) <= set(HOSTILE)
+            assert page.locator("#bars img, #bars svg, #bars script, #bars iframe, #bars b, "
+                                "#bars i").count() == 0
+        assert page.evaluate("window.pwned") is None
+        assert page.locator("body img[src='x']").count() == 0
+        page.screenshot(path=str(ARTIFACTS / f"serve-hostile-classes-{csp}.png"))
+        assert errors == []
+        page.close()

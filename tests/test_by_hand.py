@@ -152,3 +152,9 @@ def test_the_one_number_in_korean(capsys, tmp_path, served_model):
     assert main(["inspect", "pool(2)", "--input", "4x4x1", "--values", LECTURE_POOL,
                  "--lang", "ko"]) == 0
     assert capsys.readouterr().out.startswith("입력 4x4x1\n  1 1 2 4\n")
+
+
+def test_values_too_many_to_print_are_refused_before_any_weights_are_made(capsys):
+    # fc(60000) after fc(60000): 3.6 billion float64 weights (29 GB) that are never drawn
+    assert main(["inspect", "fc(60000) fc(60000)", "--input", "1x1x1", "--values", "random"]) == 2
+    assert "a layer here holds 60,000; keep each volume to 16,384" in capsys.readouterr().err

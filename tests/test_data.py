@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import http.server
 import pickle
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -206,6 +208,7 @@ def test_download_checks_the_checksum_and_writes_atomically(tmp_path, server):
     (served / "good.bin").write_bytes(b"x" * 5000)
     good_md5 = hashlib.md5(b"x" * 5000).hexdigest()
     target = tmp_path / "cache" / "good.bin"
+    target.parent.mkdir()
     assert sources.download(url + "good.bin", good_md5, target).read_bytes() == b"x" * 5000
     with pytest.raises(UserError, match="is corrupt: its MD5 is .* the file was deleted"):
         sources.download(url + "good.bin", "0" * 32, tmp_path / "cache" / "bad.bin")
@@ -221,8 +224,8 @@ def test_a_missing_data_set_is_downloaded_and_verified(tmp_path, server, monkeyp
     write_mnist_like(served, train, test)
     md5 = {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in served.iterdir()}
     real = sources.DATASETS["mnist"]
-    monkeypatch.setitem(sources.DATASETS, "mnist", sources.Source(
-        real.title, url, real.files, md5, real.classes))
+    monkeypatch.setitem(sources.DATASETS, "mnist", dataclasses.replace(real, base_url=url,
+                                                                        md5=md5))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.delenv("CONVNET_DATA", raising=False)
     data = load_dataset("mnist")
@@ -242,16 +245,64 @@ def test_mirror_address_from_the_environment(tmp_path, server, monkeypatch):
     write_cifar(served / "cifar-10-python.tar.gz", per_batch=3)
     md5 = hashlib.md5((served / "cifar-10-python.tar.gz").read_bytes()).hexdigest()
     real = sources.DATASETS["cifar10"]
-    monkeypatch.setitem(sources.DATASETS, "cifar10", sources.Source(
-        real.title, "http://127.0.0.1:9/unreachable/", real.files,
-        {"cifar-10-python.tar.gz": md5}, real.classes))
+    monkeypatch.setitem(sources.DATASETS, "cifar10", dataclasses.replace(
+        real, base_url="http://127.0.0.1:9/unreachable/", md5={"cifar-10-python.tar.gz": md5}))
     monkeypatch.setenv("CONVNET_DATA_URL", url)
     data = load_dataset("cifar10", data_dir=str(tmp_path / "data"))
     assert len(data.train) == 15 and (tmp_path / "data" / "cifar10").is_dir()
 
 
-def test_unreachable_data_says_how_to_get_it(tmp_path, monkeypatch):
+def test_unreachable_data_says_how_to_get_it_and_leaves_no_folders(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.setenv("CONVNET_DATA_URL", "http://127.0.0.1:9/")
     with pytest.raises(UserError, match="MNIST is not in .* could not download"):
-        load_dataset("mnist", data_dir=str(tmp_path / "empty"))
+        load_dataset("mnist", data_dir=str(tmp_path / "empty" / "data"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # the folders made for it are gone
+    (tmp_path / "mine").mkdir()  # a folder the user had stays, and so does what is in it
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    with pytest.raises(UserError, match="could not download"):
+        load_dataset("mnist", data_dir=str(tmp_path / "mine"))
+    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["notes.txt"]
+
+
+def test_an_extracted_cifar_folder_is_found(tmp_path):
+    import tarfile
+
+    archive = tmp_path / "archive.tar.gz"
+    write_cifar(archive, per_batch=3)
+    with tarfile.open(archive) as tar:
+        tar.extractall(tmp_path / "data" / "cifar10", filter="data")
+    assert (tmp_path / "data" / "cifar10" / "cifar-10-batches-py").is_dir()
+    data = load_dataset("cifar10", data_dir=str(tmp_path / "data"), download_ok=False)
+    assert len(data.train) == 15 and len(data.test) == 3
+
+
+@pytest.mark.parametrize("names, message", [
+    ([b"\xff\xfe" + bytes([i]) for i in range(10)], "label names are not UTF-8 text"),
+    ([b"cat"] * 10, "must be 10 different, non-empty names"),
+    ([""] + [chr(65 + i) for i in range(9)], "must be 10 different, non-empty names"),
+])
+def test_cifar_label_names_that_are_not_names_are_refused(tmp_path, names, message):
+    meta = pickle.dumps({b"label_names": names}, protocol=2)
+    path = write_cifar(tmp_path / "c.tar.gz", per_batch=3, replace={"batches.meta": meta})
+    with pytest.raises(UserError, match=message):
+        read_cifar10(path)
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(),
+                    reason="measuring a peak needs Linux's /proc/self/clear_refs")
+def test_a_decode_costs_at_most_its_stated_bytes_per_pixel(tmp_path):
+    """The constant the server's pixel cap and decode slots are derived from holds for the
+    costliest image modes (measured in a fresh process, as scripts/decode_memory.py does)."""
+    import importlib.util
+
+    from convnet.data.folder import DECODE_BYTES_PER_PIXEL
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "decode_memory.py"
+    spec = importlib.util.spec_from_file_location("decode_memory", script)
+    measure = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(measure)
+    side = 3000
+    for path in measure.images(side, tmp_path):
+        if path.name in ("rgba.png", "palette.png", "grey16.png", "rgb.png"):
+            assert measure.peak_growth(path, 3, 32) <= DECODE_BYTES_PER_PIXEL * side ** 2, path

@@ -106,7 +106,7 @@ def test_show_and_serve_take_an_ensemble(capsys, models, fashion_dir, tmp_path):
 
     ensemble, _ = checkpoint.load(saved, engine="numpy")
     net, meta, voter = _network_and_voter(str(saved))
-    client = TestClient(create_app(net, meta, None, voter))
+    client = TestClient(create_app(net, meta, None, voter), base_url="http://127.0.0.1")
     with open(tmp_path / "x.png", "rb") as f:
         content = f.read()
     result = client.post("/api/predict", files={"file": ("x.png", content, "image/png")}).json()

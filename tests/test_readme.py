@@ -62,3 +62,17 @@ def test_the_python_example_runs():
     exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - our own README
     assert namespace["probs"].shape == (8, 10)
     assert set(namespace["grads"]) == set(namespace["state"])
+
+
+def test_every_link_stays_inside_the_repository():
+    """A user's clone has only the repository: no link may point above it or to an absolute
+    path on the machine the README was written on."""
+    root = README.parent
+    for document in [README, *sorted((root / "docs").glob("*.md"))]:
+        text = document.read_text(encoding="utf-8")
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+://|#|mailto:", target):
+                continue
+            resolved = (document.parent / target.split("#")[0]).resolve()
+            assert resolved.is_relative_to(root), f"{document.name} links outside: {target}"
+            assert resolved.exists(), f"{document.name} links to a missing file: {target}"

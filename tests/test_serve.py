@@ -27,7 +27,7 @@ def client(model, fashion_dir):
     from convnet.web.app import create_app
     net, meta = checkpoint.load(model, engine="numpy")
     examples = load_dataset("fashion-mnist", data_dir=str(fashion_dir)).test.images[:5]
-    return TestClient(create_app(net, meta, examples))
+    return TestClient(create_app(net, meta, examples), base_url="http://127.0.0.1")
 
 
 def png(array: np.ndarray, mode: str | None = None) -> bytes:

@@ -102,8 +102,21 @@ def test_canonical_string_and_json_round_trip():
     ("conv(6,5) relu 32x32x3", "an input shape such as 32x32x3 can only open the description"),
     ("32x32 conv(3,3)", "input shape '32x32' is not HxWxC with positive whole numbers (e.g. "
                         "32x32x3 for colour, 28x28x1 for grey)"),
-    ("0x32x3 conv(3,3)", "input shape '0x32x3' is not HxWxC with positive whole numbers (e.g. "
-                         "32x32x3 for colour, 28x28x1 for grey)"),
+    ("0x32x3 conv(3,3)", "input height must be positive, got 0"),
+    ("conv(6 5)", "separate the arguments of conv with a comma: 6, 5"),
+    ("conv(65537,5)", "conv: the number of filters K must be at most 65,536, got 65,537"),
+    ("conv(6,5,stride=99999999999)", "conv: stride must be at most 65,536, got 99,999,999,999"),
+    ("conv(6,5,pad=" + "9" * 5000 + ")", "conv: pad must be at most 65,536, got a number of "
+                                         "5,000 digits"),
+    ("conv(6,70000x3)", "conv: the filter size F must be at most 65,536, got 70,000"),
+    ("fc(" + "1" * 13 + ")", "fc: the number of units N must be at most 65,536, got a number of "
+                             "13 digits"),
+    ("dropout(1e999)", "dropout: p must be a finite number, got '1e999'"),
+    ("batchnorm(eps=1e999)", "batchnorm: eps must be a finite number, got '1e999'"),
+    ("99999x3x3 relu", "input height must be at most 65,536, got 99,999"),
+    ("relu " * 2001, "the description has 2,001 layers; at most 2,000 are allowed"),
+    ("relu" + " " * 100_000, "the description is 100,004 characters long; at most 100,000 are "
+                             "read"),
     ("conv(6,5) ; relu", "unexpected character ';' at column 11; a description is layers such as "
                          "conv(6,5) relu pool(2) fc(10)"),
     ("(6,5)", "expected a layer name (conv, pool, relu, fc, ...), found '('"),
@@ -174,3 +187,73 @@ def networks(draw):
 def test_parse_canonical_parse_is_identity(network):
     assert spec.parse(str(network)) == network
     assert spec.from_json(spec.to_json(network)) == network
+
+
+# -- any text at all: parsed or refused with the project's error, at once ----------------------
+
+def _answered_quickly(call, seconds: float = 10.0):
+    """Run call(); fail (not hang) if it has not returned after `seconds`. A hang guard for
+    inputs that once looped for ever, far above the milliseconds a parse takes: not a timing
+    assertion."""
+    import signal
+
+    def stop(signum, frame):
+        raise TimeoutError(f"no answer within {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        return call()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+huge_numbers = st.one_of(st.integers(0, 10**20).map(str), st.integers(1, 6000).map(lambda n: "9" * n),
+                         st.sampled_from(["1e999", "-0", "0.5", "1e-999", "65536", "65537"]))
+fragments = st.one_of(
+    st.sampled_from(["conv", "pool", "avgpool", "fc", "relu", "dropout", "batchnorm", "flatten",
+                     "softmax", "(", ")", ",", "=", " ", "-", "->", "x", "#", "\n", "stride",
+                     "pad", "same", "bias", "floor", "eps", "momentum", "p", "true", "×", "→",
+                     "é", "\u200b", "한"]),
+    huge_numbers,
+    st.builds("{}x{}x{}".format, huge_numbers, huge_numbers, huge_numbers),
+    st.builds("conv({},{},stride={},pad={})".format, huge_numbers, huge_numbers, huge_numbers,
+              huge_numbers),
+    st.text(max_size=8),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(max_size=200), st.lists(fragments, max_size=30).map("".join)))
+def test_any_text_is_parsed_or_refused_with_a_user_error(text):
+    from convnet import inspector, shapes
+
+    def attempt():
+        try:
+            network = spec.parse(text)
+        except UserError as e:
+            assert str(e) and "\n" not in str(e)  # one line
+            return
+        if network.input is not None:  # the arithmetic must answer as quickly
+            try:
+                inspector.explain(network, network.input)
+                shapes.infer(network)
+            except UserError:
+                pass
+
+    _answered_quickly(attempt)
+
+
+@pytest.mark.parametrize("text", [
+    "7x7x1 conv(1,3,stride=65536,pad=1)",
+    "65536x65535x1 conv(1,65536,stride=65535,pad=4)",
+    "65536x65536x3 conv(65536,3,stride=65536,pad=65536)",
+    "65536x65536x1 pool(65535,stride=65536)",
+])
+def test_a_stride_that_does_not_fit_answers_at_once_at_any_size(text):
+    from convnet import shapes
+    from convnet.errors import GeometryError
+
+    with pytest.raises(GeometryError, match="Fix:"):
+        _answered_quickly(lambda: shapes.infer(spec.parse(text)))

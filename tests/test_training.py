@@ -208,6 +208,8 @@ def test_damaged_checkpoints_are_refused(capsys, tmp_path, trained, fashion_dir)
     other = tmp_path / "other"
     shutil.copytree(best, other)
     meta["spec"]["layers"][0]["filters"] = 4
+    from convnet.spec import from_json
+    meta["description"] = str(from_json(meta["spec"]).without_input())
     (other / "model.json").write_text(json.dumps(meta))
     code, _, err = run(capsys, "eval", other, "--data-dir", fashion_dir)
     assert code == 2 and "damaged checkpoint" in err and "0.weight" in err

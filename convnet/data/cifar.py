@@ -92,7 +92,13 @@ def read_cifar10(source: Path) -> tuple[tuple[np.ndarray, np.ndarray],
     names = meta.get(b"label_names")
     if not isinstance(names, list) or len(names) != 10:
         raise UserError(f"{source}:batches.meta: no list of 10 label names")
-    classes = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names)
+    try:
+        classes = tuple(n.decode("utf-8") if isinstance(n, bytes) else str(n) for n in names)
+    except UnicodeDecodeError:
+        raise UserError(f"{source}:batches.meta: the label names are not UTF-8 text") from None
+    if any(not name or len(name) > 1000 for name in classes) or len(set(classes)) != 10:
+        raise UserError(f"{source}:batches.meta: the label names must be 10 different, "
+                        "non-empty names")
     images = np.concatenate([b[0] for b in train])
     labels = np.concatenate([b[1] for b in train])
     return (images, labels), test, classes

@@ -36,7 +36,9 @@ class Source:
     files: dict[str, str]  # role → file name
     md5: dict[str, str]  # file name → the authors' MD5
     classes: tuple[str, ...]
+    shape: tuple[int, int, int]  # H×W×C of its images, known before they are read
     debian_package: str | None = None
+    extracted: str | None = None  # the folder its archive unpacks to, accepted in its place
 
 
 MNIST_FILES = {"train_images": "train-images-idx3-ubyte.gz",
@@ -54,7 +56,7 @@ DATASETS: dict[str, Source] = {
          "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310"},
         ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
          "Bag", "Ankle boot"),
-        debian_package="dataset-fashion-mnist",
+        (28, 28, 1), debian_package="dataset-fashion-mnist",
     ),
     "mnist": Source(
         "MNIST", "https://yann.lecun.com/exdb/mnist/", MNIST_FILES,
@@ -62,14 +64,14 @@ DATASETS: dict[str, Source] = {
          "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
          "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
          "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c"},
-        tuple(str(d) for d in range(10)),
+        tuple(str(d) for d in range(10)), (28, 28, 1),
     ),
     "cifar10": Source(
         "CIFAR-10", "https://www.cs.toronto.edu/~kriz/",
         {"archive": "cifar-10-python.tar.gz"},
         {"cifar-10-python.tar.gz": "c58f30108f718f92721af3b95e74349a"},
         ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
-         "truck"),
+         "truck"), (32, 32, 3), extracted=cifar.FOLDER,
     ),
 }
 ALIASES = {"fashion": "fashion-mnist", "fashion_mnist": "fashion-mnist", "fmnist": "fashion-mnist",
@@ -113,12 +115,15 @@ def _find_file(directory: Path, file: str) -> Path | None:
 
 
 def locate(name: str, data_dir: str | None) -> dict[str, Path] | None:
-    """The files of a named data set, from the first folder that has all of them."""
+    """The files of a named data set, from the first folder that has all of them (or, for an
+    archive, the folder it unpacks to)."""
     source = DATASETS[name]
     for directory in candidate_dirs(name, data_dir):
         paths = {role: _find_file(directory, file) for role, file in source.files.items()}
         if all(paths.values()):
             return paths  # type: ignore[return-value]
+        if source.extracted and (directory / source.extracted).is_dir():
+            return {role: directory / source.extracted for role in source.files}
     return None
 
 
@@ -146,10 +151,12 @@ def fetch(name: str, data_dir: str | None) -> dict[str, Path]:
     base_url = os.environ.get("CONVNET_DATA_URL") or source.base_url
     targets = [Path(data_dir) / name] if data_dir else []
     targets.append(user_cache() / name)
-    target = next((t for t in targets if _writable(t)), None)
+    made: list[Path] = []  # folders created for the download, removed again if it fails
+    target = next((t for t in targets if _writable(t, made)), None)
     looked = ", ".join(str(d) for d in dict.fromkeys(candidate_dirs(name, data_dir)))
     how = (f"`apt-get install {source.debian_package}`, or " if source.debian_package else "")
     if target is None:
+        _remove_if_empty(made)
         raise UserError(f"{source.title} is not in {looked}, and there is nowhere writable to "
                         f"download it to; get it with {how}put its files in --data-dir")
     paths = {}
@@ -162,18 +169,34 @@ def fetch(name: str, data_dir: str | None) -> dict[str, Path]:
             paths[role] = download(base_url.rstrip("/") + "/" + file, source.md5[file],
                                    target / file)
         except UserError as e:
+            _remove_if_empty(made)
             raise UserError(f"{source.title} is not in {looked}, and {e}. Get it with {how}"
                             f"the files {', '.join(source.files.values())} in --data-dir"
                             ) from None
     return paths
 
 
-def _writable(directory: Path) -> bool:
+def _writable(directory: Path, made: list[Path]) -> bool:
+    """Whether files can be written into `directory`, creating it (and noting in `made` each
+    folder that had to be created, deepest last)."""
+    missing = [d for d in (directory, *directory.parents) if not d.exists()]
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        return os.access(directory, os.W_OK)
     except OSError:
+        _remove_if_empty(list(reversed(missing)))
         return False
+    made += reversed(missing)
+    return os.access(directory, os.W_OK)
+
+
+def _remove_if_empty(made: list[Path]) -> None:
+    """After a failed download: the folders created for it, deepest first, if nothing else
+    has come into them."""
+    for directory in reversed(made):
+        try:
+            directory.rmdir()  # only an empty folder goes
+        except OSError:
+            return
 
 
 def load_named(name: str, data_dir: str | None = None, download_ok: bool = True) -> Dataset:
@@ -218,6 +241,12 @@ def load_folder(root: Path, shape: tuple[int, int, int], test_fraction: float = 
         data = Dataset(root.name, Split(everything.images[kept], everything.labels[kept]),
                        Split(everything.images[held], everything.labels[held]), tuple(classes))
     return data.check(), skipped
+
+
+def known_shape(name_or_folder: str) -> tuple[int, int, int] | None:
+    """The image shape of a named data set (before reading it), or None for a folder."""
+    key = ALIASES.get(name_or_folder.lower(), name_or_folder.lower())
+    return DATASETS[key].shape if key in DATASETS else None
 
 
 def load_dataset(name_or_folder: str, data_dir: str | None = None,

@@ -1,0 +1,68 @@
+"""What the machine can give: memory a process may still allocate, and the check that a network
+fits before anything is allocated for it.
+
+The need is the inspector's arithmetic (weights and activations, `shapes.infer`), so a network
+that cannot fit is refused with the same figures `convnet inspect` shows, instead of a
+MemoryError (or the kernel's OOM killer) halfway through.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import UserError
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        text = Path(path).read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def available_memory() -> int | None:
+    """Bytes this process can still allocate (Linux: MemAvailable, capped by the cgroup's
+    limit less its use), or None where the system does not say. CONVNET_MEMORY (bytes)
+    overrides, for tests and for users who want to keep a margin."""
+    override = os.environ.get("CONVNET_MEMORY")
+    if override:
+        try:
+            return int(override)
+        except ValueError:
+            raise UserError(f"CONVNET_MEMORY must be a number of bytes, got {override!r}") from None
+    found: list[int] = []
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                found.append(int(line.split()[1]) * 1024)
+                break
+    except (OSError, ValueError, IndexError):
+        pass
+    limit = _read_int("/sys/fs/cgroup/memory.max")  # cgroup v2 ("max" reads as None)
+    used = _read_int("/sys/fs/cgroup/memory.current")
+    if limit is not None and used is not None:
+        found.append(max(0, limit - used))
+    if not found:
+        try:
+            found.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        except (ValueError, OSError, AttributeError):
+            return None
+    return min(found)
+
+
+def bytes_text(n: int | float) -> str:
+    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{int(n)} B"
+
+
+def check_fits(need: int, what: str) -> None:
+    """Refuse, before allocating, what needs more memory than the machine has available."""
+    have = available_memory()
+    if have is not None and need > have:
+        raise UserError(f"{what} needs about {bytes_text(need)} of memory, and this machine has "
+                        f"{bytes_text(have)} available; use a smaller network (convnet inspect "
+                        "shows where the weights and activations are)")
