@@ -53,7 +53,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from convnet import Network  # noqa: E402
-from convnet.engines.torch_build import build_sequential  # noqa: E402
+from convnet.engines.torch.build import build_sequential  # noqa: E402
 
 torch.set_num_threads(ARGS.threads)
 

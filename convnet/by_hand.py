@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError
-from .shapes import conv_padding, format_shape
+from .shapes import format_shape
 from .spec import Activation, Conv, layer_to_string
 
 
@@ -98,7 +98,7 @@ def one_number(net, inputs: list[np.ndarray], layer: int, row: int, column: int,
                         f"{layer}'s output {format_shape(info.output)} (rows and columns count "
                         f"from 0)")
     conv = spec_layers[layer]
-    top, bottom, left, right = conv_padding(conv)
+    top, bottom, left, right = conv.sides()
     padded = np.pad(inputs[layer], ((top, bottom), (left, right), (0, 0)))
     (kh, kw), (sh, sw) = conv.kernel, conv.stride
     window = padded[row * sh:row * sh + kh, column * sw:column * sw + kw, :]

@@ -25,14 +25,24 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_inspect(sub: argparse._SubParsersAction) -> None:
+    from .layers import help_text
+    from .networks import NAMES
+
     p = sub.add_parser(
         "inspect", help="every layer's shape, weights and cost, explained",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Shows every layer's output shape (HxWxC), weights, multiply-adds, receptive "
                     "field and activation memory, computed with (N − F + 2P)/S + 1.",
-        epilog='example: convnet inspect "conv(6,5) relu pool(2) fc(10)" --input 32x32x3 --explain',
+        epilog="layers (separated by spaces; N*(...) repeats a group):\n" + help_text() +
+               f"\n\nnetworks by name: {', '.join(NAMES)} (--list)\n\n"
+               'examples: convnet inspect "conv(6,5) relu pool(2) fc(10)" --input 32x32x3 '
+               "--explain   |   convnet inspect vgg16",
     )
-    p.add_argument("description", help="the network, e.g. 'conv(6,5) relu pool(2) fc(10)', "
-                                        "or a file that holds one")
+    p.add_argument("description", nargs="?",
+                   help="the network, e.g. 'conv(6,5) relu pool(2) fc(10)', a file that holds "
+                        f"one, or a network's name ({', '.join(NAMES)})")
+    p.add_argument("--list", action="store_true",
+                   help="the networks convnet ships, by name, one line each")
     p.add_argument("--input", metavar="HxWxC", help="input shape, e.g. 32x32x3 (unless the "
                                                     "description starts with it)")
     shown = p.add_mutually_exclusive_group()
@@ -98,6 +108,14 @@ VALUES_LIMIT = 16_384  # numbers per printed volume: past this, text is no way t
 def _inspect(args: argparse.Namespace) -> int:
     from . import inspector, spec
 
+    if args.list:
+        from .networks import listing
+
+        print(listing())
+        return 0
+    if args.description is None:
+        raise UserError("give a network to inspect: a description, a file, or a name such as "
+                        "vgg16 (--list shows them)")
     network = spec.load(args.description, floor=args.floor)
     shape = resolve_input(network.input, args.input)
     if args.at is not None and args.values is None:
@@ -131,7 +149,11 @@ def _inspect(args: argparse.Namespace) -> int:
     elif args.explain:
         print(inspector.explain(network, shape, lang=args.lang))
     else:
-        print(inspector.table(network, shape, lang=args.lang))
+        from .networks import named, path
+
+        key = args.description.strip().lower()
+        title = f"{key} (convnet/networks/{path(key).name})" if named(key) else None
+        print(inspector.table(network, shape, lang=args.lang, title=title))
     return 0
 
 

@@ -82,7 +82,7 @@ class Network:
             if not _torch_available():
                 raise UserError("the torch engine needs PyTorch: pip install torch "
                                 "(or use --engine numpy)")
-            from .engines.torch_engine import TorchEngine
+            from .engines.torch.engine import TorchEngine
             self.engine = TorchEngine(self.spec, self.shapes, dtype, seed, init, optimizer,
                                       device, speed)
         else:
@@ -237,7 +237,8 @@ def memory_need(shapes: list[shape_arithmetic.LayerShape], dtype: str) -> int:
     of one image with its gradient."""
     itemsize = np.dtype(dtype).itemsize
     params = sum(s.params for s in shapes)
-    values = sum(math.prod(s.output) for s in shapes) + math.prod(shapes[0].input)
+    values = sum(math.prod(x.output) for s in shapes for x in s.walk()) + \
+        math.prod(shapes[0].input)
     return params * (2 * itemsize + 8) + values * 2 * itemsize
 
 

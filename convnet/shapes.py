@@ -16,11 +16,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING, Any
+
 from .errors import GeometryError, UserError
-from .spec import (
-    FC, Activation, BatchNorm, Conv, Dropout, Flatten, Layer, Pool, Shape, Size2, Softmax, Spec,
-    check_input_shape, layer_to_string,
-)
+
+Size2 = tuple[int, int]  # (height, width)
+Shape = tuple[int, ...]  # (H, W, C) for images and activation volumes, (N,) for vectors
+
+if TYPE_CHECKING:
+    from .layers.base import LayerRecord as Layer
+    from .spec import Spec
 
 INT64_MAX = 2**63 - 1
 BYTES_PER_VALUE = 4  # float32 activations
@@ -30,30 +35,67 @@ BYTES_PER_VALUE = 4  # float32 activations
 class LayerShape:
     """Everything the arithmetic says about one layer of a network on a given input."""
 
-    index: int  # position in the network (0 = first layer); state names use it
-    layer: Layer
+    index: int  # position in its sequence (0 = first layer)
+    layer: "Layer"
     input: Shape  # (H, W, C) or (N,)
     output: Shape
     padding: tuple[int, int, int, int]  # zeros added (top, bottom, left, right); 0s if none
-    params: int  # learned weights and biases
+    params: int  # learned weights and biases (a block's: all of its layers')
     macs: int  # multiply-adds for one image
     receptive: Size2 | None  # input pixels one output value sees; None once flattened
     jump: Size2  # input pixels between neighbouring output values
+    path: str = ""  # its state names' prefix: "3", or "3.inner.0" inside a block
+    paths: tuple[tuple[str, tuple["LayerShape", ...]], ...] = ()  # a block's inner layers
+
+    @property
+    def name(self) -> str:
+        return self.path or str(self.index)
 
     @property
     def activation_bytes(self) -> int:
         return math.prod(self.output) * BYTES_PER_VALUE
 
+    def walk(self):
+        """This layer, then every layer inside it, depth first."""
+        yield self
+        for _, rows in self.paths:
+            for row in rows:
+                yield from row.walk()
 
-def conv_padding(layer: Conv | Pool) -> tuple[int, int, int, int]:
-    """Zeros added (top, bottom, left, right). `same` splits F − 1 as PyTorch does (less first)."""
-    if isinstance(layer, Pool):
-        return (0, 0, 0, 0)
-    if layer.pad == "same":
-        (kh, kw) = layer.kernel
-        return ((kh - 1) // 2, kh - 1 - (kh - 1) // 2, (kw - 1) // 2, kw - 1 - (kw - 1) // 2)
-    p = layer.pad
-    return (p, p, p, p)
+
+@dataclass(frozen=True)
+class Geometry:
+    """What a layer kind's shape rule says for one input (see LayerRecord.geometry)."""
+
+    output: Shape
+    params: int = 0
+    macs: int = 0
+    padding: tuple[int, int, int, int] = (0, 0, 0, 0)
+    window: tuple[Size2, Size2] | None = None  # (kernel, stride), for receptive fields
+    paths: tuple[tuple[str, tuple[LayerShape, ...]], ...] = ()
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a layer sits: its state-name path, and the receptive field and jump of its input."""
+
+    path: str
+    receptive: Size2 | None = (1, 1)
+    jump: Size2 = (1, 1)
+
+
+def image_input(label: str, layer: "Layer", shape: Shape) -> tuple[int, int, int]:
+    if len(shape) != 3:
+        raise UserError(f"layer {label} {layer.to_text()} needs an HxWxC input, got "
+                        f"{format_shape(shape)}")
+    return shape  # type: ignore[return-value]
+
+
+def vector_input(label: str, layer: "Layer", shape: Shape) -> int:
+    if len(shape) != 1:
+        raise UserError(f"layer {label} {layer.to_text()} needs a vector input, got "
+                        f"{format_shape(shape)}; put flatten before it")
+    return shape[0]
 
 
 def output_size(n: int, f: int, s: int, pad_total: int, floor: bool = False) -> float:
@@ -113,15 +155,26 @@ def _nearest_in_class(target: int, residue: int, modulus: int, lowest: int) -> i
                key=lambda q: (abs(q - target), q))
 
 
-def _geometry_fixes(layer: Conv | Pool, hw: Size2) -> list[str]:
+def _input_fix(layer: Any, hw: Size2) -> tuple[str, str] | None:
+    """For the first layer: the nearest larger input size that it fits, and what it gives
+    (AlexNet's 224 → the paper's 227)."""
+    (kh, kw), (sh, sw) = layer.kernel, layer.stride
+    top, bottom, left, right = layer.sides()
+    h, w = (n + (-(n - f + p2)) % s for n, f, s, p2 in ((hw[0], kh, sh, top + bottom),
+                                                         (hw[1], kw, sw, left + right)))
+    if (h, w) == tuple(hw):
+        return None
+    return f"{h}x{w}", f"{(h - kh + top + bottom) // sh + 1}x{(w - kw + left + right) // sw + 1}"
+
+
+def _geometry_fixes(layer: Any, hw: Size2) -> list[str]:
     """Nearby stride and padding values that make both sides fit, with what they give.
 
     Solved, not searched, so any size answers at once: stride c fits iff it divides both spans
     N − F + 2P (so it divides their greatest common divisor), and padding q fits iff
     2q ≡ F − N (mod S) on both sides, a residue class of q found in O(1)."""
     (kh, kw), (s, _) = layer.kernel, layer.stride
-    pad = conv_padding(layer)
-    p = pad[0] if isinstance(layer, Conv) and layer.pad != "same" else 0
+    p = layer.pad if isinstance(layer.pad, int) else 0
     fixes: list[str] = []
 
     def size_with(stride: int, pad_one_side: int) -> str:
@@ -139,7 +192,7 @@ def _geometry_fixes(layer: Conv | Pool, hw: Size2) -> list[str]:
     strides = [c for c in strides if c != s]
     strides.sort(key=lambda c: (abs(c - s), -c))
     fixes += [f"stride={c} (→ {size_with(c, p)})" for c in sorted(strides[:2])]
-    if isinstance(layer, Conv) and layer.pad != "same":
+    if layer.pad_fixes:
         # 2q ≡ r (mod s) for r = F − N on each side; with d = gcd(2, s) it has solutions iff d
         # divides r, and they are q ≡ (r/d)·(2/d)⁻¹ (mod s/d).
         d = math.gcd(2, s)
@@ -155,27 +208,29 @@ def _geometry_fixes(layer: Conv | Pool, hw: Size2) -> list[str]:
     return fixes
 
 
-def _check_fit(index: int, layer: Conv | Pool, in_shape: Shape) -> tuple[int, int]:
-    """Output height and width of a conv or pool layer, or a GeometryError that offers fixes."""
+def check_fit(label: str, layer: Any, in_shape: Shape) -> tuple[int, int]:
+    """Output height and width of a layer that slides a window (conv, pooling) over its input,
+    or a GeometryError that offers fixes. `layer` has kernel, stride, floor, pad, sides(),
+    noun ("filter" or "window"), pad_fixes (whether other paddings may be offered) and
+    shows_pad (whether its formula has the 2P term)."""
     (h, w, _c) = in_shape
     (kh, kw), (sh, sw) = layer.kernel, layer.stride
-    top, bottom, left, right = conv_padding(layer)
-    name = f"layer {index} {layer_to_string(layer)} on {h}x{w}x{_c}"
-    what = "filter" if isinstance(layer, Conv) else "window"
+    top, bottom, left, right = layer.sides()
+    name = f"layer {label} {layer.to_text()} on {h}x{w}x{_c}"
+    what = layer.noun
     # the Korean message (inspect --lang ko): the noun, and it with its subject particle
-    korean_name = f"{index}번 레이어 {layer_to_string(layer)} ({h}x{w}x{_c} 입력)"
-    korean_what, korean_subject = ("필터", "필터가") if isinstance(layer, Conv) else ("창", "창이")
+    korean_name = f"{label}번 레이어 {layer.to_text()} ({h}x{w}x{_c} 입력)"
+    korean_what, korean_subject = ("필터", "필터가") if what == "filter" else ("창", "창이")
 
     if h + top + bottom < kh or w + left + right < kw:
         padded = f"{h + top + bottom}x{w + left + right}"
         hint = "a smaller " + what + f" (at most {h + top + bottom}x{w + left + right})"
-        if isinstance(layer, Conv) and layer.pad != "same":
+        korean_hint = f"더 작은 {korean_what} (최대 {padded})"
+        if layer.pad_fixes:
             need = max(math.ceil((kh - h) / 2), math.ceil((kw - w) / 2), 0)
             hint = f"pad={need} or more, or " + hint
-        hint += ", or fewer pooling layers before it"
-        korean_hint = f"더 작은 {korean_what} (최대 {padded})"
-        if isinstance(layer, Conv) and layer.pad != "same":
             korean_hint = f"pad={need} 이상, 또는 " + korean_hint
+        hint += ", or fewer pooling layers before it"
         korean_hint += ", 또는 앞쪽 풀링 레이어 줄이기"
         raise GeometryError(f"{name}: the {kh}x{kw} {what} is larger than its padded input "
                             f"{padded}. Fix: {hint}",
@@ -185,19 +240,22 @@ def _check_fit(index: int, layer: Conv | Pool, in_shape: Shape) -> tuple[int, in
     sides = [("height", h, kh, sh, top + bottom), ("width", w, kw, sw, left + right)]
     bad = [side for side in sides if not _fits(*side[1:])]
     if bad and not layer.floor:
-        label, n, f, s, p2 = bad[0]
-        shown_pad = p2 if isinstance(layer, Conv) else None
+        side, n, f, s, p2 = bad[0]
+        shown_pad = p2 if layer.shows_pad else None
         exact = (n - f + p2) / s + 1
         floored = f"{(h - kh + top + bottom) // sh + 1}x{(w - kw + left + right) // sw + 1}"
         fixes = _geometry_fixes(layer, (h, w))
-        options = " or ".join(fixes) if fixes else "a different filter size"
-        korean_options = " 또는 ".join(fixes) if fixes else f"다른 {korean_what} 크기"
+        bigger = _input_fix(layer, (h, w)) if label == "0" else None  # the first layer only
+        english = fixes + ([f"an input of {bigger[0]} (→ {bigger[1]})"] if bigger else [])
+        korean = fixes + ([f"입력 {bigger[0]} (→ {bigger[1]})"] if bigger else [])
+        options = " or ".join(english) if english else "a different filter size"
+        korean_options = " 또는 ".join(korean) if korean else f"다른 {korean_what} 크기"
         raise GeometryError(
-            f"{name}: {label} {formula(n, f, s, shown_pad)} = {_fmt(exact)} is not a whole number "
+            f"{name}: {side} {formula(n, f, s, shown_pad)} = {_fmt(exact)} is not a whole number "
             f"({span(n, f, shown_pad)} = {n - f + p2} is not a multiple of the stride {s}), so the "
             f"{what} does not fit. Fix: {options}; or floor=true to drop the leftover as "
             f"PyTorch does (→ {floored})",
-            f"{korean_name}: {'높이' if label == 'height' else '너비'} "
+            f"{korean_name}: {'높이' if side == 'height' else '너비'} "
             f"{formula(n, f, s, shown_pad)} = {_fmt(exact)}, 정수가 아님 "
             f"({span(n, f, shown_pad)} = {n - f + p2}, 스트라이드 {s}의 배수가 아님) → "
             f"{korean_subject} 딱 맞게 들어가지 않음. 고치는 법: {korean_options}; "
@@ -206,73 +264,56 @@ def _check_fit(index: int, layer: Conv | Pool, in_shape: Shape) -> tuple[int, in
     return (h - kh + top + bottom) // sh + 1, (w - kw + left + right) // sw + 1
 
 
-def layer_shape(index: int, layer: Layer, in_shape: Shape, receptive: Size2 | None,
-                jump: Size2) -> LayerShape:
-    """One layer's output shape, weights, cost and receptive field for a given input shape."""
-    params = macs = 0
-    padding = (0, 0, 0, 0)
-    out: Shape
-    if isinstance(layer, (Conv, Pool)):
-        if len(in_shape) != 3:
-            raise UserError(f"layer {index} {layer_to_string(layer)} needs an HxWxC input, "
-                            f"got {format_shape(in_shape)}")
-        c = in_shape[2]
-        ho, wo = _check_fit(index, layer, in_shape)
-        (kh, kw) = layer.kernel
-        padding = conv_padding(layer)
-        if isinstance(layer, Conv):
-            k = layer.filters
-            out = (ho, wo, k)
-            params = k * kh * kw * c + (k if layer.bias else 0)  # K·(F·F·C) + K
-            macs = ho * wo * k * kh * kw * c
-        else:
-            out = (ho, wo, c)
-        if receptive is not None:
-            receptive = (receptive[0] + (kh - 1) * jump[0], receptive[1] + (kw - 1) * jump[1])
-        jump = (jump[0] * layer.stride[0], jump[1] * layer.stride[1])
-    elif isinstance(layer, Flatten):
-        out = (math.prod(in_shape),)
-        receptive = None
-    elif isinstance(layer, FC):
-        if len(in_shape) != 1:
-            raise UserError(f"layer {index} {layer_to_string(layer)} needs a vector input, "
-                            f"got {format_shape(in_shape)}; put flatten before it")
-        out = (layer.units,)
-        params = layer.units * in_shape[0] + (layer.units if layer.bias else 0)
-        macs = layer.units * in_shape[0]
-        receptive = None
-    elif isinstance(layer, BatchNorm):
-        out = in_shape
-        params = 2 * in_shape[-1]  # a scale γ and a shift β per channel
-    elif isinstance(layer, (Activation, Dropout, Softmax)):
-        out = in_shape
-    else:
-        raise TypeError(f"not a layer record: {layer!r}")
-
-    shape = LayerShape(index, layer, in_shape, out, padding, params, macs, receptive, jump)
-    for what, value in (("values", math.prod(out)), ("weights", params),
-                        ("multiply-adds", macs), ("activation bytes", shape.activation_bytes)):
+def _checked(shape: LayerShape) -> LayerShape:
+    for what, value in (("values", math.prod(shape.output)), ("weights", shape.params),
+                        ("multiply-adds", shape.macs), ("activation bytes",
+                                                        shape.activation_bytes)):
         if value > INT64_MAX:
-            raise UserError(f"layer {index} {layer_to_string(layer)}: its {_scientific(value)} "
-                            f"{what} overflow 64-bit counts; use smaller sizes")
+            raise UserError(f"layer {shape.name} {shape.layer.to_text()}: its "
+                            f"{_scientific(value)} {what} overflow 64-bit counts; use smaller "
+                            "sizes")
     return shape
 
 
-def infer(spec: Spec, input_shape: tuple[int, int, int] | None = None) -> list[LayerShape]:
+def infer_sequence(layers: tuple["Layer", ...], input_shape: Shape, prefix: str = "",
+                   receptive: Size2 | None = (1, 1), jump: Size2 = (1, 1)) -> list[LayerShape]:
+    """Every layer's LayerShape for a sequence of layers on `input_shape`. Layers inside a
+    block are named `prefix` + their index ("3.inner.0")."""
+    result: list[LayerShape] = []
+    current: Shape = tuple(input_shape)
+    for index, layer in enumerate(layers):
+        path = f"{prefix}{index}"
+        g = layer.geometry(index, current, Place(path, receptive, jump))
+        if g.paths:  # a block: its output sees what the widest of its paths sees
+            ends = [rows[-1] for _, rows in g.paths if rows]
+            fields = [r.receptive for r in ends] + [receptive]
+            if any(f is None for f in fields):
+                receptive = None
+            else:
+                receptive = (max(f[0] for f in fields), max(f[1] for f in fields))  # type: ignore
+            jump = ends[0].jump if ends else jump
+        elif g.window is not None and receptive is not None:
+            (kh, kw), (sh, sw) = g.window
+            receptive = (receptive[0] + (kh - 1) * jump[0], receptive[1] + (kw - 1) * jump[1])
+            jump = (jump[0] * sh, jump[1] * sw)
+        if len(g.output) != 3:
+            receptive = None
+        row = _checked(LayerShape(index, layer, current, g.output, g.padding, g.params, g.macs,
+                                  receptive, jump, path, g.paths))
+        result.append(row)
+        current = g.output
+    return result
+
+
+def infer(spec: "Spec", input_shape: tuple[int, int, int] | None = None) -> list[LayerShape]:
     """Every layer's LayerShape for the network on `input_shape` (or the description's own)."""
     shape = input_shape if input_shape is not None else spec.input
     if shape is None:
         raise UserError("the input shape is unknown: give --input HxWxC (e.g. 32x32x3) or "
                         "start the description with it")
-    shape = check_input_shape(tuple(shape))
-    result: list[LayerShape] = []
-    current: Shape = tuple(shape)
-    receptive: Size2 | None = (1, 1)
-    jump: Size2 = (1, 1)
-    for index, layer in enumerate(spec.layers):
-        info = layer_shape(index, layer, current, receptive, jump)
-        result.append(info)
-        current, receptive, jump = info.output, info.receptive, info.jump
+    from .spec import check_input_shape
+
+    result = infer_sequence(spec.layers, check_input_shape(tuple(shape)))
     totals = (sum(r.params for r in result), sum(r.macs for r in result))
     if max(totals) > INT64_MAX:
         raise UserError("the network's total weights or multiply-adds overflow 64-bit counts; "

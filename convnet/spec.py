@@ -3,36 +3,47 @@
 Grammar (layers are separated by whitespace, `-` or `->` outside parentheses; `#` starts a
 comment that runs to the end of the line, so a description can live in a file):
 
-    description := [HxWxC] layer (separator layer)*
+    description := [HxWxC] sequence
+    sequence    := item (separator item)*
+    item        := layer | N "*" layer | N "*" "(" sequence ")"       (a layer or group, N times)
     layer       := name [ "(" [argument ("," argument)*] ")" ]
     argument    := value | keyword "=" value
-    value       := number | HxW | word
+    value       := number | HxW | word | sequence                    (a sequence: residual's)
 
-Layers (K filters, F×F or H×W kernel, stride S, zero padding P, as in the lecture):
+The layer kinds — their names, arguments and defaults — are declared in convnet/layers/, one
+module each; `convnet inspect --help` and the README list them. For example:
 
-    conv(K, F)  conv(K, HxW, stride=S, pad=P|same, bias=true, floor=false)
-    pool(F)  pool(F, stride=S)  avgpool(F, stride=S)      (stride defaults to F)
-    relu  sigmoid  tanh  dropout(p)  batchnorm  flatten  fc(N, bias=true)  softmax
+    conv(6,5) relu pool(2) fc(10)                         the lecture's CONV–RELU–POOL–FC
+    2*(conv(64,3,pad=1) relu) pool(2)                     a VGG stage: the group twice
+    residual(conv(16,3,pad=1) batchnorm relu conv(16,3,pad=1) batchnorm) relu
+    residual(conv(32,3,stride=2,pad=1,floor=true) batchnorm relu conv(32,3,pad=1) batchnorm,
+             shortcut=conv(32,1,stride=2,floor=true) batchnorm)
 
 `flatten` is implied before the first `fc` that follows a spatial layer, and `softmax` at the end;
-the parsed form holds them explicitly, so every consumer sees the same, complete list. Every
-engine, checkpoint and page reads the records below, never the string.
+repeats are written out; the parsed form holds all of it explicitly, so every consumer sees the
+same, complete list. Every engine, checkpoint and page reads the records, never the string.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 import re
 import types
 import typing
-from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar, Literal, Union
+from dataclasses import dataclass, field
+from typing import Any, Literal, Union
 
 from .errors import ParseError, UserError
+from .layers import (  # noqa: F401 - the lecture's records, importable from here as before
+    FC, REGISTRY, WORDS, Activation, BatchNorm, Conv, Dropout, FieldError, Flatten, LayerRecord,
+    Pool, Softmax, usage,
+)
+from .layers.base import REQUIRED
+from .shapes import Shape, Size2  # noqa: F401
 
-Size2 = tuple[int, int]  # (height, width)
-Shape = tuple[int, ...]  # (H, W, C) for images and activation volumes, (N,) for vectors
+Layer = LayerRecord
 
 # Bounds on everything a description can ask for, checked before any arithmetic is done with it,
 # so that no description (typed, in a file, or sent to the web page) can make convnet work for
@@ -40,77 +51,11 @@ Shape = tuple[int, ...]  # (H, W, C) for images and activation volumes, (N,) for
 MAX_NUMBER = 65_536  # every whole number: filters K, sizes F, strides S, padding P, units N, H, W, C
 MAX_DIGITS = 12  # digits read from one number (Python refuses to convert past 4,300)
 MAX_TEXT = 100_000  # characters in a description (a file with comments included)
-MAX_LAYERS = 2_000  # layers in a network (ResNet-152 written out is about 500)
+MAX_LAYERS = 2_000  # layers in a network, repeats written out (ResNet-152 is about 500)
+MAX_REPEAT = 1_000  # N in N*(...)
+MAX_NESTING = 8  # groups and blocks inside one another
 
-
-# ---------------------------------------------------------------------------------------------
-# The records: one frozen dataclass per layer type.
-
-
-@dataclass(frozen=True)
-class Conv:
-    """K filters of size kh×kw×(input depth); at each position one number W·x + b."""
-
-    filters: int  # K
-    kernel: Size2  # (kh, kw)
-    stride: Size2 = (1, 1)  # (sh, sw)
-    pad: int | Literal["same"] = 0  # zero padding on every side, or "same" (output = input size)
-    bias: bool = True
-    floor: bool = False  # accept a stride that doesn't fit by flooring, as PyTorch does
-    type: ClassVar[str] = "conv"
-
-
-@dataclass(frozen=True)
-class Pool:
-    """Max or average pooling of each activation map on its own (the lecture's "sampling")."""
-
-    kind: Literal["max", "avg"]
-    kernel: Size2
-    stride: Size2  # defaults to the kernel: non-overlapping windows
-    floor: bool = False
-    type: ClassVar[str] = "pool"
-
-
-@dataclass(frozen=True)
-class Activation:
-    name: Literal["relu", "sigmoid", "tanh"]
-    type: ClassVar[str] = "activation"
-
-
-@dataclass(frozen=True)
-class Dropout:
-    p: float  # probability of zeroing a value during training (inverted dropout)
-    type: ClassVar[str] = "dropout"
-
-
-@dataclass(frozen=True)
-class BatchNorm:
-    eps: float = 1e-5  # PyTorch's and Keras' default
-    momentum: float = 0.1  # PyTorch's convention: running = (1 - m)·running + m·batch
-    type: ClassVar[str] = "batchnorm"
-
-
-@dataclass(frozen=True)
-class Flatten:
-    """H×W×C → H·W·C, in PyTorch's channel-major (C, H, W) order so weights load unchanged."""
-
-    type: ClassVar[str] = "flatten"
-
-
-@dataclass(frozen=True)
-class FC:
-    units: int
-    bias: bool = True
-    type: ClassVar[str] = "fc"
-
-
-@dataclass(frozen=True)
-class Softmax:
-    type: ClassVar[str] = "softmax"
-
-
-Layer = Union[Conv, Pool, Activation, Dropout, BatchNorm, Flatten, FC, Softmax]
-SPATIAL_ONLY = (Conv, Pool)  # layers that need an H×W×C input
+LAYER_NAMES = tuple(WORDS)  # every word a layer is written with, in the registry's order
 
 
 @dataclass(frozen=True)
@@ -136,7 +81,7 @@ class Spec:
         for layer in reversed(self.layers):
             if isinstance(layer, FC):
                 return layer.units
-            if isinstance(layer, (Conv, Pool)):
+            if layer.makes == "image":
                 return None
         return None
 
@@ -145,90 +90,39 @@ class Spec:
 # Back to text and to JSON.
 
 
-def _size(size: Size2) -> str:
-    return str(size[0]) if size[0] == size[1] else f"{size[0]}x{size[1]}"
-
-
-def _number(value: float) -> str:
-    return repr(float(value))
-
-
 def layer_to_string(layer: Layer) -> str:
     """The canonical text of one layer; parsing it gives the same record back."""
-    if isinstance(layer, Conv):
-        args = [str(layer.filters), _size(layer.kernel)]
-        if layer.stride != (1, 1):
-            args.append(f"stride={_size(layer.stride)}")
-        if layer.pad != 0:
-            args.append(f"pad={layer.pad}")
-        if not layer.bias:
-            args.append("bias=false")
-        if layer.floor:
-            args.append("floor=true")
-        return f"conv({','.join(args)})"
-    if isinstance(layer, Pool):
-        args = [_size(layer.kernel)]
-        if layer.stride != layer.kernel:
-            args.append(f"stride={_size(layer.stride)}")
-        if layer.floor:
-            args.append("floor=true")
-        return f"{'pool' if layer.kind == 'max' else 'avgpool'}({','.join(args)})"
-    if isinstance(layer, Activation):
-        return layer.name
-    if isinstance(layer, Dropout):
-        return f"dropout({_number(layer.p)})"
-    if isinstance(layer, BatchNorm):
-        args = []
-        if layer.eps != 1e-5:
-            args.append(f"eps={_number(layer.eps)}")
-        if layer.momentum != 0.1:
-            args.append(f"momentum={_number(layer.momentum)}")
-        return f"batchnorm({','.join(args)})" if args else "batchnorm"
-    if isinstance(layer, FC):
-        return f"fc({layer.units})" if layer.bias else f"fc({layer.units},bias=false)"
-    if isinstance(layer, Flatten):
-        return "flatten"
-    if isinstance(layer, Softmax):
-        return "softmax"
-    raise TypeError(f"not a layer record: {layer!r}")
+    return layer.to_text()
 
 
 def layer_name(layer: Layer) -> str:
     """The word a layer is written with: conv, pool, avgpool, relu, ..., softmax."""
-    if isinstance(layer, Pool):
-        return "pool" if layer.kind == "max" else "avgpool"
-    if isinstance(layer, Activation):
-        return layer.name
-    return layer.type
+    return layer.word()
 
 
 def to_string(spec: Spec) -> str:
     """One canonical string: `32x32x3 conv(6,5) relu ...`; `parse(to_string(s)) == s`."""
-    body = " ".join(layer_to_string(layer) for layer in spec.layers)
+    body = " ".join(layer.to_text() for layer in spec.layers)
     if spec.input is None:
         return body
     return f"{'x'.join(map(str, spec.input))} {body}"
 
 
 def layer_to_json(layer: Layer) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": layer.type}
-    for f in fields(layer):
-        value = getattr(layer, f.name)
-        out[f.name] = list(value) if isinstance(value, tuple) else value
-    return out
+    return layer.to_json()
 
 
 def to_json(spec: Spec) -> dict[str, Any]:
     return {
         "input": list(spec.input) if spec.input is not None else None,
-        "layers": [layer_to_json(layer) for layer in spec.layers],
+        "layers": [layer.to_json() for layer in spec.layers],
     }
 
 
-_RECORDS: dict[str, type] = {
-    "conv": Conv, "pool": Pool, "activation": Activation, "dropout": Dropout,
-    "batchnorm": BatchNorm, "flatten": Flatten, "fc": FC, "softmax": Softmax,
-}
+def _is_layers(hint: Any) -> bool:
+    """Whether a record field holds a sequence of layers (tuple[LayerRecord, ...])."""
+    args = typing.get_args(hint)
+    return typing.get_origin(hint) is tuple and len(args) == 2 and args[1] is Ellipsis
 
 
 def _json_fits(value: Any, hint: Any) -> bool:
@@ -251,6 +145,24 @@ def _json_fits(value: Any, hint: Any) -> bool:
     return False
 
 
+def _record_from_json(item: Any, depth: int = 0) -> Layer:
+    if depth > MAX_NESTING:
+        raise ValueError(f"blocks nest more than {MAX_NESTING} deep")
+    item = dict(item)
+    cls = REGISTRY[item.pop("type")]
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for key, value in item.items():
+        hint = hints.get(key)
+        if hint is not None and _is_layers(hint) and isinstance(value, list):
+            values[key] = tuple(_record_from_json(v, depth + 1) for v in value)
+        elif hint is None or not _json_fits(value, hint):
+            raise ValueError(f"{cls.type} {key} = {str(value)[:40]!r}")
+        else:
+            values[key] = tuple(value) if isinstance(value, list) else value
+    return cls(**values)
+
+
 def from_json(data: dict[str, Any]) -> Spec:
     """Rebuild a Spec from `to_json`'s output (as stored in checkpoints); validates like parse.
 
@@ -258,16 +170,7 @@ def from_json(data: dict[str, Any]) -> Spec:
     a record's values are checked, so a stored record of the wrong type or size (a kernel of
     one number, a 10⁹-unit layer) is refused exactly as the same text would be."""
     try:
-        layers = []
-        for item in data["layers"]:
-            item = dict(item)
-            cls = _RECORDS[item.pop("type")]
-            hints = typing.get_type_hints(cls)
-            for key, value in item.items():
-                if key not in hints or not _json_fits(value, hints[key]):
-                    raise ValueError(f"{cls.type} {key} = {str(value)[:40]!r}")
-            kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in item.items()}
-            layers.append(cls(**kwargs))
+        layers = [_record_from_json(item) for item in data["layers"]]
         input_shape = tuple(data["input"]) if data.get("input") is not None else None
         spec = Spec(tuple(layers), input_shape)  # type: ignore[arg-type]
         text = to_string(spec)
@@ -288,17 +191,12 @@ _TOKEN = re.compile(
     (?P<space>\s+|\#[^\n]*)
   | (?P<arrow>->|→)
   | (?P<dash>-)
-  | (?P<punct>[(),=])
+  | (?P<punct>[(),=*])
   | (?P<dims>\d+(?:[xX×]\d+)+)
   | (?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
     """,
     re.VERBOSE,
-)
-
-LAYER_NAMES = (
-    "conv", "pool", "maxpool", "avgpool", "relu", "sigmoid", "tanh",
-    "dropout", "batchnorm", "flatten", "fc", "softmax",
 )
 
 
@@ -314,6 +212,7 @@ class _Arg:
     keyword: str | None
     value: _Token  # a number, dims or name token (a negative number keeps its '-')
     pos: int
+    layers: tuple[Layer, ...] | None = None  # a sequence of layers (a residual's)
 
 
 @dataclass
@@ -321,6 +220,7 @@ class _Parser:
     text: str
     tokens: list[_Token] = field(default_factory=list)
     i: int = 0
+    count: int = 0  # layers so far, repeats written out (bounded by MAX_LAYERS)
 
     def __post_init__(self) -> None:
         pos = 0
@@ -360,12 +260,32 @@ class _Parser:
             return ParseError(message + " but the description ends", self.text, len(self.text))
         return ParseError(message, self.text, token.pos, len(token.text))
 
+    def counted(self, n: int, token: _Token) -> None:
+        self.count += n
+        if self.count > MAX_LAYERS:
+            raise ParseError(f"the description has more than {MAX_LAYERS:,} layers (repeats "
+                             "written out); at most that many are allowed", self.text, token.pos,
+                             len(token.text))
+
     # -- grammar --------------------------------------------------------------------------
-    def parse(self) -> tuple[list[tuple[Layer, _Token]], tuple[int, int, int] | None]:
-        layers: list[tuple[Layer, _Token]] = []
+    def description(self) -> tuple[list[tuple[Layer, _Token]], tuple[int, int, int] | None]:
         input_shape: tuple[int, int, int] | None = None
+        first = self.peek(skip_space=True)
+        if first is not None and first.kind == "dims":
+            self.next()
+            input_shape = parse_input_shape(first.text, self.text, first.pos)
+        layers = self.sequence(depth=0)
+        return layers, input_shape
+
+    def sequence(self, depth: int) -> list[tuple[Layer, _Token]]:
+        """Layers up to the end (depth 0) or up to a ',' or ')' that closes a group or an
+        argument (not taken)."""
+        layers: list[tuple[Layer, _Token]] = []
         separated = True  # a separator has been seen since the last layer
-        while (token := self.next(skip_space=False)) is not None:
+        while (token := self.peek()) is not None:
+            if depth and token.text in (",", ")"):
+                break
+            self.next(skip_space=False)
             if token.kind in ("space", "arrow", "dash"):
                 separated = True
                 continue
@@ -373,10 +293,12 @@ class _Parser:
                 raise self.error(
                     f"expected a separator (a space, - or ->) before {_shown(token.text)}", token
                 )
-            if token.kind == "dims" and not layers and input_shape is None:
-                input_shape = parse_input_shape(token.text, self.text, token.pos)
+            after = self.peek(skip_space=True)
+            if token.kind == "number" and after is not None and after.text == "*":
+                layers += self.repeat(token, depth)
             elif token.kind == "name":
-                layers.append((self.layer(token), token))
+                self.counted(1, token)
+                layers.append((self.layer(token, depth), token))
             elif token.kind == "dims":
                 raise self.error(
                     f"an input shape such as {token.text} can only open the description", token
@@ -385,9 +307,40 @@ class _Parser:
                 raise self.error(f"expected a layer name (conv, pool, relu, fc, ...), "
                                  f"found {_shown(token.text)}", token)
             separated = False
-        return layers, input_shape
+        return layers
 
-    def arguments(self, name: _Token) -> list[_Arg]:
+    def repeat(self, count_token: _Token, depth: int) -> list[tuple[Layer, _Token]]:
+        """N*layer or N*(layers): the layer or group written out N times."""
+        if not re.fullmatch(r"\d+", count_token.text):
+            raise self.error(f"a repeat count is a whole number, got {count_token.text!r}",
+                             count_token)
+        count = int(count_token.text) if len(count_token.text) <= MAX_DIGITS else MAX_REPEAT + 1
+        if not 1 <= count <= MAX_REPEAT:
+            raise self.error(f"a repeat count is 1 to {MAX_REPEAT:,}, got "
+                             f"{_shown(count_token.text)}; write 3*(conv(16,3,pad=1) relu) for "
+                             "three of them", count_token)
+        self.next()  # '*'
+        if depth + 1 > MAX_NESTING:
+            raise self.error(f"groups and blocks nest at most {MAX_NESTING} deep", count_token)
+        start = self.next()
+        if start is not None and start.text == "(":
+            group = self.sequence(depth + 1)
+            close = self.next()
+            if close is None or close.text != ")":
+                raise self.error("expected ')' to close the repeated group", close)
+            if not group:
+                raise self.error("the repeated group is empty", start)
+        elif start is not None and start.kind == "name":
+            self.counted(1, start)
+            group = [(self.layer(start, depth), start)]
+        else:
+            found = f", found {_shown(start.text)}" if start is not None else ""
+            raise self.error(f"expected a layer or a (group) after {count_token.text}*{found}",
+                             start)
+        self.counted(len(group) * (count - 1), count_token)
+        return group * count
+
+    def arguments(self, name: _Token, cls: type[Layer], depth: int) -> list[_Arg]:
         token = self.peek()
         if token is None or token.text != "(":
             return []
@@ -397,6 +350,8 @@ class _Parser:
         if closing is not None and closing.text == ")":
             self.next()
             return args
+        positional = [a for a in cls.arguments if a.positional]
+        by_word = {w: a for a in cls.arguments for w in (a.word, *a.aliases)}
         while True:
             start = self.next()
             if start is None or start.text in (",", ")", "("):
@@ -406,55 +361,75 @@ class _Parser:
             if start.kind == "name" and after is not None and after.text == "=":
                 keyword = start.text
                 self.next()  # '='
-                value = self.next()
+                schema = by_word.get(keyword)
             else:
-                value = start
-            if value is not None and value.kind == "dash":  # a negative number
-                number = self.peek()
-                if number is not None and number.kind == "number":
-                    self.next()
-                    value = _Token("number", "-" + number.text, value.pos)
-            if value is None or value.kind not in ("number", "dims", "name"):
-                raise self.error(f"expected a value for {keyword or 'an argument'} of {name.text}",
-                                 value)
-            args.append(_Arg(keyword, value, start.pos))
+                n = sum(1 for a in args if a.keyword is None)
+                schema = positional[n] if n < len(positional) else None
+                self.i -= 1  # the value starts at `start`
+            if schema is not None and schema.read == "layers":
+                if depth + 1 > MAX_NESTING:
+                    raise self.error(f"groups and blocks nest at most {MAX_NESTING} deep", start)
+                first = self.peek(skip_space=True)
+                found = self.sequence(depth + 1)
+                if not found:
+                    shown = f", found {_shown(first.text)}" if first is not None else ""
+                    raise self.error(f"expected layers for {keyword or schema.word} of "
+                                     f"{name.text}{shown}", first)
+                args.append(_Arg(keyword, first or start, start.pos,
+                                 tuple(layer for layer, _ in found)))
+            else:
+                value = self.next()
+                if value is not None and value.kind == "dash":  # a negative number
+                    number = self.peek()
+                    if number is not None and number.kind == "number":
+                        self.next()
+                        value = _Token("number", "-" + number.text, value.pos)
+                if value is None or value.kind not in ("number", "dims", "name"):
+                    raise self.error(f"expected a value for {keyword or 'an argument'} of "
+                                     f"{name.text}", value)
+                args.append(_Arg(keyword, value, start.pos))
             sep = self.next()
             if sep is not None and sep.text == ")":
                 return args
             if sep is not None and sep.kind in ("number", "dims", "name"):
                 raise self.error(f"separate the arguments of {name.text} with a comma: "
-                                 f"{value.text}, {sep.text}", sep)
+                                 f"{args[-1].value.text}, {sep.text}", sep)
             if sep is None or sep.text != ",":
                 raise self.error(f"expected ',' or ')' in the arguments of {name.text}", sep)
 
-    def layer(self, name: _Token) -> Layer:
-        args = self.arguments(name)
-        kind = name.text.lower()
-        if kind not in LAYER_NAMES:
-            close = difflib.get_close_matches(kind, LAYER_NAMES, n=1) if len(kind) < 40 else []
+    def layer(self, name: _Token, depth: int) -> Layer:
+        word = name.text.lower()
+        cls = WORDS.get(word)
+        if cls is None:
+            close = difflib.get_close_matches(word, LAYER_NAMES, n=1) if len(word) < 40 else []
             hint = f"; did you mean {close[0]}?" if close else ""
             raise self.error(f"unknown layer {_shown(name.text)}{hint} Known layers: "
                              f"{', '.join(LAYER_NAMES)}", name)
-        return _Builder(self, name, kind, args).build()
+        args = self.arguments(name, cls, depth)
+        return _Builder(self, name, word, cls, args).build()
 
 
 @dataclass
 class _Builder:
-    """Turns one layer's name and raw arguments into its record, checking every value."""
+    """Turns one layer's word and raw arguments into its record, checking every value."""
 
     parser: _Parser
     name: _Token
-    kind: str
+    word: str
+    cls: type[Layer]
     args: list[_Arg]
 
     def fail(self, message: str, token: _Token | None = None) -> ParseError:
-        return self.parser.error(f"{self.kind}: {message}", token or self.name)
+        return self.parser.error(f"{self.word}: {message}", token or self.name)
 
-    def take(self, positional: list[str], options: tuple[str, ...]) -> dict[str, _Token]:
-        """Match arguments to names; refuse missing, extra, repeated and unknown ones.
-
-        `options` are the names that may be given as keyword=value and have defaults."""
-        got: dict[str, _Token] = {}
+    def take(self) -> dict[str, _Arg]:
+        """Match arguments to the kind's schema; refuse missing, extra, repeated and unknown
+        ones. Keys: each argument's word."""
+        positional = [a.word for a in self.cls.arguments if a.positional]
+        options = [a.word for a in self.cls.arguments if not a.positional or
+                   a.default is not REQUIRED]
+        aliases = {alias: a.word for a in self.cls.arguments for alias in a.aliases}
+        got: dict[str, _Arg] = {}
         n_positional = 0
         seen_keyword = False
         for arg in self.args:
@@ -464,22 +439,42 @@ class _Builder:
                 if n_positional >= len(positional):
                     want = f"{len(positional)} argument{'s' if len(positional) != 1 else ''}"
                     raise self.fail(f"extra argument {_shown(arg.value.text)}: takes {want}"
-                                    f" ({USAGE[self.kind]})", arg.value)
-                got[positional[n_positional]] = arg.value
+                                    f" ({usage(self.word)})", arg.value)
+                got[positional[n_positional]] = arg
                 n_positional += 1
                 continue
             seen_keyword = True
-            key = "pad" if arg.keyword == "padding" else arg.keyword
+            key = aliases.get(arg.keyword, arg.keyword)
             if key not in options and key not in positional:
-                allowed = ", ".join(dict.fromkeys(positional + list(options))) or "none"
+                allowed = ", ".join(dict.fromkeys(positional + options)) or "none"
                 raise self.fail(f"unknown option {arg.keyword!r} (allowed: {allowed})", arg.value)
             if key in got:
                 raise self.fail(f"{key} is given twice", arg.value)
-            got[key] = arg.value
-        missing = [p for p in positional if p not in got and p not in options]
+            got[key] = arg
+        missing = [a.word for a in self.cls.arguments if a.default is REQUIRED and
+                   a.word not in got]
         if missing:
-            raise self.fail(f"missing {', '.join(missing)} ({USAGE[self.kind]})")
+            raise self.fail(f"missing {', '.join(missing)} ({usage(self.word)})")
         return got
+
+    def read(self, arg: Any, given: _Arg) -> Any:
+        token = given.value
+        if arg.read == "layers":
+            return given.layers
+        if arg.read == "whole":
+            return self.whole(token, arg.what)
+        if arg.read == "whole0":
+            return self.whole(token, arg.what, minimum=0)
+        if arg.read == "size":
+            return self.size2(token, arg.what)
+        if arg.read == "pad":
+            return "same" if token.text.lower() == "same" else \
+                self.whole(token, arg.what, minimum=0)
+        if arg.read == "flag":
+            return self.flag(token, arg.what)
+        if arg.read == "real":
+            return self.real(token, arg.what)
+        raise ValueError(f"no reader {arg.read!r}")
 
     def whole(self, token: _Token, what: str, minimum: int = 1) -> int:
         if token.kind != "number" or not re.fullmatch(r"-?\d+", token.text):
@@ -523,79 +518,24 @@ class _Builder:
         return value
 
     def build(self) -> Layer:
-        kind = self.kind
-        if kind == "conv":
-            got = self.take(["filters", "size"], ("stride", "pad", "bias", "floor"))
-            pad: int | Literal["same"] = 0
-            if "pad" in got:
-                token = got["pad"]
-                if token.text.lower() == "same":
-                    pad = "same"
-                else:
-                    pad = self.whole(token, "pad", minimum=0)
-            stride = self.size2(got["stride"], "stride") if "stride" in got else (1, 1)
-            if pad == "same" and stride != (1, 1):
-                raise self.fail("pad=same needs stride=1 (as in PyTorch); write pad=P with a "
-                                "number instead", got["pad"])
-            return Conv(
-                filters=self.whole(got["filters"], "the number of filters K"),
-                kernel=self.size2(got["size"], "the filter size F"),
-                stride=stride,
-                pad=pad,
-                bias=self.flag(got["bias"], "bias") if "bias" in got else True,
-                floor=self.flag(got["floor"], "floor") if "floor" in got else False,
-            )
-        if kind in ("pool", "maxpool", "avgpool"):
-            got = self.take(["size"], ("stride", "floor"))
-            kernel = self.size2(got["size"], "the window size F")
-            stride = self.size2(got["stride"], "stride") if "stride" in got else kernel
-            return Pool(
-                kind="avg" if kind == "avgpool" else "max",
-                kernel=kernel,
-                stride=stride,
-                floor=self.flag(got["floor"], "floor") if "floor" in got else False,
-            )
-        if kind in ("relu", "sigmoid", "tanh"):
-            self.take([], ())
-            return Activation(kind)  # type: ignore[arg-type]
-        if kind == "dropout":
-            got = self.take(["p"], ("p",))
-            p = self.real(got["p"], "p") if "p" in got else 0.5
-            if not 0.0 <= p < 1.0:
-                raise self.fail(f"p is a probability in [0, 1), got {got['p'].text}", got["p"])
-            return Dropout(p)
-        if kind == "batchnorm":
-            got = self.take([], ("eps", "momentum"))
-            eps = self.real(got["eps"], "eps") if "eps" in got else 1e-5
-            momentum = self.real(got["momentum"], "momentum") if "momentum" in got else 0.1
-            if eps <= 0:
-                raise self.fail(f"eps must be positive, got {got['eps'].text}", got["eps"])
-            if not 0.0 <= momentum <= 1.0:
-                raise self.fail(f"momentum is in [0, 1], got {got['momentum'].text}",
-                                got["momentum"])
-            return BatchNorm(eps, momentum)
-        if kind == "fc":
-            got = self.take(["units"], ("bias",))
-            return FC(
-                units=self.whole(got["units"], "the number of units N"),
-                bias=self.flag(got["bias"], "bias") if "bias" in got else True,
-            )
-        if kind == "flatten":
-            self.take([], ())
-            return Flatten()
-        self.take([], ())
-        return Softmax()
+        got = self.take()
+        values: dict[str, Any] = {}
+        for arg in self.cls.arguments:  # in schema order, so a default may use earlier ones
+            if arg.word in got:
+                values[arg.name] = self.read(arg, got[arg.word])
+            else:
+                values[arg.name] = arg.default_for(values)
+        build = getattr(self.cls, "build", None)
+        try:
+            return build(self.word, values) if build else self.cls(**values)
+        except FieldError as e:
+            token = next((given.value for arg in self.cls.arguments if arg.name == e.field
+                          for key, given in got.items() if key == arg.word), None)
+            raise self.fail(e.message, token) from None
 
 
-USAGE = {
-    "conv": "conv(K, F) or conv(K, HxW, stride=S, pad=P)",
-    "pool": "pool(F) or pool(F, stride=S)",
-    "maxpool": "maxpool(F) or maxpool(F, stride=S)",
-    "avgpool": "avgpool(F) or avgpool(F, stride=S)",
-    "relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh",
-    "dropout": "dropout(p)", "batchnorm": "batchnorm",
-    "flatten": "flatten", "fc": "fc(N)", "softmax": "softmax",
-}
+USAGE = {word: usage(word) for word in WORDS}
+
 
 def _shown(text: str, limit: int = 40) -> str:
     """A token quoted in a message, shortened when it is long (a 5,000-digit number)."""
@@ -653,6 +593,52 @@ def parse_input_shape(text: str, context: str | None = None, pos: int = 0) -> tu
     return int(m.group(1)), int(m.group(2)), int(m.group(3))
 
 
+# ---------------------------------------------------------------------------------------------
+# The complete form: implied flattens and softmax, and what each layer's input must be.
+
+
+def _complete(parser: _Parser, raw: list[tuple[Layer, _Token]], spatial: bool, floor: bool,
+              top: bool) -> tuple[list[Layer], bool]:
+    """The layers with the implied flatten before the first fc on an image (and, at the top,
+    the softmax at the end); refuses a layer whose input is of the wrong kind. Returns the
+    layers and whether their output is an image."""
+    layers: list[Layer] = []
+    for layer, token in raw:
+        if layers and layers[-1].ends:
+            raise parser.error(f"nothing can follow {layers[-1].to_text()}: it is the "
+                               "classifier's end", token)
+        if layer.ends and not top:
+            raise parser.error(f"{token.text} ends a network; it cannot be inside a block",
+                               token)
+        if layer.needs == "image" and not spatial:
+            if isinstance(layer, Flatten):
+                raise parser.error("flatten needs an HxWxC input, but its input is already a "
+                                   "vector", token)
+            before = f"it follows {layers[-1].to_text()}, whose output is a vector" if layers \
+                else "its input is a vector"
+            raise parser.error(f"{token.text} needs an HxWxC input, but {before}", token)
+        if layer.flatten_before and spatial:
+            layers.append(Flatten())  # implicit: the lecture's FC after the last pool
+            spatial = False
+        if layer.children():
+            changes = {}
+            outputs = []
+            for name, sequence in layer.children():
+                done, makes_image = _complete(parser, [(child, token) for child in sequence],
+                                              spatial, floor, top=False)
+                changes[name] = tuple(done)
+                if done:
+                    outputs.append(makes_image)
+            layer = dataclasses.replace(layer, **changes)  # type: ignore[type-var]
+            spatial = outputs[0]
+        elif layer.makes != "same":
+            spatial = layer.makes == "image"
+        if floor and layer.floors:
+            layer = dataclasses.replace(layer, floor=True)  # type: ignore[type-var]
+        layers.append(layer)
+    return layers, spatial
+
+
 def parse(text: str, floor: bool = False) -> Spec:
     """Parse a description into a Spec; `floor=True` lets every conv and pool floor (PyTorch)."""
     if not isinstance(text, str):
@@ -661,53 +647,28 @@ def parse(text: str, floor: bool = False) -> Spec:
         raise UserError(f"the description is {len(text):,} characters long; at most "
                         f"{MAX_TEXT:,} are read")
     parser = _Parser(text)
-    raw, input_shape = parser.parse()
+    raw, input_shape = parser.description()
     if not raw:
         raise UserError("the description is empty; write layers such as "
                         "conv(6,5) relu pool(2) fc(10)")
-    if len(raw) > MAX_LAYERS:
-        raise UserError(f"the description has {len(raw):,} layers; at most {MAX_LAYERS:,} are "
-                        "allowed")
-
-    layers: list[Layer] = []
-    spatial = True  # the input is an image; flatten and fc turn it into a vector
-    for layer, token in raw:
-        if layers and isinstance(layers[-1], Softmax):
-            raise parser.error("nothing can follow softmax: it is the classifier's end", token)
-        if isinstance(layer, SPATIAL_ONLY) and not spatial:
-            raise parser.error(f"{token.text} needs an HxWxC input, but it follows "
-                               f"{layer_to_string(layers[-1])}, whose output is a vector", token)
-        if isinstance(layer, Flatten) and not spatial:
-            raise parser.error("flatten needs an HxWxC input, but its input is already a vector",
-                               token)
-        if isinstance(layer, FC) and spatial:
-            layers.append(Flatten())  # implicit: the lecture's FC after the last pool
-            spatial = False
-        if isinstance(layer, Softmax) and spatial:
-            layers.append(Flatten())
-            spatial = False
-        if isinstance(layer, (FC, Flatten)):
-            spatial = False
-        if floor and isinstance(layer, (Conv, Pool)):
-            layer = _with(layer, floor=True)
-        layers.append(layer)
-    if not isinstance(layers[-1], Softmax):
+    layers, spatial = _complete(parser, raw, True, floor, top=True)
+    if not layers[-1].ends:
         if spatial:
             layers.append(Flatten())
         layers.append(Softmax())
     return Spec(tuple(layers), input_shape)
 
 
-def _with(record: Any, **changes: Any) -> Any:
-    values = {f.name: getattr(record, f.name) for f in fields(record)}
-    values.update(changes)
-    return type(record)(**values)
-
-
 def load(text_or_path: str, floor: bool = False) -> Spec:
-    """Parse a description given inline or as the path of a file that holds one."""
+    """Parse a description given inline, as the name of a network convnet ships (lenet5,
+    vgg16, ...; `convnet inspect --list`), or as the path of a file that holds one."""
     from pathlib import Path
 
+    from .networks import named
+
+    shipped = named(text_or_path)
+    if shipped is not None:
+        return parse(shipped, floor=floor)
     candidate = Path(text_or_path)
     looks_like_file = "(" not in text_or_path and (
         text_or_path.endswith((".txt", ".net", ".convnet")) or "/" in text_or_path

@@ -11,7 +11,7 @@ import torch
 
 from convnet import shapes, spec
 from convnet.engines.numpy.model import build_layer
-from convnet.engines.torch_build import build_sequential
+from convnet.engines.torch.build import build_sequential
 
 TOLERANCE = {np.float64: 1e-10, np.float32: 1e-4}
 TORCH_DTYPE = {np.float64: torch.float64, np.float32: torch.float32}
@@ -58,8 +58,8 @@ def check_layer(text: str, input_shape: tuple[int, ...], batch: int = 3, dtype=n
         p[...] = rng.standard_normal(p.shape)
     torch_layer = torch_layer.to(TORCH_DTYPE[dtype])
     with torch.no_grad():
-        for name, p in layer.params.items():
-            getattr(torch_layer, name).copy_(torch.from_numpy(p))
+        for name, p in layer.params.items():  # a block's are named "inner.0.weight", ...
+            torch_layer.get_parameter(name).copy_(torch.from_numpy(p))
     torch_layer.train(training)
 
     if x is None:
@@ -80,8 +80,8 @@ def check_layer(text: str, input_shape: tuple[int, ...], batch: int = 3, dtype=n
     assert dx is not None and dx.shape == x.shape and dx.dtype == dtype
     assert rel_err(dx, to_numpy_layout(xt.grad.numpy())) <= tol, "input gradient differs"
     for name in layer.params:
-        reference = getattr(torch_layer, name).grad.numpy()
+        reference = torch_layer.get_parameter(name).grad.numpy()
         assert layer.grads[name].shape == reference.shape, name
         assert rel_err(layer.grads[name], reference) <= tol, f"{name} gradient differs"
     for name, buffer in layer.buffers.items():
-        assert rel_err(buffer, getattr(torch_layer, name).detach().numpy()) <= tol, name
+        assert rel_err(buffer, torch_layer.get_buffer(name).detach().numpy()) <= tol, name

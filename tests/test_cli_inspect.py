@@ -54,7 +54,7 @@ def test_json_schema(capsys):
     code, out, _ = run(capsys, "inspect", LENET, "--input", "32x32x3", "--json")
     data = json.loads(out)
     assert data["input"] == [32, 32, 3]
-    assert data["layers"][0] == {"index": 0, "type": "conv", "layer": "conv(6,5)",
+    assert data["layers"][0] == {"index": 0, "name": "0", "type": "conv", "layer": "conv(6,5)",
                                  "output": [28, 28, 6], "params": 456, "macs": 352800,
                                  "receptive_field": [5, 5], "activation_bytes": 28 * 28 * 6 * 4}
     fc = data["layers"][7]
@@ -144,8 +144,8 @@ def test_real_process_exit_status_and_no_traceback(argv):
     (["conv(1,3,stride=3)", "--input", "7x7x1"],
      "0번 레이어 conv(1,3,stride=3) (7x7x1 입력): 높이 (7 − 3 + 2·0)/3 + 1 = 2.33, 정수가 아님 "
      "(7 − 3 + 2·0 = 4, 스트라이드 3의 배수가 아님) → 필터가 딱 맞게 들어가지 않음. 고치는 법: "
-     "stride=1 (→ 5x5) 또는 stride=2 (→ 3x3) 또는 pad=1 (→ 3x3); 또는 floor=true로 PyTorch처럼 "
-     "남는 부분을 버림 (→ 2x2)"),
+     "stride=1 (→ 5x5) 또는 stride=2 (→ 3x3) 또는 pad=1 (→ 3x3) 또는 입력 9x9 (→ 3x3); 또는 "
+     "floor=true로 PyTorch처럼 남는 부분을 버림 (→ 2x2)"),
     (["pool(9)", "--input", "7x7x1"],
      "0번 레이어 pool(9) (7x7x1 입력): 9x9 창이 패딩한 입력 7x7보다 큼. 고치는 법: 더 작은 창 "
      "(최대 7x7), 또는 앞쪽 풀링 레이어 줄이기"),

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from convnet import Network
 from convnet.config import OptimizerConfig
-from convnet.engines.torch_build import build_sequential
+from convnet.engines.torch.build import build_sequential
 from convnet.errors import UserError
 from convnet.network import TrainingDiverged
 from reference import rel_err
@@ -18,6 +18,13 @@ from reference import rel_err
 LENET = "conv(6,5) relu pool(2) conv(16,5) relu pool(2) fc(120) relu fc(84) relu fc(10)"
 WITH_BN = "conv(8,3,pad=same,bias=false) batchnorm relu pool(2) conv(8,4,stride=2,pad=1) tanh " \
           "avgpool(2) fc(16,bias=false) batchnorm sigmoid fc(5)"
+RESIDUAL = ("conv(8,3,pad=1,bias=false) batchnorm relu pool(3,stride=2,pad=1,floor=true) "
+            "residual(conv(8,3,pad=1,bias=false) batchnorm relu conv(8,3,pad=1,bias=false) "
+            "batchnorm) relu "
+            "residual(conv(16,3,stride=2,pad=1,bias=false,floor=true) batchnorm relu "
+            "conv(16,3,pad=1,bias=false) batchnorm, "
+            "shortcut=conv(16,1,stride=2,bias=false,floor=true) batchnorm) relu "
+            "avgpool(2,floor=true) fc(5)")
 
 
 def torch_twin(net: Network) -> torch.nn.Sequential:
@@ -32,7 +39,8 @@ def batch(shape, n=16, classes=10, seed=0):
 
 
 @pytest.mark.parametrize("text, shape, classes", [(LENET, (32, 32, 3), 10),
-                                                  (WITH_BN, (16, 16, 3), 5)])
+                                                  (WITH_BN, (16, 16, 3), 5),
+                                                  (RESIDUAL, (16, 16, 3), 5)])
 def test_same_loss_and_gradients_as_pytorch(text, shape, classes):
     net = Network(text, input=shape, dtype="float64", seed=3)
     model = torch_twin(net).train()
@@ -56,7 +64,8 @@ def test_same_loss_and_gradients_as_pytorch(text, shape, classes):
     OptimizerConfig("adamw", lr=1e-3, weight_decay=0.05),
 ])
 @pytest.mark.parametrize("text, shape, classes", [(LENET, (32, 32, 3), 10),
-                                                  (WITH_BN, (16, 16, 3), 5)])
+                                                  (WITH_BN, (16, 16, 3), 5),
+                                                  (RESIDUAL, (12, 12, 3), 5)])
 def test_optimiser_steps_give_the_same_losses_as_pytorch(config, text, shape, classes):
     net = Network(text, input=shape, dtype="float64", seed=1, optimizer=config,
                   label_smoothing=0.1)
@@ -82,12 +91,13 @@ def test_optimiser_steps_give_the_same_losses_as_pytorch(config, text, shape, cl
         assert rel_err(net.state_dict()[name], value.numpy()) <= 1e-9, name
 
 
-def test_state_dict_loads_unchanged_into_pytorch_and_back():
-    net = Network(WITH_BN, input="16x16x3", seed=0)
+@pytest.mark.parametrize("text", [WITH_BN, RESIDUAL])
+def test_state_dict_loads_unchanged_into_pytorch_and_back(text):
+    net = Network(text, input="16x16x3", seed=0)
     model = build_sequential(net.spec, net.input_shape)
     model.load_state_dict({k: torch.from_numpy(v) for k, v in net.state_dict().items()})
     assert list(net.state_dict()) == list(model.state_dict())  # same names, same order
-    other = Network(WITH_BN, input="16x16x3", seed=9)
+    other = Network(text, input="16x16x3", seed=9)
     other.load_state_dict({k: v.numpy() for k, v in model.state_dict().items()})
     x, _ = batch((16, 16, 3), n=4)
     assert np.array_equal(other.predict(x), net.predict(x))
@@ -126,7 +136,7 @@ def test_deterministic_for_a_seed():
 
 
 def test_dropout_is_inverted_and_off_in_evaluation():
-    from convnet.engines.numpy.regularize import Dropout
+    from convnet.engines.numpy.dropout import Dropout
     layer = Dropout(0.3, np.random.default_rng(0))
     x = np.ones((200, 10, 10, 5))
     y = layer.forward(x, training=True)
@@ -233,3 +243,31 @@ def test_a_state_that_does_not_fit_is_refused():
         net.load_state_dict({**state, "0.weight": np.zeros((3, 1, 3, 3))})
     with pytest.raises(UserError, match="NaN"):
         net.load_state_dict({**state, "0.bias": np.full(2, np.nan)})
+
+
+@pytest.mark.parametrize("text", [LENET, WITH_BN, RESIDUAL])
+def test_a_seed_gives_the_same_network_in_both_engines(text):
+    shape = (32, 32, 3) if text == LENET else (16, 16, 3)
+    numpy_net = Network(text, input=shape, seed=5, engine="numpy")
+    torch_net = Network(text, input=shape, seed=5, engine="torch")
+    a, b = numpy_net.state_dict(), torch_net.state_dict()
+    assert list(a) == list(b)
+    for name in a:
+        assert np.array_equal(a[name], b[name]), name
+    x, _ = batch(shape, n=4)
+    assert np.abs(numpy_net.predict(x) - torch_net.predict(x)).max() < 1e-5
+
+
+def test_auto_init_looks_past_a_block_to_the_relu_after_it():
+    # the last conv of a block's layers feeds batch norm, the addition, then the ReLU after the
+    # block: He; the fc at the end feeds the softmax: Xavier
+    from convnet.engines.numpy.init import feeds_relu
+    from convnet.spec import parse
+
+    block = parse("residual(conv(4,3,pad=1) batchnorm) relu fc(3)").layers[0]
+    inner_conv_follows = list(block.inner[1:]) + list(parse("relu fc(3)").layers)
+    assert feeds_relu(inner_conv_follows)
+    net = Network("residual(conv(4,3,pad=1,bias=false) batchnorm) relu fc(3)", input="8x8x4",
+                  seed=0)
+    weight = net.state_dict()["0.inner.0.weight"]
+    assert abs(weight.std() - (2 / 36) ** 0.5) < 0.05  # He: N(0, 2/fan_in), fan_in = 4·3·3

@@ -42,6 +42,19 @@ DTYPES = [np.float64, np.float32]
     ("batchnorm", (5, 5, 3)),
     ("batchnorm(eps=0.001,momentum=0.3)", (4, 6, 2)),
     ("flatten", (3, 4, 5)),
+    ("pool(3,stride=2,pad=1)", (7, 7, 2)),  # ResNet's: padded cells are never chosen
+    ("pool(3,stride=2,pad=1,floor=true)", (8, 9, 2)),
+    ("pool(2,pad=1)", (6, 6, 3)),
+    ("avgpool(3,stride=2,pad=1)", (7, 7, 2)),  # padded zeros counted, as PyTorch's default
+    ("avgpool(2x4,stride=1,pad=1)", (5, 6, 2)),
+    # (a conv's bias before batch norm has a zero gradient: no bias there, as in ResNet)
+    ("residual(conv(4,3,pad=1,bias=false) batchnorm relu conv(4,3,pad=1,bias=false) batchnorm)",
+     (6, 6, 4)),
+    ("residual(conv(6,3,stride=2,pad=1) relu conv(6,3,pad=1),shortcut=conv(6,1,stride=2,"
+     "bias=false) batchnorm)", (7, 7, 3)),
+    ("residual(relu tanh)", (4, 5, 2)),
+    ("residual(residual(conv(3,3,pad=same) relu) conv(3,1))", (5, 5, 3)),
+    ("residual(pool(3,stride=1,pad=1) relu,shortcut=avgpool(3,stride=1,pad=1))", (5, 5, 2)),
 ])
 def test_spatial_layer_matches_pytorch(text, shape, dtype):
     check_layer(text, shape, dtype=dtype)
@@ -53,6 +66,42 @@ def test_spatial_layer_matches_pytorch(text, shape, dtype):
 ])
 def test_vector_layer_matches_pytorch(text, features, dtype):
     check_layer(text, (features,), batch=5, dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dropout2d_drops_whole_maps_as_pytorch_does(dtype):
+    """Masks are random, so the engines cannot draw the same ones: the NumPy engine's output
+    must be the input times a mask that is constant over each map of each image, of values
+    0 or 1/(1 − p), dropping about p of the maps; and PyTorch's Dropout2d, given that mask,
+    gives the same output and gradient."""
+    import torch
+
+    from convnet.engines.numpy.dropout import Dropout2d
+    p, rng = 0.3, np.random.default_rng(0)
+    layer = Dropout2d(p, np.random.default_rng(1))
+    x = rng.standard_normal((16, 5, 5, 64)).astype(dtype) + 3  # C×H×W×N, no zeros
+    y = layer.forward(x, training=True)
+    mask = y / x
+    assert np.allclose(mask, mask[:, :1, :1, :])  # one value per map of each image
+    scale = 1 / (1 - p)
+    assert np.all(np.isclose(mask, 0) | np.isclose(mask, scale, rtol=1e-5))
+    assert 0.2 < np.mean(mask[:, 0, 0, :] == 0) < 0.4
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dx = layer.backward(dy.copy())
+    xt = torch.from_numpy(x.transpose(3, 0, 1, 2).copy()).requires_grad_(True)  # N×C×H×W
+    mask_t = torch.from_numpy(mask[:, :1, :1, :].transpose(3, 0, 1, 2).copy())
+    yt = xt * mask_t  # what PyTorch's dropout2d computes for this mask
+    yt.backward(torch.from_numpy(dy.transpose(3, 0, 1, 2).copy()))
+    tol = 1e-10 if dtype == np.float64 else 1e-5
+    assert np.abs(yt.detach().numpy() - y.transpose(3, 0, 1, 2)).max() <= tol * 4
+    assert np.abs(xt.grad.numpy() - dx.transpose(3, 0, 1, 2)).max() <= tol * 4
+    assert layer.forward(x, training=False) is x  # untouched at test time
+    # and PyTorch's own module zeroes whole maps at the same rate and scale
+    torch.manual_seed(0)
+    out = torch.nn.Dropout2d(p)(torch.ones(64, 16, 5, 5, dtype=torch.float64))
+    values = out.reshape(64, 16, 25)
+    assert torch.all(values == values[:, :, :1])  # whole maps
+    assert all(v == 0 or abs(v - scale) < 1e-12 for v in torch.unique(out).tolist())
 
 
 @pytest.mark.parametrize("text", ["batchnorm", "pool(3,stride=2)", "avgpool(2)", "conv(3,3)"])
@@ -105,11 +154,14 @@ def test_random_convs_match_pytorch(kh, kw, sh, sw, pad, h, w, c, k, same):
     check_layer(text, (h, w, c), batch=2)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(st.integers(1, 3), st.integers(1, 3), st.integers(1, 3), st.integers(1, 3),
-       st.integers(3, 8), st.integers(3, 8), st.sampled_from(["pool", "avgpool"]))
-def test_random_pools_match_pytorch(kh, kw, sh, sw, h, w, kind):
-    text = f"{kind}({kh}x{kw},stride={sh}x{sw},floor=true)"
+       st.integers(3, 8), st.integers(3, 8), st.sampled_from(["pool", "avgpool"]),
+       st.integers(0, 1))
+def test_random_pools_match_pytorch(kh, kw, sh, sw, h, w, kind, pad):
+    if pad > min(kh, kw) // 2:
+        pad = 0
+    text = f"{kind}({kh}x{kw},stride={sh}x{sw},pad={pad},floor=true)"
     if kh > h or kw > w:
         return
     # Small integers make ties common, which is where max pooling goes wrong.

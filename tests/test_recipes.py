@@ -10,7 +10,7 @@ import pytest
 from convnet import Network
 from convnet.cli import main
 from convnet.config import SpeedOptions
-from convnet.engines import torch_engine
+from convnet.engines.torch import engine as torch_engine
 from convnet.errors import UserError
 from convnet.recipes import RECIPES
 from convnet.spec import parse

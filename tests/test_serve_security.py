@@ -130,7 +130,7 @@ def test_inspect_takes_description_text_never_a_file(client, tmp_path):
 @pytest.mark.parametrize("description, message", [
     ("conv(1,3,stride=99999999999,pad=1)", "stride must be at most 65,536"),
     ("conv(1,3,pad=" + "9" * 5000 + ")", "got a number of 5,000 digits"),
-    ("relu " * 5000, "at most 2,000 are allowed"),
+    ("relu " * 5000, "more than 2,000 layers"),
     ("conv(1,3,stride=65536,pad=65536)", "is not a whole number"),
 ])
 def test_inspect_refuses_huge_numbers_at_once(client, description, message):

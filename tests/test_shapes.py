@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from convnet import shapes, spec
-from convnet.engines.torch_build import build_sequential
+from convnet.engines.torch.build import build_sequential
 from convnet.errors import GeometryError, UserError
 
 
@@ -34,8 +34,8 @@ def test_lecture_stride_three_does_not_fit_and_a_fix_is_offered():
     assert str(info.value) == (
         "layer 0 conv(1,3,stride=3) on 7x7x1: height (7 − 3 + 2·0)/3 + 1 = 2.33 is not a whole "
         "number (7 − 3 + 2·0 = 4 is not a multiple of the stride 3), so the filter does not fit. "
-        "Fix: stride=1 (→ 5x5) or stride=2 (→ 3x3) or pad=1 (→ 3x3); or floor=true to drop the "
-        "leftover as PyTorch does (→ 2x2)")
+        "Fix: stride=1 (→ 5x5) or stride=2 (→ 3x3) or pad=1 (→ 3x3) or an input of 9x9 (→ 3x3); or "
+        "floor=true to drop the leftover as PyTorch does (→ 2x2)")
     assert outputs("conv(1,3,stride=3,floor=true)", (7, 7, 1))[0] == (2, 2, 1)
 
 
@@ -90,11 +90,12 @@ def test_receptive_field_grows_with_kernels_and_strides():
      "layers before it"),
     ("pool(2)", (7, 7, 1), "layer 0 pool(2) on 7x7x1: height (7 − 2)/2 + 1 = 3.50 is not a whole "
      "number (7 − 2 = 5 is not a multiple of the stride 2), so the window does not fit. Fix: "
-     "stride=1 (→ 6x6); or floor=true to drop the leftover as PyTorch does (→ 3x3)"),
+     "stride=1 (→ 6x6) or an input of 8x8 (→ 4x4); or floor=true to drop the leftover as "
+     "PyTorch does (→ 3x3)"),
     ("conv(2,3,stride=2)", (8, 7, 1), "layer 0 conv(2,3,stride=2) on 8x7x1: height (8 − 3 + 2·0)"
      "/2 + 1 = 3.50 is not a whole number (8 − 3 + 2·0 = 5 is not a multiple of the stride 2), so "
-     "the filter does not fit. Fix: stride=1 (→ 6x5); or floor=true to drop the leftover as "
-     "PyTorch does (→ 3x3)"),
+     "the filter does not fit. Fix: stride=1 (→ 6x5) or an input of 9x7 (→ 4x3); or floor=true "
+     "to drop the leftover as PyTorch does (→ 3x3)"),
     ("fc(65536)", (65536, 65536, 65536), "layer 1 fc(65536): its 1.845e+19 weights overflow "
      "64-bit counts; use smaller sizes"),
     ("conv(65536,65536) conv(65536,1)", (65536, 65536, 65536), "layer 0 conv(65536,65536): its "

@@ -63,9 +63,8 @@ def test_canonical_string_and_json_round_trip():
     ("", "the description is empty; write layers such as conv(6,5) relu pool(2) fc(10)"),
     ("   # only a comment", "the description is empty; write layers such as conv(6,5) relu "
                            "pool(2) fc(10)"),
-    ("conv(6,5) poool(2)", "unknown layer 'poool'; did you mean pool? Known layers: conv, pool, "
-                           "maxpool, avgpool, relu, sigmoid, tanh, dropout, batchnorm, flatten, "
-                           "fc, softmax"),
+    ("conv(6,5) poool(2)", "unknown layer 'poool'; did you mean pool? Known layers: " +
+     ", ".join(spec.LAYER_NAMES)),
     ("conv(6)", "conv: missing size (conv(K, F) or conv(K, HxW, stride=S, pad=P))"),
     ("conv", "conv: missing filters, size (conv(K, F) or conv(K, HxW, stride=S, pad=P))"),
     ("conv(6,5,7)", "conv: extra argument '7': takes 2 arguments (conv(K, F) or "
@@ -114,7 +113,31 @@ def test_canonical_string_and_json_round_trip():
     ("dropout(1e999)", "dropout: p must be a finite number, got '1e999'"),
     ("batchnorm(eps=1e999)", "batchnorm: eps must be a finite number, got '1e999'"),
     ("99999x3x3 relu", "input height must be at most 65,536, got 99,999"),
-    ("relu " * 2001, "the description has 2,001 layers; at most 2,000 are allowed"),
+    ("relu " * 2001, "the description has more than 2,000 layers (repeats written out); at "
+                     "most that many are allowed"),
+    ("1000*(1000*(relu relu))", "the description has more than 2,000 layers (repeats written "
+                                "out); at most that many are allowed"),
+    ("0*relu", "a repeat count is 1 to 1,000, got '0'; write 3*(conv(16,3,pad=1) relu) for "
+               "three of them"),
+    ("1000000*relu", "a repeat count is 1 to 1,000, got '1000000'; write 3*(conv(16,3,pad=1) "
+                     "relu) for three of them"),
+    ("2.5*relu", "a repeat count is a whole number, got '2.5'"),
+    ("3*()", "the repeated group is empty"),
+    ("3*(relu", "expected ')' to close the repeated group but the description ends"),
+    ("3*,", "expected a layer or a (group) after 3*, found ','"),
+    ("9*(" * 9 + "relu" + ")" * 9, "groups and blocks nest at most 8 deep"),
+    ("residual()", "residual: missing layers (residual(LAYERS) or residual(LAYERS, "
+                   "shortcut=LAYERS))"),
+    ("residual(relu, shortcut=)", "expected layers for shortcut of residual, found ')'"),
+    ("residual(relu softmax)", "residual: softmax ends a network; it cannot be inside a "
+                               "residual block"),
+    ("residual(relu, surprise=relu)", "residual: unknown option 'surprise' (allowed: layers, "
+                                      "shortcut)"),
+    ("fc(10) dropout2d(0.5)", "dropout2d needs an HxWxC input, but it follows fc(10), whose "
+                              "output is a vector"),
+    ("pool(3,pad=2)", "pool: pad can be at most half the window, 1 for 3x3 (as in PyTorch), "
+                      "got 2"),
+    ("dropout2d(1.5)", "dropout2d: p is a probability in [0, 1), got 1.5"),
     ("relu" + " " * 100_000, "the description is 100,004 characters long; at most 100,000 are "
                              "read"),
     ("conv(6,5) ; relu", "unexpected character ';' at column 11; a description is layers such as "

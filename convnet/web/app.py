@@ -250,7 +250,7 @@ def create_app(net: Network, meta: dict[str, Any], examples: np.ndarray | None =
     budget = budget or DecodeBudget.for_machine()
     decoding = threading.BoundedSemaphore(budget.slots)
     classes = list(meta["classes"])
-    explained = inspector.explain(net.spec, net.input_shape).splitlines()[1:-1]
+    explained = [inspector.explain_layer(row) for row in net.shapes]  # one line per layer
     files = {name: (HERE / "static" / name).read_text(encoding="utf-8")
              for name in ("app.js", "app.css")}
     page_text = (HERE / "index.html").read_text(encoding="utf-8")

@@ -12,12 +12,21 @@ class Layer:
     saved but not learned (batch norm's running statistics).
     """
 
+    # Whether what `forward` caches for the backward includes its output: when it does not, the
+    # next layer may overwrite that output in place (an in-place ReLU; see model.link).
+    keeps_output = True
+
     def __init__(self) -> None:
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
         self.buffers: dict[str, np.ndarray] = {}
         self.needs_input_grad = True  # False for the first layer: nobody wants d(loss)/d(image)
         self._workspace: dict[bool, np.ndarray] = {}
+
+    def named(self, *kinds: str) -> dict[str, np.ndarray]:
+        """{name: array} of its params, grads and/or buffers, the kinds in the order asked (as
+        PyTorch's state_dict lists a module's parameters, then its buffers)."""
+        return {name: array for kind in kinds for name, array in getattr(self, kind).items()}
 
     def workspace(self, shape: tuple[int, ...], dtype: np.dtype, training: bool) -> np.ndarray:
         """A scratch array kept between steps: a fresh large array costs a page fault per 4 KiB

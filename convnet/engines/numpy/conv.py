@@ -117,6 +117,8 @@ def input_grad_by_rows(dy2: np.ndarray, w_rows: np.ndarray, padded_shape: tuple[
 
 
 class Conv2D(Layer):
+    keeps_output = False
+
     def __init__(self, in_channels: int, filters: int, kernel: tuple[int, int],
                  stride: tuple[int, int], padding: tuple[int, int, int, int], bias: bool,
                  dtype: np.dtype) -> None:

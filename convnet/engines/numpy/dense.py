@@ -13,6 +13,8 @@ from .base import Layer
 
 
 class Dense(Layer):
+    keeps_output = False
+
     def __init__(self, in_features: int, units: int, bias: bool, dtype: np.dtype) -> None:
         super().__init__()
         self.params["weight"] = np.zeros((units, in_features), dtype)  # U×D

@@ -20,11 +20,9 @@ class NumpyEngine:
                  optimizer: OptimizerConfig) -> None:
         self.dtype = np.dtype(dtype)
         self.model = NumpyModel(shapes, self.dtype, seed)
-        weight_shapes = {i: layer.params["weight"].shape for i, layer in
-                         enumerate(self.model.layers) if layer is not None and
-                         "weight" in layer.params and layer.params["weight"].ndim >= 2}
-        for i, weight in initial_weights(spec.layers, weight_shapes, init, seed).items():
-            self.model.layers[i].params["weight"][...] = weight
+        params = self.model.named("params")
+        for name, weight in initial_weights(shapes, init, seed).items():
+            params[name][...] = weight
         self.optimizer = make_optimizer(optimizer)
 
     # -- computing -------------------------------------------------------------------------

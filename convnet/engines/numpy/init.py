@@ -17,17 +17,20 @@ import math
 import numpy as np
 
 from ...errors import UserError
-from ...spec import Activation, BatchNorm, Dropout, Layer, Pool
+from ...layers import FC, Activation, Conv, LayerRecord
+from ...shapes import LayerShape
 
 SCHEMES = ("auto", "he", "xavier", "normal")
 
 
-def feeds_relu(layers: tuple[Layer, ...], index: int) -> bool:
-    """Whether layer `index`'s output reaches a ReLU through only shape-keeping layers."""
-    for layer in layers[index + 1:]:
+def feeds_relu(following: list[LayerRecord]) -> bool:
+    """Whether a layer's output, followed by `following` (the rest of its sequence, then what
+    follows the block it is in), reaches a ReLU through layers init looks through (batch norm,
+    dropout, pooling)."""
+    for layer in following:
         if isinstance(layer, Activation):
             return layer.name == "relu"
-        if not isinstance(layer, (BatchNorm, Dropout, Pool)):
+        if not layer.init_looks_through:
             return False
     return False
 
@@ -46,20 +49,36 @@ def draw_weight(shape: tuple[int, ...], scheme: str, rng: np.random.Generator) -
     raise UserError(f"unknown initialiser {scheme!r}; choose one of {', '.join(SCHEMES)}")
 
 
-def scheme_for(layers: tuple[Layer, ...], index: int, scheme: str) -> str:
-    if scheme != "auto":
-        return scheme
-    return "he" if feeds_relu(layers, index) else "xavier"
+def weight_shape(info: LayerShape) -> tuple[int, ...] | None:
+    """The PyTorch-layout shape of a conv's or an fc's weight; None for other layers."""
+    layer = info.layer
+    if isinstance(layer, Conv):
+        return (layer.filters, info.input[2], *layer.kernel)
+    if isinstance(layer, FC):
+        return (layer.units, info.input[0])
+    return None
 
 
-def initial_weights(layers: tuple[Layer, ...], weight_shapes: dict[int, tuple[int, ...]],
-                    scheme: str, seed: int) -> dict[int, np.ndarray]:
-    """Float64 weights for every conv and fc layer (by index), in layer order, from one seed."""
+def _weights(rows: list[LayerShape], after: list[LayerRecord]) -> list[tuple[LayerShape, list]]:
+    """(row, what follows it) for every conv and fc, depth first, in state-name order."""
+    found = []
+    for i, row in enumerate(rows):
+        following = [r.layer for r in rows[i + 1:]] + after
+        if weight_shape(row) is not None:
+            found.append((row, following))
+        for _, inner in row.paths:
+            found += _weights(list(inner), [r.layer for r in rows[i + 1:]] + after)
+    return found
+
+
+def initial_weights(shapes: list[LayerShape], scheme: str, seed: int) -> dict[str, np.ndarray]:
+    """Float64 weights for every conv and fc layer, by state name ("3.weight",
+    "4.inner.0.weight"), drawn in that order from one seed: the same in both engines."""
     if scheme not in SCHEMES:
         raise UserError(f"unknown initialiser {scheme!r}; choose one of {', '.join(SCHEMES)}")
     rng = np.random.default_rng(seed)
     out = {}
-    for index, shape in weight_shapes.items():
-        out[index] = draw_weight(shape, scheme_for(layers, index, scheme), rng)
+    for row, following in _weights(shapes, []):
+        chosen = scheme if scheme != "auto" else ("he" if feeds_relu(following) else "xavier")
+        out[f"{row.name}.weight"] = draw_weight(weight_shape(row), chosen, rng)  # type: ignore
     return out
-

@@ -6,40 +6,64 @@ Layer i of the description is `self.layers[i]`; its parameters are named "i.weig
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
-from ...shapes import LayerShape, conv_padding
-from ...spec import FC, Activation, BatchNorm, Conv, Dropout, Flatten, Pool, Softmax
-from . import activation, conv, dense, pool, regularize
+from ...layers import FC, Activation, BatchNorm, Conv, Dropout, Flatten, Pool, Softmax
+from ...layers.dropout import Dropout2d
+from ...layers.residual import Residual
+from ...shapes import LayerShape
+from . import activation, batchnorm, conv, dense, dropout, pool, residual
 from .base import Layer
 
+Build = Callable[[LayerShape, np.dtype, np.random.Generator], "Layer | None"]
 
-# Layers whose forward output is not part of their cache (so the next layer may overwrite it).
-KEEPS_NO_OUTPUT = (conv.Conv2D, dense.Dense, regularize.BatchNorm, pool.AvgPool2D)
+
+def _residual(info: LayerShape, dtype: np.dtype, rng: np.random.Generator) -> Layer:
+    paths = {name: link([build_layer(row, dtype, rng) for row in rows])
+             for name, rows in info.paths}
+    return residual.Residual(paths["inner"], paths["shortcut"])
+
+
+# Each layer kind of convnet/layers/ → the class that computes it here, built for its input.
+BUILDERS: dict[type, Build] = {
+    Conv: lambda info, dtype, rng: conv.Conv2D(
+        info.input[2], info.layer.filters, info.layer.kernel, info.layer.stride,
+        info.padding, info.layer.bias, dtype),
+    Pool: lambda info, dtype, rng: (pool.MaxPool2D if info.layer.kind == "max" else
+                                    pool.AvgPool2D)(info.layer.kernel, info.layer.stride,
+                                                    info.padding),
+    Activation: lambda info, dtype, rng: {"relu": activation.ReLU, "sigmoid": activation.Sigmoid,
+                                          "tanh": activation.Tanh}[info.layer.name](),
+    Dropout: lambda info, dtype, rng: dropout.Dropout(info.layer.p, rng),
+    Dropout2d: lambda info, dtype, rng: dropout.Dropout2d(info.layer.p, rng),
+    BatchNorm: lambda info, dtype, rng: batchnorm.BatchNorm(
+        info.input[-1], info.layer.eps, info.layer.momentum, dtype),
+    Flatten: lambda info, dtype, rng: dense.Flatten(),
+    FC: lambda info, dtype, rng: dense.Dense(info.input[0], info.layer.units, info.layer.bias,
+                                             dtype),
+    Softmax: lambda info, dtype, rng: None,  # applied to the logits by the loss and by predict
+    Residual: _residual,
+}
 
 
 def build_layer(info: LayerShape, dtype: np.dtype, rng: np.random.Generator) -> Layer | None:
-    layer = info.layer
-    if isinstance(layer, Conv):
-        return conv.Conv2D(info.input[2], layer.filters, layer.kernel, layer.stride,
-                           conv_padding(layer), layer.bias, dtype)
-    if isinstance(layer, Pool):
-        cls = pool.MaxPool2D if layer.kind == "max" else pool.AvgPool2D
-        return cls(layer.kernel, layer.stride)
-    if isinstance(layer, Activation):
-        return {"relu": activation.ReLU, "sigmoid": activation.Sigmoid,
-                "tanh": activation.Tanh}[layer.name]()
-    if isinstance(layer, Dropout):
-        return regularize.Dropout(layer.p, rng)
-    if isinstance(layer, BatchNorm):
-        return regularize.BatchNorm(info.input[-1], layer.eps, layer.momentum, dtype)
-    if isinstance(layer, Flatten):
-        return dense.Flatten()
-    if isinstance(layer, FC):
-        return dense.Dense(info.input[0], layer.units, layer.bias, dtype)
-    if isinstance(layer, Softmax):
-        return None  # applied to the logits by the loss and by predict
-    raise TypeError(f"not a layer record: {layer!r}")
+    try:
+        build = BUILDERS[type(info.layer)]
+    except KeyError:
+        raise TypeError(f"the numpy engine has no layer for {type(info.layer).__name__}; add it "
+                        "to BUILDERS in engines/numpy/model.py") from None
+    return build(info, dtype, rng)
+
+
+def link(layers: list[Layer | None]) -> list:
+    """A sequence's layers, each ReLU set to work in place where the layer before it keeps no
+    reference to its output (which saves a pass over memory and an allocation)."""
+    for before, layer in zip(layers, layers[1:]):
+        if isinstance(layer, activation.ReLU) and before is not None and not before.keeps_output:
+            layer.inplace = True
+    return layers
 
 
 def to_engine_layout(x: np.ndarray, block: int = 16) -> np.ndarray:
@@ -62,11 +86,7 @@ class NumpyModel:
         self.dtype = np.dtype(dtype)
         # Dropout masks come from their own generator, seeded from the network's seed.
         self.rng = np.random.default_rng([seed, 1])
-        self.layers = [build_layer(info, self.dtype, self.rng) for info in shapes]
-        for before, layer in zip(self.layers, self.layers[1:]):
-            # A ReLU may overwrite its input when the layer that made it keeps no reference.
-            if isinstance(layer, activation.ReLU) and isinstance(before, KEEPS_NO_OUTPUT):
-                layer.inplace = True
+        self.layers = link([build_layer(info, self.dtype, self.rng) for info in shapes])
         first = next(layer for layer in self.layers if layer is not None)
         first.needs_input_grad = False  # d(loss)/d(image) is never needed
 
@@ -104,10 +124,5 @@ class NumpyModel:
     def named(self, *kinds: str) -> dict[str, np.ndarray]:
         """{"i.name": array} of the layers' params, grads and/or buffers, in layer order
         (within a layer: the kinds in the order asked, as PyTorch's state_dict does)."""
-        out = {}
-        for i, layer in enumerate(self.layers):
-            if layer is not None:
-                for kind in kinds:
-                    for name, array in getattr(layer, kind).items():
-                        out[f"{i}.{name}"] = array
-        return out
+        return {f"{i}.{name}": array for i, layer in enumerate(self.layers) if layer is not None
+                for name, array in layer.named(*kinds).items()}

@@ -1,7 +1,8 @@
 """Pooling: each activation map shrinks on its own (the lecture's "sampling").
 
 Max pooling keeps the largest value of each F×F window; average pooling keeps the mean. The
-output size is (N − F)/S + 1 per side, as for a conv without padding.
+output size is (N − F + 2P)/S + 1 per side. Padding is −∞ for max pooling (a padded cell is
+never chosen) and zeros for average pooling (counted in the mean), as PyTorch's defaults.
 
 Shapes (batch innermost): x C×H×W×N → y C×Ho×Wo×N. A window is read as kh·kw strided views of x,
 one per offset (i, j) inside it: view(i, j)[c, a, b, n] = x[c, a·S + i, b·S + j, n].
@@ -28,10 +29,27 @@ def _tiles_exactly(shape: tuple[int, ...], kernel: tuple[int, int], stride: tupl
 
 class _Pool2D(Layer):
     combine: np.ufunc  # how the values under one window are combined, pair by pair
+    fill: float  # the value of a padded cell
 
-    def __init__(self, kernel: tuple[int, int], stride: tuple[int, int]) -> None:
+    def __init__(self, kernel: tuple[int, int], stride: tuple[int, int],
+                 padding: tuple[int, int, int, int] = (0, 0, 0, 0)) -> None:
         super().__init__()
-        self.kernel, self.stride = kernel, stride
+        self.kernel, self.stride, self.padding = kernel, stride, padding
+
+    def _pad(self, x: np.ndarray) -> np.ndarray:
+        top, bottom, left, right = self.padding
+        if not any(self.padding):
+            return x
+        c, h, w, n = x.shape
+        xp = np.full((c, h + top + bottom, w + left + right, n), self.fill, x.dtype)
+        xp[:, top:top + h, left:left + w, :] = x
+        return xp
+
+    def _unpad(self, dxp: np.ndarray) -> np.ndarray:
+        top, bottom, left, right = self.padding
+        if not any(self.padding):
+            return dxp
+        return dxp[:, top:dxp.shape[1] - bottom, left:dxp.shape[2] - right, :]
 
     def _combine_windows(self, x: np.ndarray) -> np.ndarray:
         (kh, kw), (sh, sw) = self.kernel, self.stride
@@ -44,8 +62,10 @@ class _Pool2D(Layer):
 
 class MaxPool2D(_Pool2D):
     combine = np.maximum
+    fill = -np.inf
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        x = self._pad(x)
         y = self._combine_windows(x)  # the largest value of each window
         if training:
             self.cache = (x, y)
@@ -74,14 +94,17 @@ class MaxPool2D(_Pool2D):
                 given = rest * is_max
                 target += given  # overlapping windows can share a value
             rest -= given
-        return dx
+        return self._unpad(dx)
 
 
 class AvgPool2D(_Pool2D):
     combine = np.add
+    fill = 0.0
+    keeps_output = False
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         (kh, kw) = self.kernel
+        x = self._pad(x)
         y = self._combine_windows(x)
         y *= x.dtype.type(1.0 / (kh * kw))  # the sum of each window → its mean
         if training:
@@ -102,4 +125,5 @@ class AvgPool2D(_Pool2D):
                 target[...] = share
             else:
                 target += share
-        return dx
+        return self._unpad(dx)
+

@@ -1,9 +1,6 @@
-"""Dropout and batch normalisation: the layers that behave differently in training and testing.
+"""Batch normalisation, which behaves differently in training and testing.
 
-Dropout (inverted): while training, each value is zeroed with probability p and the survivors are
-scaled by 1/(1 − p), so nothing needs rescaling at test time, when dropout does nothing.
-
-Batch norm: while training, each channel is normalised with the batch's mean and (biased)
+While training, each channel is normalised with the batch's mean and (biased)
 variance, then scaled by γ (weight) and shifted by β (bias); the running statistics, updated
 as running = (1 − m)·running + m·batch (with the unbiased variance, as PyTorch), are used at test
 time. Channels are the first axis (batch innermost): C×H×W×N or D×N.
@@ -16,27 +13,9 @@ import numpy as np
 from .base import Layer
 
 
-class Dropout(Layer):
-    def __init__(self, p: float, rng: np.random.Generator) -> None:
-        super().__init__()
-        self.p, self.rng = p, rng
-
-    def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
-        if not training or self.p == 0:
-            self.cache = None
-            return x
-        keep = self.rng.random(x.shape, dtype=np.float32) >= self.p
-        mask = keep.astype(x.dtype) * x.dtype.type(1 / (1 - self.p))
-        self.cache = mask
-        return x * mask
-
-    def backward(self, dy: np.ndarray) -> np.ndarray:
-        mask = self.cache
-        self.cache = None
-        return dy if mask is None else dy * mask
-
-
 class BatchNorm(Layer):
+    keeps_output = False
+
     def __init__(self, channels: int, eps: float, momentum: float, dtype: np.dtype) -> None:
         super().__init__()
         self.eps, self.momentum = eps, momentum

@@ -12,13 +12,13 @@ import warnings
 
 import numpy as np
 
-from ..config import OptimizerConfig, SpeedOptions
-from ..errors import UserError
-from ..shapes import LayerShape
-from ..spec import Spec
-from .allocator import keep_freed_memory
-from .numpy.init import initial_weights
-from .torch_build import build_sequential
+from ...config import OptimizerConfig, SpeedOptions
+from ...errors import UserError
+from ...shapes import LayerShape
+from ...spec import Spec
+from ..allocator import keep_freed_memory
+from ..numpy.init import initial_weights
+from .build import build_sequential
 
 # torch.optim's per-parameter state → the NumPy engine's slot names
 SLOTS = {"momentum_buffer": "momentum", "exp_avg": "exp_avg", "exp_avg_sq": "exp_avg_sq"}
@@ -79,13 +79,13 @@ class TorchEngine:
         self.dtype = {"float32": torch.float32, "float64": torch.float64}[dtype]
         torch.manual_seed(seed)  # dropout masks
         self.model = build_sequential(spec, spec.input).to(self.dtype)
-        weight_shapes = {i: tuple(m.weight.shape) for i, m in enumerate(self.model)
-                         if hasattr(m, "weight") and m.weight is not None and m.weight.ndim >= 2}
-        with torch.no_grad():
-            for i, weight in initial_weights(spec.layers, weight_shapes, init, seed).items():
-                self.model[i].weight.copy_(torch.from_numpy(weight))
-                if self.model[i].bias is not None:
-                    self.model[i].bias.zero_()
+        own = dict(self.model.named_parameters())
+        with torch.no_grad():  # the same draws as the NumPy engine; biases start at zero
+            for name, weight in initial_weights(shapes, init, seed).items():
+                own[name].copy_(torch.from_numpy(weight))
+                bias = own.get(name.removesuffix("weight") + "bias")
+                if bias is not None:
+                    bias.zero_()
         self.model.to(self.device)
         self.names = [name for name, _ in self.model.named_parameters()]
         self.optimizer = self._make_optimizer(optimizer)
