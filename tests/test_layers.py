@@ -89,7 +89,7 @@ def test_help_lists_every_kind(capsys):
 EVERY_KIND = [
     ("conv(4,3,pad=1,bias=false) batchnorm relu dropout2d(0.2) pool(3,stride=2,pad=1,floor=true) "
      "residual(conv(4,3,pad=1) relu conv(4,3,pad=1), shortcut=conv(4,1)) relu "
-     "avgpool(2,floor=true) sigmoid dropout(0.1) fc(6) tanh fc(3)", (12, 12, 3)),
+     "avgpool(2,floor=true) sigmoid globalavgpool dropout(0.1) fc(6) tanh fc(3)", (12, 12, 3)),
     ("maxpool(2) conv(3,3) flatten fc(5) relu fc(3) softmax", (10, 10, 1)),
 ]
 

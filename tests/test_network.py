@@ -24,7 +24,7 @@ RESIDUAL = ("conv(8,3,pad=1,bias=false) batchnorm relu pool(3,stride=2,pad=1,flo
             "residual(conv(16,3,stride=2,pad=1,bias=false,floor=true) batchnorm relu "
             "conv(16,3,pad=1,bias=false) batchnorm, "
             "shortcut=conv(16,1,stride=2,bias=false,floor=true) batchnorm) relu "
-            "avgpool(2,floor=true) fc(5)")
+            "globalavgpool fc(5)")
 
 
 def torch_twin(net: Network) -> torch.nn.Sequential:

@@ -68,6 +68,20 @@ def test_vector_layer_matches_pytorch(text, features, dtype):
     check_layer(text, (features,), batch=5, dtype=dtype)
 
 
+def test_global_average_pooling_matches_pytorch():
+    import torch
+
+    for dtype in DTYPES:
+        for shape in [(5, 6, 3), (1, 1, 4), (7, 7, 8)]:
+            check_layer("globalavgpool", shape, dtype=dtype)
+    # the torch engine's module against ResNet's AdaptiveAvgPool2d(1) and flatten
+    from convnet.engines.torch.build import build_sequential
+    module = build_sequential(spec.parse("globalavgpool"), (5, 6, 3))[0].double()
+    x = torch.randn(4, 3, 5, 6, dtype=torch.float64)
+    reference = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+    assert float((module(x) - reference(x)).abs().max()) <= 1e-15
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_dropout2d_drops_whole_maps_as_pytorch_does(dtype):
     """Masks are random, so the engines cannot draw the same ones: the NumPy engine's output

@@ -133,6 +133,10 @@ def test_canonical_string_and_json_round_trip():
                                "residual block"),
     ("residual(relu, surprise=relu)", "residual: unknown option 'surprise' (allowed: layers, "
                                       "shortcut)"),
+    ("fc(10) globalavgpool", "globalavgpool needs an HxWxC input, but it follows fc(10), whose "
+                             "output is a vector"),
+    ("globalavgpool globalavgpool", "globalavgpool needs an HxWxC input, but it follows "
+                                    "globalavgpool, whose output is a vector"),
     ("fc(10) dropout2d(0.5)", "dropout2d needs an HxWxC input, but it follows fc(10), whose "
                               "output is a vector"),
     ("pool(3,pad=2)", "pool: pad can be at most half the window, 1 for 3x3 (as in PyTorch), "

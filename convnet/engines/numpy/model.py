@@ -12,6 +12,7 @@ import numpy as np
 
 from ...layers import FC, Activation, BatchNorm, Conv, Dropout, Flatten, Pool, Softmax
 from ...layers.dropout import Dropout2d
+from ...layers.globalavgpool import GlobalAvgPool
 from ...layers.residual import Residual
 from ...shapes import LayerShape
 from . import activation, batchnorm, conv, dense, dropout, pool, residual
@@ -34,6 +35,7 @@ BUILDERS: dict[type, Build] = {
     Pool: lambda info, dtype, rng: (pool.MaxPool2D if info.layer.kind == "max" else
                                     pool.AvgPool2D)(info.layer.kernel, info.layer.stride,
                                                     info.padding),
+    GlobalAvgPool: lambda info, dtype, rng: pool.GlobalAvgPool2D(),
     Activation: lambda info, dtype, rng: {"relu": activation.ReLU, "sigmoid": activation.Sigmoid,
                                           "tanh": activation.Tanh}[info.layer.name](),
     Dropout: lambda info, dtype, rng: dropout.Dropout(info.layer.p, rng),

@@ -127,3 +127,19 @@ class AvgPool2D(_Pool2D):
                 target += share
         return self._unpad(dx)
 
+
+class GlobalAvgPool2D(Layer):
+    """y[c, n] = the mean of map c of image n: C×H×W×N → C×N. Each value got 1/(H·W) of y."""
+
+    keeps_output = False
+
+    def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        if training:
+            self.cache = x.shape
+        return x.mean(axis=(1, 2))
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        c, h, w, n = self.cache
+        self.cache = None
+        share = dy * dy.dtype.type(1.0 / (h * w))  # C×N
+        return np.broadcast_to(share[:, None, None, :], (c, h, w, n)).copy()

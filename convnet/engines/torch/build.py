@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 from ...layers import FC, Activation, BatchNorm, Conv, Dropout, Flatten, Pool, Softmax
 from ...layers.dropout import Dropout2d
+from ...layers.globalavgpool import GlobalAvgPool
 from ...layers.residual import Residual
 from ...shapes import LayerShape, infer
 from ...spec import Spec
@@ -35,6 +36,18 @@ def _residual_block(inner: Any, shortcut: Any) -> Any:
             return self.inner(x) + self.shortcut(x)
 
     return ResidualBlock()
+
+
+def _global_avg_pool() -> Any:
+    """Each map's mean, N×C×H×W → N×C: AdaptiveAvgPool2d(1) and Flatten in one module, so that
+    layer i stays module i."""
+    import torch.nn as nn
+
+    class GlobalAvgPool2d(nn.Module):
+        def forward(self, x):
+            return x.mean(dim=(2, 3))
+
+    return GlobalAvgPool2d()
 
 
 def _conv(info: LayerShape) -> Any:
@@ -72,6 +85,7 @@ def _nn(name: str) -> Callable[..., Any]:
 MODULES: dict[type, Callable[[LayerShape], Any]] = {
     Conv: _conv,
     Pool: _pool,
+    GlobalAvgPool: lambda info: _global_avg_pool(),
     Activation: lambda info: _nn({"relu": "ReLU", "sigmoid": "Sigmoid",
                                   "tanh": "Tanh"}[info.layer.name])(),
     Dropout: lambda info: _nn("Dropout")(info.layer.p),
