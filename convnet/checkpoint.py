@@ -45,6 +45,18 @@ def write_json(path: Path, data: Any) -> None:
         temporary.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
+def write_lines(path: Path, lines: list[str]) -> None:
+    """Write a text file of lines (metrics.jsonl) atomically: whole, never half a line."""
+    with atomic_file(path) as temporary:
+        temporary.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+
+
+def load_state(directory: Path, net: Network) -> dict[str, np.ndarray]:
+    """A checkpoint's weights for `net`, checked against it (names, shapes, dtypes) from the
+    file's header before anything is read."""
+    return _load_arrays(Path(directory) / "model.safetensors", net.engine.state_dict())
+
+
 def _save_arrays(arrays: dict[str, np.ndarray], path: Path) -> None:
     from safetensors.numpy import save_file
 
@@ -122,6 +134,26 @@ def save(net: Network, directory: Path, *, classes: tuple[str, ...], metrics: di
             _save_arrays(net.engine.optimizer_state(), staging / "optimizer.safetensors")
             write_json(staging / "training.json", resume)
     return directory
+
+
+def open_model(model: str | Path, engine: str = "auto", device: str | None = None,
+               seed: int = 0) -> tuple[Network, dict[str, Any]]:
+    """A trained model directory (checkpoint or run), or — for `show` and `export` — a network
+    convnet ships by name (resnet18) or a description with its input shape, with its weights
+    drawn from `seed` as training would start them and its classes numbered."""
+    from .networks import named
+
+    text = str(model)
+    if named(text) is None and "(" not in text:
+        return load(model, engine, device)
+    network = spec_module.load(text)
+    if network.input is None:
+        raise UserError(f"{text!r} does not say its input shape: start it with one, e.g. "
+                        "32x32x3 conv(6,5) ...")
+    net = Network(network, engine=engine, device=device, seed=seed)
+    classes = [str(k) for k in range(net.num_classes)]
+    return net, {"classes": classes, "directory": None, "description": str(network),
+                 "training": {}, "untrained": f"{text.strip()}, weights drawn from seed {seed}"}
 
 
 def resolve(path: str | Path) -> Path:

@@ -36,7 +36,7 @@ def _add_inspect(sub: argparse._SubParsersAction) -> None:
         epilog="layers (separated by spaces; N*(...) repeats a group):\n" + help_text() +
                f"\n\nnetworks by name: {', '.join(NAMES)} (--list)\n\n"
                'examples: convnet inspect "conv(6,5) relu pool(2) fc(10)" --input 32x32x3 '
-               "--explain   |   convnet inspect vgg16",
+               "--explain   |   convnet inspect resnet18",
     )
     p.add_argument("description", nargs="?",
                    help="the network, e.g. 'conv(6,5) relu pool(2) fc(10)', a file that holds "
@@ -115,7 +115,7 @@ def _inspect(args: argparse.Namespace) -> int:
         return 0
     if args.description is None:
         raise UserError("give a network to inspect: a description, a file, or a name such as "
-                        "vgg16 (--list shows them)")
+                        "resnet18 (--list shows them)")
     network = spec.load(args.description, floor=args.floor)
     shape = resolve_input(network.input, args.input)
     if args.at is not None and args.values is None:
@@ -250,27 +250,14 @@ def _run_train(args: argparse.Namespace) -> int:
     import time
     from dataclasses import asdict
 
-    from .checkpoint import read_meta
     from .recipes import describe, recipe
-    from .train import TrainConfig, Trainer
+    from .train import TrainConfig, Trainer, resume
 
     given = vars(args)
     if given.get("resume"):
-        from .schema import read_json
-
         directory = Path(given["resume"])
-        if not (directory / "train.json").is_file():
-            run = directory.parent
-            if directory.name in ("best", "last") and (run / "train.json").is_file():
-                raise UserError(f"--resume takes the run directory, not one of its "
-                                f"checkpoints: --resume {run}")
-            raise UserError(f"cannot resume: {directory} is not a training run (no train.json; "
-                            "give the directory that convnet train --out wrote)")
-        saved = read_json(directory / "train.json", "cannot resume")
-        read_meta(directory / "last")
-        config = TrainConfig.from_json(saved, str(directory / "train.json"))
-        config.epochs = given.get("epochs", config.epochs)  # the one setting a resume may change
-        trainer = Trainer(config, directory, resume=True)
+        trainer = resume(directory, given.get("epochs"))
+        config = trainer.config
     else:
         values = asdict(TrainConfig())
         if given.get("recipe"):
@@ -291,7 +278,11 @@ def _run_train(args: argparse.Namespace) -> int:
     if not trainer.world.main:  # other ranks of a torchrun train quietly
         trainer.run()
         return 0
-    print(f"training {net.spec.without_input()} on {trainer.data.name} "
+    from .networks import named
+
+    shown = config.network.strip().lower() if named(config.network) else \
+        net.spec.without_input()
+    print(f"training {shown} on {trainer.data.name} "
           f"({format_count(len(trainer.train))} train, {format_count(len(trainer.val))} "
           f"validation, {format_count(len(trainer.data.test))} test images of "
           f"{'x'.join(map(str, net.input_shape))}), engine {net.engine.name}, "
@@ -312,32 +303,14 @@ def _run_train(args: argparse.Namespace) -> int:
 
 def _train_ensemble(config, directory, count: int, force: bool) -> int:
     """K models with consecutive seeds, then their ensemble, all under one directory."""
-    from dataclasses import replace
+    from .ensemble import train_ensemble
 
-    from . import checkpoint
-    from .ensemble import Ensemble, check_classes, save
-    from .evaluate import evaluate
-    from .train import Trainer
-
-    directory = Path(directory)
-    if directory.exists() and any(directory.iterdir()) and not force:
-        raise UserError(f"{directory} already exists; use --force to replace it")
-    runs = []
-    for k in range(count):
-        seed = config.seed + k
-        print(f"model {k + 1} of {count} (seed {seed})", flush=True)
-        trainer = Trainer(replace(config, seed=seed), directory / f"model-{k + 1}", force=force)
-        trainer.run()
-        runs.append(directory / f"model-{k + 1}")
-    loaded = [checkpoint.load(run) for run in runs]
-    classes = check_classes([meta for _, meta in loaded])
-    ensemble = Ensemble([net for net, _ in loaded], classes)
-    test = trainer.data.test
-    for run, (net, _) in zip(runs, loaded):
-        print(f"{run}: test accuracy {evaluate(net, test.images, test.labels, classes).accuracy:.2%}")
-    accuracy = evaluate(ensemble, test.images, test.labels, classes).accuracy
-    save(ensemble, [meta for _, meta in loaded], directory / "ensemble")
-    print(f"ensemble of {count}: test accuracy {accuracy:.2%} → {directory / 'ensemble'}")
+    result = train_ensemble(config, Path(directory), count, force,
+                            on_model=lambda k, seed: print(f"model {k} of {count} (seed {seed})",
+                                                           flush=True))
+    for run, accuracy in result.members:
+        print(f"{run}: test accuracy {accuracy:.2%}")
+    print(f"ensemble of {count}: test accuracy {result.accuracy:.2%} → {result.directory}")
     return 0
 
 
@@ -376,28 +349,18 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_eval(args: argparse.Namespace) -> int:
-    from . import checkpoint
-    from .data import load_dataset
-    from .evaluate import evaluate
     import numpy as np
 
+    from . import checkpoint
+    from .evaluate import data_for, evaluate
     from .figures import check_target, confusion_matrix, gallery
 
     for given in (args.confusion, args.mistakes):
         if given:
             check_target(Path(given))
     net, meta = checkpoint.load(args.model, engine=args.engine, device=args.device)
-    data_name = args.data or meta.get("training", {}).get("data")
-    if not data_name:
-        raise UserError("this model does not say which data it was trained on; give --data")
-    data = load_dataset(data_name, args.data_dir, shape=net.input_shape, seed=0)
-    if data.shape != net.input_shape:
-        raise UserError(f"the model takes {'x'.join(map(str, net.input_shape))} images but "
-                        f"{data.name}'s are {'x'.join(map(str, data.shape))}")
+    data = data_for(meta, net.input_shape, args.data, args.data_dir)
     classes = list(meta["classes"])
-    if list(data.classes) != classes:
-        raise UserError(f"{data.name}'s classes ({', '.join(data.classes)}) are not the model's "
-                        f"({', '.join(classes)})")
     split = data.test if args.split == "test" else data.train
     report = evaluate(net, split.images, split.labels, classes)
     target = Path(args.confusion) if args.confusion else Path(meta["directory"]) / "confusion.png"
@@ -463,7 +426,7 @@ def _one_network(model_dir: str, engine: str = "numpy"):
     a network's layers."""
     from . import checkpoint
 
-    net, meta = checkpoint.load(model_dir, engine=engine)
+    net, meta = checkpoint.open_model(model_dir, engine=engine)
     if meta.get("kind") == "ensemble":
         raise UserError(f"{model_dir} is an ensemble of {len(meta['members'])} models; this "
                         f"looks at one network: give a member, e.g. {meta['directory']}/"
@@ -476,7 +439,10 @@ def _network_and_voter(model_dir: str):
     whose probabilities answer (None for a single model). An ensemble's first member is drawn."""
     from . import checkpoint
 
-    net, meta = checkpoint.load(model_dir, engine="numpy")
+    net, meta = checkpoint.open_model(model_dir, engine="numpy")
+    if meta.get("untrained"):
+        print(f"convnet: note: {meta['untrained']}: untrained, so its maps show what random "
+              "filters make of the image", file=sys.stderr)
     if meta.get("kind") != "ensemble":
         return net, meta, None
     first, first_meta = checkpoint.load(Path(meta["directory"]) / meta["members"][0],
@@ -535,7 +501,8 @@ def _add_show(sub: argparse._SubParsersAction) -> None:
                        description="Draws the input, each layer's activation maps (labelled "
                                    "with the layer, its shape HxWxC and a colour scale), the "
                                    "first layer's filters and the class probabilities.")
-    p.add_argument("model", help="a model directory (or a training run: its best/)")
+    p.add_argument("model", help="a model directory (or a training run: its best/), or a "
+                                      "network by name, e.g. resnet18, with random weights")
     p.add_argument("image", help="an image file, or test:N for test image N of the model's "
                                  "data set")
     p.add_argument("--out", required=True, metavar="FILE.png")
@@ -581,7 +548,8 @@ def _run_show(args: argparse.Namespace) -> int:
 
 def _add_filters(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("filters", help="the learned filters of each conv layer, as a PNG")
-    p.add_argument("model", help="a model directory (or a training run: its best/)")
+    p.add_argument("model", help="a model directory (or a training run: its best/), or a "
+                                      "network by name, e.g. resnet18, with random weights")
     p.add_argument("--out", required=True, metavar="FILE.png")
     p.set_defaults(run=_run_filters)
 
@@ -606,7 +574,8 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
                        description="Serves a page (and a JSON API, schema at /openapi.json) "
                                    "where you upload, draw or pick an image and see every "
                                    "layer's activation maps with their arithmetic.")
-    p.add_argument("model", help="a model directory (or a training run: its best/)")
+    p.add_argument("model", help="a model directory (or a training run: its best/), or a "
+                                      "network by name, e.g. resnet18, with random weights")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default: %(default)s, this machine only; "
                         "0.0.0.0 for every interface)")
@@ -656,7 +625,8 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="a trained model as ONNX",
                        description="Writes an ONNX file that takes float32 N×H×W×C images with "
                                    "values 0–1 and gives class probabilities, as predict does.")
-    p.add_argument("model", help="a model directory (or a training run: its best/)")
+    p.add_argument("model", help="a model directory (or a training run: its best/), or a "
+                                      "network by name, e.g. resnet18, with random weights")
     p.add_argument("--onnx", required=True, metavar="FILE.onnx")
     p.add_argument("--opset", type=int, help="ONNX opset version (default: the exporter's)")
     p.set_defaults(run=_run_export)
@@ -694,9 +664,8 @@ def _add_ensemble(sub: argparse._SubParsersAction) -> None:
 
 def _run_ensemble(args: argparse.Namespace) -> int:
     from . import checkpoint
-    from .data import load_dataset
     from .ensemble import Ensemble, check_classes, save
-    from .evaluate import evaluate
+    from .evaluate import data_for, evaluate
 
     if len(args.models) < 2:
         raise UserError("an ensemble needs at least two models")
@@ -708,12 +677,7 @@ def _run_ensemble(args: argparse.Namespace) -> int:
     ensembles = {c: Ensemble(nets, classes, c) for c in ("softmax", "logits")}
     if args.out and Path(args.out).exists() and not args.force:
         raise UserError(f"{args.out} already exists; use --force to replace it")
-    data_name = args.data or loaded[0][1].get("training", {}).get("data")
-    if not data_name:
-        raise UserError("these models do not say which data they were trained on; give --data")
-    data = load_dataset(data_name, args.data_dir, shape=nets[0].input_shape, seed=0)
-    if list(data.classes) != classes:
-        raise UserError(f"{data.name}'s classes are not the models'")
+    data = data_for(loaded[0][1], nets[0].input_shape, args.data, args.data_dir)
     test = data.test
     rows = [(meta["directory"], evaluate(net, test.images, test.labels, classes).accuracy)
             for net, meta in loaded]

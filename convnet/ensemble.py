@@ -12,6 +12,7 @@ saved ensemble directory like any model:
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -74,3 +75,43 @@ def save(ensemble: Ensemble, metas: list[dict[str, Any]], directory: Path) -> Pa
             "descriptions": [m["description"] for m in metas], "versions": versions()})
     return directory
 
+
+
+@dataclass
+class Trained:
+    directory: Path  # the saved ensemble
+    members: list[tuple[Path, float]]  # each member's run and its test accuracy
+    accuracy: float  # the ensemble's
+
+
+def train_ensemble(config, directory: Path, count: int, force: bool = False,
+                   on_model=None) -> Trained:
+    """K models with consecutive seeds (config.seed … + K − 1) under DIR/model-1 …, then their
+    ensemble in DIR/ensemble, evaluated on the test set. `on_model(k, seed)` is told as each
+    starts."""
+    from dataclasses import replace
+
+    from .checkpoint import load
+    from .evaluate import evaluate
+    from .train import Trainer
+
+    directory = Path(directory)
+    if directory.exists() and any(directory.iterdir()) and not force:
+        raise UserError(f"{directory} already exists; use --force to replace it")
+    runs, trainer = [], None
+    for k in range(count):
+        seed = config.seed + k
+        if on_model is not None:
+            on_model(k + 1, seed)
+        trainer = Trainer(replace(config, seed=seed), directory / f"model-{k + 1}", force=force)
+        trainer.run()
+        runs.append(directory / f"model-{k + 1}")
+    loaded = [load(run) for run in runs]
+    classes = check_classes([meta for _, meta in loaded])
+    ensemble = Ensemble([net for net, _ in loaded], classes)
+    test = trainer.data.test  # type: ignore[union-attr]
+    members = [(run, evaluate(net, test.images, test.labels, classes).accuracy)
+               for run, (net, _) in zip(runs, loaded)]
+    accuracy = evaluate(ensemble, test.images, test.labels, classes).accuracy
+    save(ensemble, [meta for _, meta in loaded], directory / "ensemble")
+    return Trained(directory / "ensemble", members, accuracy)

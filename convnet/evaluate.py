@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import UserError
 from .network import Network, log_softmax
 
 
@@ -66,3 +67,23 @@ def evaluate(net: Network, images: np.ndarray, labels: np.ndarray, classes: list
     return Report(float((predicted == labels).mean()),
                   -float(log_probs[np.arange(len(labels)), labels].mean()), classes, confusion,
                   len(labels), predicted, confidence)
+
+
+def data_for(model_meta: dict, input_shape: tuple[int, int, int], name: str | None = None,
+             data_dir: str | None = None):
+    """The data set to evaluate a model on — `name`, or the one it was trained on — checked
+    against the model: the same image shape and the same classes, in the same order."""
+    from .data import load_dataset
+
+    name = name or model_meta.get("training", {}).get("data")
+    if not name:
+        raise UserError("this model does not say which data it was trained on; give --data")
+    data = load_dataset(name, data_dir, shape=input_shape, seed=0)
+    if data.shape != tuple(input_shape):
+        raise UserError(f"the model takes {'x'.join(map(str, input_shape))} images but "
+                        f"{data.name}'s are {'x'.join(map(str, data.shape))}")
+    classes = list(model_meta["classes"])
+    if list(data.classes) != classes:
+        raise UserError(f"{data.name}'s classes ({', '.join(data.classes)}) are not the model's "
+                        f"({', '.join(classes)})")
+    return data

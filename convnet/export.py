@@ -138,7 +138,7 @@ def _layer_that_cannot(net, opset: int | None, scratch: Path) -> str | None:
 def export_onnx(model_dir: str, path: Path, opset: int | None = None) -> dict[str, Any]:
     import torch
 
-    loaded, meta = checkpoint.load(model_dir, engine="torch")
+    loaded, meta = checkpoint.open_model(model_dir, engine="torch")
     networks = list(getattr(loaded, "members", [loaded]))  # an ensemble's, or the one network
     deployed = _deployed_module([_member_module(n) for n in networks],
                                 meta.get("combine", "softmax"))

@@ -20,10 +20,11 @@ class LayerView:
     text: str  # the layer as written, e.g. conv(6,5)
     shape: tuple[int, ...]  # H×W×C or D
     values: np.ndarray  # the activations for the image, in that shape
+    label: str = ""  # the text a title shows (a block's: how many layers it holds)
 
     @property
     def title(self) -> str:
-        return f"{self.index} {self.text} → {format_shape(self.shape)}"
+        return f"{self.index} {self.label or self.text} → {format_shape(self.shape)}"
 
 
 def as_numpy_network(net: Network) -> Network:
@@ -48,10 +49,12 @@ def activations(net: Network, image: np.ndarray, voter=None) -> list[LayerView]:
             logits = views[-1].values.astype(np.float64)
             e = np.exp(logits - logits.max())
             out = (e / e.sum())[None]
-        views.append(LayerView(info.index, layer_to_string(info.layer), info.output, out[0]))
+        views.append(LayerView(info.index, layer_to_string(info.layer), info.output, out[0],
+                               info.layer.short_text()))
     if voter is not None:
         last = views[-1]
-        views[-1] = LayerView(last.index, last.text, last.shape, voter.predict(image[None])[0])
+        views[-1] = LayerView(last.index, last.text, last.shape, voter.predict(image[None])[0],
+                              last.label)
     return views
 
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from . import shapes as shape_arithmetic
 from .config import OptimizerConfig, SpeedOptions
+from .engines.base import Engine
 from .errors import UserError
 from .resources import check_fits
 from .spec import Spec, load, parse_input_shape
@@ -76,6 +77,7 @@ class Network:
         self.last_accuracy = float("nan")
         self.last_grads: dict[str, np.ndarray] | None = None  # of the last step (TensorBoard)
 
+        self.engine: Engine
         if engine == "auto":  # PyTorch where it is installed (faster), else the NumPy engine
             engine = "torch" if _torch_available() else "numpy"
         if engine == "torch":
@@ -240,6 +242,39 @@ def memory_need(shapes: list[shape_arithmetic.LayerShape], dtype: str) -> int:
     values = sum(math.prod(x.output) for s in shapes for x in s.walk()) + \
         math.prod(shapes[0].input)
     return params * (2 * itemsize + 8) + values * 2 * itemsize
+
+
+def training_need(shapes: list[shape_arithmetic.LayerShape], dtype: str, batch: int
+                  ) -> tuple[int, int, int]:
+    """(bytes to train on batches of `batch`, bytes of the weights, bytes per image), from the
+    inspector's figures: the weights four times (them, their gradients and up to two optimiser
+    moments), and per image every activation three times (the forward's, the gradient's, a
+    scratch copy) plus each conv's unrolled windows (im2col, kept for the backward)."""
+    itemsize = np.dtype(dtype).itemsize
+    params = sum(s.params for s in shapes)
+    rows = [x for s in shapes for x in s.walk()]
+    values = sum(math.prod(x.output) for x in rows) + math.prod(shapes[0].input)
+    windows = sum(x.macs // x.output[-1] for x in rows if len(x.output) == 3 and x.macs)
+    per_image = (3 * values + windows) * itemsize
+    weights = params * itemsize
+    return 4 * weights + batch * per_image, weights, per_image
+
+
+def check_training_fits(shapes: list[shape_arithmetic.LayerShape], dtype: str, batch: int,
+                        what: str) -> None:
+    """Refuse, before anything is allocated, training that needs more memory than there is."""
+    from .resources import available_memory, bytes_text
+
+    need, weights, per_image = training_need(shapes, dtype, batch)
+    have = available_memory()
+    if have is None or need <= have:
+        return
+    fits = max(0, (have - 4 * weights) // per_image)
+    advice = f"--batch-size {fits} or less fits" if fits >= 1 else "a smaller network"
+    raise UserError(f"training {what} with batches of {batch:,} needs about {bytes_text(need)} "
+                    f"(weights {bytes_text(weights)}, ×4 with gradients and optimiser; "
+                    f"{bytes_text(per_image)} per image); this machine has {bytes_text(have)} "
+                    f"available: {advice} (convnet inspect shows each layer's share)")
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:

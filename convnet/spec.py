@@ -661,7 +661,7 @@ def parse(text: str, floor: bool = False) -> Spec:
 
 def load(text_or_path: str, floor: bool = False) -> Spec:
     """Parse a description given inline, as the name of a network convnet ships (lenet5,
-    vgg16, ...; `convnet inspect --list`), or as the path of a file that holds one."""
+    resnet18, ...; `convnet inspect --list`), or as the path of a file that holds one."""
     from pathlib import Path
 
     from .networks import named

@@ -31,7 +31,7 @@ from .data import Dataset, load_dataset
 from .data.dataset import stratified_split
 from .data.sources import known_shape
 from .errors import UserError
-from .network import Network
+from .network import Network, check_training_fits
 from .schedules import make_schedule
 from .shapes import format_shape, infer
 from .spec import load as load_spec
@@ -125,7 +125,8 @@ def prepare(config: TrainConfig) -> tuple[Dataset, Any]:
     shape = parse_input_shape(config.input) if config.input else network.input
     expected = shape or known_shape(config.data)
     if expected is not None:  # a network that cannot fit is refused before any data is read
-        infer(network.with_input(expected))
+        check_training_fits(infer(network.with_input(expected)), config.dtype,
+                            config.batch_size, _short(config.network))
     data = load_dataset(config.data, config.data_dir, shape=shape,
                         test_fraction=config.test_fraction, seed=config.seed)
     if network.input is not None and network.input != data.shape:
@@ -155,6 +156,12 @@ def validation_fraction(val_size: float | None, images: int, classes: int) -> fl
     return count / images
 
 
+def _short(description: str) -> str:
+    """A description as a message quotes it: a name, or its first 60 characters."""
+    text = " ".join(description.split())
+    return text if len(text) <= 60 else text[:59] + "…"
+
+
 def steps_per_epoch(images: int, batch_size: int) -> int:
     return max(1, images // batch_size)  # the last partial batch is dropped
 
@@ -162,6 +169,7 @@ def steps_per_epoch(images: int, batch_size: int) -> int:
 def build_network(config: TrainConfig, network: Any, train_images: np.ndarray) -> Network:
     """The Network a config describes, normalised by the training images' statistics, with its
     learning-rate schedule over the whole run."""
+    check_training_fits(infer(network), config.dtype, config.batch_size, _short(config.network))
     net = Network(network, engine=config.engine, device=config.device, seed=config.seed,
                   dtype=config.dtype, init=config.init, optimizer=config.optimizer_config(),
                   label_smoothing=config.label_smoothing,
@@ -204,6 +212,9 @@ class Trainer:
                   "sees in training without --augment flip; that usually costs accuracy",
                   file=sys.stderr)
         self.start_epoch, self.best = 0, {"epoch": 0, "val_accuracy": -1.0}
+        self.rows: list[dict[str, Any]] = []  # the metrics of every epoch so far
+        self.best_state: dict[str, np.ndarray] | None = None  # the weights at the best epoch
+        self.best_row: dict[str, Any] = {}
         self.board = None
         if config.tensorboard and self.world.main:
             from .board import Board
@@ -232,15 +243,28 @@ class Trainer:
         checkpoint.write_json(d / "train.json", asdict(self.config))
 
     def _resume(self) -> None:
-        last = self.directory / "last"
-        net, _ = checkpoint.load(last, engine=self.net.engine.name, device=self.config.device)
-        self.net.load_state_dict(net.state_dict())
+        """Where the run stopped, read once: last/'s weights, optimiser and loop state, best/'s
+        weights and metrics, and the metrics of the epochs before."""
+        last, best = self.directory / "last", self.directory / "best"
+        self.net.load_state_dict(checkpoint.load_state(last, self.net))
         state = checkpoint.load_resume_state(last, self.net)
         self.start_epoch = int(state["epoch"])
         self.net.steps = int(state["steps"])
         self.best = state["best"]
         if state.get("rng") is not None:
-            self.net.engine.set_rng_state(state["rng"])
+            try:
+                self.net.engine.set_rng_state(state["rng"])
+            except (KeyError, TypeError, ValueError, RuntimeError):
+                raise UserError(f"cannot resume: {last / 'training.json'} holds a random "
+                                "generator state this engine cannot take") from None
+        if (best / "model.json").is_file():
+            self.best_state = checkpoint.load_state(best, self.net)
+            self.best_row = checkpoint.read_meta(best).get("metrics", {})
+        history = self.directory / "metrics.jsonl"
+        if history.is_file():  # an epoch written after last/ was saved is run again
+            rows = [json.loads(line) for line in history.read_text(encoding="utf-8").splitlines()
+                    if line.strip()]
+            self.rows = [row for row in rows if row.get("epoch", 0) <= self.start_epoch]
 
     # -- the loop ----------------------------------------------------------------------------
     def run(self, on_epoch_end: Callable[[int], None] | None = None) -> Result:
@@ -249,10 +273,12 @@ class Trainer:
             row = self._epoch(epoch)
             if not self.world.main:
                 continue
-            with open(self.directory / "metrics.jsonl", "a", encoding="utf-8") as f:
-                f.write(json.dumps(row) + "\n")
+            self.rows.append(row)
+            checkpoint.write_lines(self.directory / "metrics.jsonl",
+                                   [json.dumps(r) for r in self.rows])
             self._save(epoch + 1, row)
-            self._plot()
+            from .figures import training_curve
+            training_curve(self.rows, self.directory / "curve.png")
             if self.board is not None:
                 self.board.epoch(epoch + 1, row, self.net)
             val = "no validation images" if math.isnan(row["val_accuracy"]) else \
@@ -287,24 +313,40 @@ class Trainer:
                   "rng": self.net.engine.rng_state()}
         checkpoint.save(self.net, self.directory / "last", metrics=row, resume=resume, **common)
         if better:
+            self.best_state, self.best_row = self.net.state_dict(), row
             checkpoint.save(self.net, self.directory / "best", metrics=row, **common)
 
     def _finish(self, seconds: float) -> Result:
-        best_dir = self.directory / "best"
-        net, meta = checkpoint.load(best_dir, engine=self.net.engine.name,
-                                    device=self.config.device)
-        test = net.evaluate(self.data.test.images, self.data.test.labels)
-        metrics = {**meta["metrics"], "test_loss": test["loss"], "test_accuracy": test["accuracy"],
+        """The test set, once, on the best epoch's weights (kept since); best/ gets the result."""
+        if self.best_state is not None:
+            self.net.load_state_dict(self.best_state)
+        test = self.net.evaluate(self.data.test.images, self.data.test.labels)
+        metrics = {**self.best_row, "test_loss": test["loss"], "test_accuracy": test["accuracy"],
                    "test_images": len(self.data.test)}
-        checkpoint.save(net, best_dir, classes=self.data.classes, metrics=metrics,
-                        training=meta["training"])
+        checkpoint.save(self.net, self.directory / "best", classes=self.data.classes,
+                        metrics=metrics, training=asdict(self.config))
         return Result(self.directory, test["accuracy"], self.best["epoch"], seconds)
 
-    def _plot(self) -> None:
-        rows = [json.loads(line) for line in
-                (self.directory / "metrics.jsonl").read_text().splitlines() if line.strip()]
-        from .figures import training_curve
-        training_curve(rows, self.directory / "curve.png")
+
+def resume(directory: Path, epochs: int | None = None) -> "Trainer":
+    """The Trainer that continues the run in `directory` from its last epoch (`epochs`: a new
+    total, the one setting a resume may change)."""
+    from .schema import read_json
+
+    directory = Path(directory)
+    if not (directory / "train.json").is_file():
+        run = directory.parent
+        if directory.name in ("best", "last") and (run / "train.json").is_file():
+            raise UserError(f"--resume takes the run directory, not one of its checkpoints: "
+                            f"--resume {run}")
+        raise UserError(f"cannot resume: {directory} is not a training run (no train.json; "
+                        "give the directory that convnet train --out wrote)")
+    saved = read_json(directory / "train.json", "cannot resume")
+    checkpoint.read_meta(directory / "last")
+    config = TrainConfig.from_json(saved, str(directory / "train.json"))
+    if epochs is not None:
+        config.epochs = epochs
+    return Trainer(config, directory, resume=True)
 
 
 def train_epoch(net: Network, images: np.ndarray, labels: np.ndarray, config: TrainConfig,

@@ -271,3 +271,18 @@ def test_auto_init_looks_past_a_block_to_the_relu_after_it():
                   seed=0)
     weight = net.state_dict()["0.inner.0.weight"]
     assert abs(weight.std() - (2 / 36) ** 0.5) < 0.05  # He: N(0, 2/fan_in), fan_in = 4·3·3
+
+
+@pytest.mark.parametrize("engine", ["numpy", "torch"])
+def test_both_engines_offer_what_an_engine_offers(engine):
+    from convnet.engines.base import Engine
+
+    net = Network(LENET, input="32x32x3", engine=engine)
+    assert isinstance(net.engine, Engine)
+
+    class Lacking:  # everything but apply
+        name, model, lr = "x", None, 0.1
+        logits = loss_and_grads = state_dict = load_state_dict = optimizer_state = \
+            load_optimizer_state = rng_state = set_rng_state = lambda self, *a: None
+
+    assert not isinstance(Lacking(), Engine)

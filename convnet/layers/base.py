@@ -101,6 +101,14 @@ class LayerRecord:
                 written.append(f"{arg.word}={format_value(value)}")
         return f"{self.word()}({','.join(written)})" if written else self.word()
 
+    def short_text(self) -> str:
+        """Its text for a title: a block's says how many layers it holds, not all of them."""
+        if not self.children():
+            return self.to_text()
+        sizes = [f"{len(layers)} layers" if name == "inner" else f"{name} {len(layers)}"
+                 for name, layers in self.children() if layers]
+        return f"{self.word()}({', '.join(sizes)})"
+
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.type}
         for f in fields(self):  # type: ignore[arg-type]

@@ -20,8 +20,8 @@ from .words import no_weights
 POOL_WORDS = {
     "en": {"pool": "{kind} of each {window} window, each activation map on its own",
            "max": "the largest value", "avg": "the average",
-           "pad_max": "pad={pad} adds {pad} cells on each side that are never chosen (−∞); ",
-           "pad_avg": "pad={pad} adds {pad} zeros on each side, counted in the average; "},
+           "pad_max": "pad={pad} adds {pad} {cells} on each side that {are} never chosen (−∞); ",
+           "pad_avg": "pad={pad} adds {pad} {zeros} on each side, counted in the average; "},
     "ko": {"pool": "각 활성화 맵에서 {window} 창마다 {kind}을 뽑음",
            "max": "최댓값", "avg": "평균값",
            "pad_max": "pad={pad}: 가장자리마다 {pad}칸을 덧대지만 뽑히지 않음 (−∞); ",
@@ -89,7 +89,10 @@ class Pool(LayerRecord):
     def explain(self, info: LayerShape, lang: str) -> str:
         words = POOL_WORDS[lang]
         (kh, kw) = self.kernel
-        pad = words[f"pad_{self.kind}"].format(pad=self.pad) if self.pad else ""
+        one = self.pad == 1
+        pad = words[f"pad_{self.kind}"].format(
+            pad=self.pad, cells="cell" if one else "cells", zeros="zero" if one else "zeros",
+            are="is" if one else "are") if self.pad else ""
         what = no_weights(lang) + ": " + words["pool"].format(kind=words[self.kind],
                                                               window=f"{kh}x{kw}")
         return pad + explain_window(self, info, lang, what)

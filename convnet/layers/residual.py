@@ -18,17 +18,20 @@ from typing import ClassVar
 from ..errors import UserError
 from ..shapes import Geometry, LayerShape, Place, format_shape, infer_sequence
 from .base import Arg, FieldError, LayerRecord, Shape, kind
-from .words import weights
 
 WORDS = {
     "en": {"identity": "output = F(x) + x: F, the {n} layers below, takes {shape_in} to "
                        "{shape_out}, and x, the block's input, is added as it is",
            "projection": "output = F(x) + S(x): F, the {n} layers below, and S, the shortcut's "
-                         "{m}, both take {shape_in} to {shape_out}, and are added"},
-    "ko": {"identity": "출력 = F(x) + x: 아래 레이어 {n}개인 F가 {shape_in}을 {shape_out}로 바꾸고, "
-                       "블록의 입력 x를 그대로 더함",
-           "projection": "출력 = F(x) + S(x): 아래 레이어 {n}개인 F와 지름길 레이어 {m}개인 S가 "
-                         "둘 다 {shape_in}을 {shape_out}로 바꾸고, 둘을 더함"},
+                         "{m}, both take {shape_in} to {shape_out}, and are added",
+           "weights_f": "weights {n}, all in F",
+           "weights_both": "weights {f} (F) + {s} (S) = {n}"},
+    "ko": {"identity": "출력 = F(x) + x: F(아래 레이어 {n}개)는 {shape_in} → {shape_out}, "
+                       "여기에 블록의 입력 x를 그대로 더함",
+           "projection": "출력 = F(x) + S(x): F(아래 레이어 {n}개)와 S(지름길 레이어 {m}개) 모두 "
+                         "{shape_in} → {shape_out}, 둘을 더함",
+           "weights_f": "가중치 {n}개, 모두 F에",
+           "weights_both": "가중치 {f}개 (F) + {s}개 (S) = {n}개"},
 }
 
 
@@ -120,10 +123,9 @@ class Residual(LayerRecord):
         shapes = {"shape_in": format_shape(info.input), "shape_out": format_shape(info.output)}
         if self.shortcut:
             text = words["projection"].format(n=len(self.inner), m=len(self.shortcut), **shapes)
-            parts = [sum(r.params for r in paths[name]) for name in ("inner", "shortcut")]
-            formula = " + ".join(f"{p:,}" for p in parts)
+            f, s = (sum(r.params for r in paths[name]) for name in ("inner", "shortcut"))
+            weights = words["weights_both"].format(f=f"{f:,}", s=f"{s:,}", n=f"{info.params:,}")
         else:
             text = words["identity"].format(n=len(self.inner), **shapes)
-            formula = f"{info.params:,}"
-        return (f"{text} → {format_shape(info.output)}; "
-                f"{weights(lang, formula, info.params)}")
+            weights = words["weights_f"].format(n=f"{info.params:,}")
+        return f"{text} → {format_shape(info.output)}; {weights}"

@@ -1,7 +1,7 @@
 """The lecture's case studies as descriptions convnet ships, by name: each a readable .net file
 beside this one, whose first comment line says what it is.
 
-    convnet inspect vgg16 --explain     convnet inspect --list
+    convnet inspect resnet18 --explain     convnet inspect --list
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 HERE = Path(__file__).parent
-NAMES = ("lenet5", "alexnet", "vgg16")
+NAMES = ("lenet5", "alexnet", "vgg16", "resnet18", "resnet20")
 
 
 def path(name: str) -> Path:
@@ -17,7 +17,7 @@ def path(name: str) -> Path:
 
 
 def named(text: str) -> str | None:
-    """The description of the network called `text` (lenet5, vgg16, ...), or None."""
+    """The description of the network called `text` (lenet5, resnet18, ...), or None."""
     key = text.strip().lower().replace("-", "")
     return path(key).read_text(encoding="utf-8") if key in NAMES else None
 

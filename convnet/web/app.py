@@ -320,7 +320,7 @@ def create_app(net: Network, meta: dict[str, Any], examples: np.ndarray | None =
             h, w, c = values.shape
             columns = min(c, 16) if view.values.ndim == 3 else 1
             mosaic = tile(values.astype(np.float64), columns)
-            layers.append({"index": view.index, "layer": view.text,
+            layers.append({"index": view.index, "layer": view.text, "label": view.label,
                            "shape": format_shape(view.shape), "explain": line,
                            "kind": "maps" if view.values.ndim == 3 else "vector",
                            "png": png_base64(coloured(mosaic)), "min": float(np.min(values)),

@@ -67,7 +67,8 @@ function drawLayers(layers) {
   for (const layer of layers) {
     const scale = Math.max(2, Math.floor(64 / layer.map_height));
     const title = el("div", {},
-      el("b", {className: "mono", text: `${layer.index} ${layer.layer}`}), ` → ${layer.shape} `,
+      el("b", {className: "mono", text: `${layer.index} ${layer.label || layer.layer}`}),
+      ` → ${layer.shape} `,
       el("span", {className: "mono",
                   text: `[${layer.min.toPrecision(3)} … ${layer.max.toPrecision(3)}]`}));
     const img = el("img", {src: `data:image/png;base64,${layer.png}`,
