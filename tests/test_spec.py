@@ -8,6 +8,8 @@ from hypothesis import strategies as st
 
 from convnet import spec
 from convnet.errors import ParseError, UserError
+from convnet.layers.dropout import Dropout2d
+from convnet.layers.residual import Residual
 from convnet.spec import FC, Activation, BatchNorm, Conv, Dropout, Flatten, Pool, Softmax
 
 
@@ -196,10 +198,20 @@ flat_layers = st.one_of(
 )
 
 
+def _residual(inside):
+    return st.builds(Residual, st.lists(inside, min_size=1, max_size=3).map(tuple),
+                     st.lists(inside, max_size=2).map(tuple))
+
+
+spatial_layers = st.recursive(
+    st.one_of(conv_layers, same_convs, pool_layers, flat_layers,
+              st.builds(Dropout2d, st.sampled_from([0.0, 0.2]))),
+    _residual, max_leaves=8)
+
+
 @st.composite
 def networks(draw):
-    spatial = draw(st.lists(st.one_of(conv_layers, same_convs, pool_layers, flat_layers),
-                            max_size=6))
+    spatial = draw(st.lists(spatial_layers, max_size=6))
     head = draw(st.lists(st.one_of(st.builds(FC, st.integers(1, 50), st.booleans()),
                                    flat_layers), max_size=4))
     layers = list(spatial)
@@ -209,7 +221,7 @@ def networks(draw):
     return spec.parse(" ".join(spec.layer_to_string(layer) for layer in layers) or "flatten")
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(networks())
 def test_parse_canonical_parse_is_identity(network):
     assert spec.parse(str(network)) == network
@@ -284,3 +296,11 @@ def test_a_stride_that_does_not_fit_answers_at_once_at_any_size(text):
 
     with pytest.raises(GeometryError, match="Fix:"):
         _answered_quickly(lambda: shapes.infer(spec.parse(text)))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(spatial_layers, min_size=1, max_size=4), st.integers(1, 5))
+def test_a_repeat_is_its_group_written_out(group, count):
+    text = " ".join(layer.to_text() for layer in group)
+    repeated = spec.parse(f"{count}*({text})")
+    assert repeated == spec.parse(" ".join([text] * count))
