@@ -29,21 +29,28 @@ def check_fits(kinds: tuple[str, ...], height: int, width: int, pad: int = 2) ->
 
 
 def augment(images: np.ndarray, kinds: tuple[str, ...], rng: np.random.Generator,
-            pad: int = 2) -> np.ndarray:
+            pad: int = 2, positions: np.ndarray | None = None, total: int | None = None
+            ) -> np.ndarray:
+    """The batch, augmented. With several processes each has a share of the step's batch:
+    `positions` are its images' places in that batch of `total`, and the random choices are
+    drawn for the whole batch and taken at those places, so every image is augmented as it
+    would be in one process."""
     if not kinds:
         return images
     n, h, w, _ = images.shape
+    total = n if total is None else total
+    mine = np.arange(n) if positions is None else positions
     out = images
     if "crop" in kinds:
         check_fits(kinds, h, w, pad)
         padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-        dy = rng.integers(0, 2 * pad + 1, n)
-        dx = rng.integers(0, 2 * pad + 1, n)
+        dy = rng.integers(0, 2 * pad + 1, total)[mine]
+        dx = rng.integers(0, 2 * pad + 1, total)[mine]
         rows = dy[:, None] + np.arange(h)[None, :]  # N×H source rows
         cols = dx[:, None] + np.arange(w)[None, :]  # N×W source columns
         out = padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
     if "flip" in kinds:
-        flip = rng.random(n) < 0.5
+        flip = rng.random(total)[mine] < 0.5
         out = out.copy() if out is images else out
         out[flip] = out[flip, :, ::-1]
     return out

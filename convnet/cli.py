@@ -179,7 +179,7 @@ def _number(text: str) -> float:
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
     from .recipes import RECIPES, describe
-    from .train import DEFAULT_NETWORK, TrainConfig
+    from .train import DEFAULT_NETWORK, EPOCH_RANGE, STEP_BUDGET, TrainConfig
 
     d = TrainConfig()
     recipes = "\n".join("  " + describe(name) for name in RECIPES)
@@ -200,15 +200,25 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         shown = f" (default: {default})" if default not in (None, "") else ""
         p.add_argument(flag, help=help + shown, **kwargs)
 
-    p.add_argument("description", nargs="?", help=f"the network (default: {DEFAULT_NETWORK})")
+    p.add_argument("description", nargs="?",
+                   help="the network, a file or a name (default: CONV–RELU–POOL stages fitted to "
+                        f"the images, e.g. on 28x28x1 with 10 classes: {DEFAULT_NETWORK})")
     p.add_argument("--recipe", choices=list(RECIPES), help="start from a named recipe")
     option("--data", "fashion-mnist, mnist, cifar10, or a folder with one subfolder per class")
-    option("--input", "input shape for a folder of images", metavar="HxWxC")
+    option("--input", "input shape for a folder of images (default: inferred from the images)",
+           metavar="HxWxC")
     option("--data-dir", "where to look for data sets first (and download to)")
     option("--engine", "numpy, torch, or auto (torch where installed)",
            choices=("numpy", "torch", "auto"))
     option("--device", "torch engine: cpu, cuda, cuda:N or auto")
-    option("--epochs", "passes over the training images", type=_positive_int)
+    option("--epochs", "passes over the training images (default: enough for about "
+                       f"{STEP_BUDGET:,} steps, {EPOCH_RANGE[0]} to {EPOCH_RANGE[1]}, with "
+                       "early stopping)", type=_positive_int)
+    option("--patience", "stop after this many epochs without a better validation accuracy "
+                         "(default: a fifth of the epochs when --epochs is not given)",
+           type=_positive_int)
+    option("--balance", "unequal classes: weights (class-weighted loss), sampler (balanced "
+                        "batches) or none", choices=("none", "weights", "sampler"))
     option("--batch-size", "images per step", type=_positive_int)
     option("--lr", "peak learning rate", type=_number)
     option("--optimizer", "sgd, adam or adamw", choices=("sgd", "adam", "adamw"))
@@ -237,6 +247,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
            action="store_true")
     option("--tensorboard", "write TensorBoard logs (scalars, histograms, filters, activation "
                             "maps, graph) to this folder", metavar="DIR")
+    option("--cache-dir", "where a folder's decoded images are kept (default: $CONVNET_CACHE "
+                          "or ~/.cache/convnet/folders)", metavar="DIR")
+    p.add_argument("--no-cache", dest="cache", action="store_false",
+                   help="decode a folder's images into memory, every run")
     p.add_argument("--out", help="run directory (default: runs/DATA-DATE-TIME)")
     p.add_argument("--force", action="store_true", help="replace an existing run directory")
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last epoch")
@@ -274,19 +288,24 @@ def _run_train(args: argparse.Namespace) -> int:
         if given.get("ensemble", 1) > 1:
             return _train_ensemble(config, directory, given["ensemble"], given.get("force", False))
         trainer = Trainer(config, directory, force=given.get("force", False))
-    net = trainer.net
+    net, config = trainer.net, trainer.config
     if not trainer.world.main:  # other ranks of a torchrun train quietly
         trainer.run()
         return 0
     from .networks import named
 
-    shown = config.network.strip().lower() if named(config.network) else \
+    for note in (*trainer.data.notes, *trainer.notes):
+        _say(note)
+    shown = config.network.strip().lower() if config.network and named(config.network) else \
         net.spec.without_input()
+    length = plural(config.epochs, "epoch")
+    if given.get("epochs") is None and not given.get("recipe") and config.patience:
+        length += f" at most (stopping after {config.patience} without a better validation)"
     print(f"training {shown} on {trainer.data.name} "
           f"({format_count(len(trainer.train))} train, {format_count(len(trainer.val))} "
           f"validation, {format_count(len(trainer.data.test))} test images of "
           f"{'x'.join(map(str, net.input_shape))}), engine {net.engine.name}, "
-          f"{plural(config.epochs, 'epoch')} → {directory}", flush=True)
+          f"{length} → {directory}", flush=True)
     try:
         result = trainer.run()
     except KeyboardInterrupt:
@@ -296,6 +315,13 @@ def _run_train(args: argparse.Namespace) -> int:
     print(f"test accuracy {result.test_accuracy:.2%} on {format_count(len(trainer.data.test))} "
           f"test images (best epoch {result.best_epoch} of {config.epochs}; "
           f"{format_duration(result.seconds)})")
+    recalls = [f"{name} {value:.1%}" for name, value in result.recall.items()
+               if value is not None]
+    if recalls and len(recalls) <= 20:
+        print("recall per class: " + ", ".join(recalls))
+    elif recalls:
+        worst = sorted(((v, n) for n, v in result.recall.items() if v is not None))[:5]
+        print("lowest recall: " + ", ".join(f"{n} {v:.1%}" for v, n in worst))
     print(f"model: {directory / 'best'}   curve: {directory / 'curve.png'}   "
           f"metrics: {directory / 'metrics.jsonl'}")
     return 0
@@ -312,6 +338,14 @@ def _train_ensemble(config, directory, count: int, force: bool) -> int:
         print(f"{run}: test accuracy {accuracy:.2%}")
     print(f"ensemble of {count}: test accuracy {result.accuracy:.2%} → {result.directory}")
     return 0
+
+
+def _say(note: str) -> None:
+    """A note of what loading or setting up did: warnings to stderr, the rest with the output."""
+    if note.startswith(("warning:", "cannot ")):
+        print(f"convnet: {note}", file=sys.stderr, flush=True)
+    else:
+        print(note, flush=True)
 
 
 def format_duration(seconds: float) -> str:

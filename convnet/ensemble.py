@@ -41,14 +41,14 @@ class Ensemble:
         self.num_classes = len(classes)
         self.dtype = "float32"
 
-    def logits(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+    def logits(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
         scores = [m.logits(x, batch_size).astype(np.float64) for m in self.members]
         if self.combine == "logits":
             return np.sum(scores, axis=0)
         probabilities = np.mean([softmax(s) for s in scores], axis=0)
         return np.log(np.maximum(probabilities, 1e-300))  # whose softmax is the mean
 
-    def predict(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+    def predict(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
         return softmax(self.logits(x, batch_size)).astype(np.float32)
 
 

@@ -25,6 +25,7 @@ from .resources import check_fits
 from .spec import Spec, load, parse_input_shape
 
 ENGINES = ("numpy", "torch", "auto")
+EVAL_MEMORY = 256 << 20  # bytes of activations one evaluation batch may take
 DTYPES = ("float32", "float64")
 
 
@@ -41,7 +42,7 @@ class Network:
                  label_smoothing: float = 0.0,
                  schedule: Callable[[int], float] | None = None,
                  device: str | None = None, speed: SpeedOptions = SpeedOptions(),
-                 tta: bool = False) -> None:
+                 tta: bool = False, class_weights: np.ndarray | None = None) -> None:
         self.spec = description if isinstance(description, Spec) else load(description, floor)
         given = parse_input_shape(input) if isinstance(input, str) else input
         if given is not None and self.spec.input is not None and tuple(given) != self.spec.input:
@@ -73,6 +74,11 @@ class Network:
         self.schedule = schedule  # step → learning rate, called before each train_step
         self.normalization = _check_normalization(normalization, self.input_shape[2])
         self.tta = tta  # test-time augmentation: each image and its mirror vote
+        self.class_weights = _check_class_weights(class_weights, self.num_classes)
+        per_image = 2 * np.dtype(dtype).itemsize * (
+            sum(math.prod(x.output) for s in self.shapes for x in s.walk())
+            + math.prod(self.input_shape))
+        self.eval_batch = int(max(1, min(1000, EVAL_MEMORY // per_image)))
         self.steps = 0
         self.last_accuracy = float("nan")
         self.last_grads: dict[str, np.ndarray] | None = None  # of the last step (TensorBoard)
@@ -136,12 +142,14 @@ class Network:
         return y.astype(np.int64, copy=False)
 
     # -- using the network -----------------------------------------------------------------
-    def predict(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+    def predict(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
         """Class probabilities, N×classes (softmax of the logits); evaluation mode."""
         return softmax(self.logits(x, batch_size)).astype(self.dtype)
 
-    def logits(self, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-        """Class scores before the softmax, N×classes; evaluation mode."""
+    def logits(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        """Class scores before the softmax, N×classes; evaluation mode. Images go through in
+        batches of `batch_size` (default: as many as fit EVAL_MEMORY, at most 1,000)."""
+        batch_size = batch_size or self.eval_batch
         parts = []
         for i in range(0, max(len(x), 1), batch_size):
             images = self.prepare_images(x[i:i + batch_size])
@@ -156,7 +164,8 @@ class Network:
         """Mean cross-entropy of the batch and its gradient for every parameter (training mode)."""
         images = self.prepare_images(x)
         labels = self.prepare_labels(y, images.shape[0])
-        loss, grads, _ = self.engine.loss_and_grads(images, labels, self.label_smoothing)
+        loss, grads, _ = self.engine.loss_and_grads(images, labels, self.label_smoothing,
+                                                    self.class_weights)
         return loss, {name: np.array(g) for name, g in grads.items()}
 
     def train_step(self, x: np.ndarray, y: np.ndarray) -> float:
@@ -166,7 +175,8 @@ class Network:
         images = self.prepare_images(x)
         labels = self.prepare_labels(y, images.shape[0])
         with np.errstate(over="ignore", invalid="ignore"):  # a diverging loss is caught below
-            loss, grads, logits = self.engine.loss_and_grads(images, labels, self.label_smoothing)
+            loss, grads, logits = self.engine.loss_and_grads(images, labels, self.label_smoothing,
+                                                             self.class_weights)
         if not math.isfinite(loss):
             raise TrainingDiverged(
                 f"the loss became {loss} at step {self.steps + 1}; training stopped without "
@@ -177,7 +187,7 @@ class Network:
         self.last_accuracy = float((logits.argmax(axis=1) == labels).mean())  # of this batch
         return loss
 
-    def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int = 1000
+    def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int | None = None
                  ) -> dict[str, float]:
         """Mean loss and accuracy on a data set (evaluation mode)."""
         labels = self.prepare_labels(y, len(x))
@@ -300,6 +310,16 @@ def _all_finite(x: np.ndarray) -> bool:
     if math.isfinite(float(x.sum(dtype=np.float64))):
         return True
     return bool(np.isfinite(x).all())
+
+
+def _check_class_weights(weights, classes: int) -> np.ndarray | None:
+    if weights is None:
+        return None
+    weights = np.asarray(weights, np.float64)
+    if weights.shape != (classes,) or not np.isfinite(weights).all() or (weights < 0).any() \
+            or weights.sum() <= 0:
+        raise UserError(f"class weights must be {classes} finite numbers ≥ 0, not all 0")
+    return weights
 
 
 def _check_normalization(normalization, channels: int):

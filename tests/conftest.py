@@ -11,6 +11,15 @@ from formats import write_mnist_like
 GOLDEN = Path(__file__).parent / "golden"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Decoded folders are cached in a folder of the test run's own, never the user's cache
+    (subprocesses inherit it)."""
+    import os
+    import tempfile
+
+    os.environ.setdefault("CONVNET_CACHE", tempfile.mkdtemp(prefix="convnet-test-cache-"))
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--update-golden", action="store_true",
                      help="rewrite tests/golden/* from the current output")

@@ -179,5 +179,5 @@ def test_train_takes_a_name(capsys, tmp_path):
                  "--epochs", "1", "--batch-size", "8", "--engine", "numpy", "--out",
                  str(tmp_path / "run")]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("training resnet20 on cifar10 (")
+    assert "\ntraining resnet20 on cifar10 (" in out
     assert "test accuracy" in out

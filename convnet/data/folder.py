@@ -10,6 +10,7 @@ and counted; a folder with nothing left, or with one class only, is an error.
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,13 +25,6 @@ MAX_PIXELS = 64_000_000  # a larger image is refused (and guards against decompr
 # scripts/decode_memory.py on 4000×4000 images of every mode (worst: a palette PNG with
 # transparency, 9.3: 1 + 4 bytes decoded and expanded, 4 more to resize with premultiplied alpha).
 DECODE_BYTES_PER_PIXEL = 10
-
-
-@dataclass
-class FolderImages:
-    images: np.ndarray
-    labels: np.ndarray
-    skipped: list[str]
 
 
 def read_image(path: Path | bytes, shape: tuple[int, int, int],
@@ -92,24 +86,38 @@ def class_folders(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def read_class_folders(root: Path, classes: list[str], shape: tuple[int, int, int]
-                       ) -> FolderImages:
-    images: list[np.ndarray] = []
-    labels: list[int] = []
-    skipped: list[str] = []
-    for label, name in enumerate(classes):
-        folder = root / name
-        files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
-        for path in files:
-            if path.name.startswith("."):
-                continue
-            try:
-                images.append(read_image(path, shape))
-                labels.append(label)
-            except Exception:  # noqa: BLE001 - any unreadable file is skipped and counted
-                skipped.append(str(path))
-    stack = np.stack(images) if images else np.zeros((0, *shape), np.uint8)
-    return FolderImages(stack, np.asarray(labels, np.int64), skipped)
+def list_files(folder: Path) -> list[Path]:
+    """Every file under `folder`, sorted, in subfolders too; hidden files and folders (.DS_Store,
+    .ipynb_checkpoints) left out, and folder links not followed (no loops)."""
+    found: list[Path] = []
+    for directory, folders, names in os.walk(folder, followlinks=False):
+        folders[:] = sorted(name for name in folders if not name.startswith("."))
+        found += [Path(directory) / name for name in sorted(names) if not name.startswith(".")]
+    return found
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A folder of class folders, as files: `train` and `test` (empty without a split)."""
+
+    root: Path
+    classes: list[str]
+    split: bool  # the folder has train/ and test/
+    train: list[tuple[Path, int]]  # (file, class number)
+    test: list[tuple[Path, int]]
+
+
+def scan(root: Path) -> Listing:
+    """The class folders of `root` (or of its train/ and test/) and every file in them."""
+    classes, split = find_classes(root)
+    parts = [("train", root / "train"), ("test", root / "test")] if split else [("", root)]
+    found: dict[str, list[tuple[Path, int]]] = {"train": [], "test": []}
+    for part, base in parts:
+        for label, name in enumerate(classes):
+            folder = base / name
+            if folder.is_dir():
+                found[part or "train"] += [(path, label) for path in list_files(folder)]
+    return Listing(root, classes, split, found["train"], found["test"])
 
 
 def find_classes(root: Path) -> tuple[list[str], bool]:

@@ -215,32 +215,91 @@ def load_named(name: str, data_dir: str | None = None, download_ok: bool = True)
     return Dataset(name, Split(x, y), Split(xt, yt), source.classes).check()
 
 
-def load_folder(root: Path, shape: tuple[int, int, int], test_fraction: float = 0.2,
-                seed: int = 0) -> tuple[Dataset, list[str]]:
-    """A folder of class subfolders (optionally train/ and test/), resized to `shape`."""
-    classes, has_split = folder.find_classes(root)
-    if has_split:
-        train = folder.read_class_folders(root / "train", classes, shape)
-        test = folder.read_class_folders(root / "test", classes, shape)
-        skipped = train.skipped + test.skipped
-        if len(train.labels) == 0 or len(test.labels) == 0:
-            raise UserError(f"{root}: no readable images in "
-                            f"{'train' if len(train.labels) == 0 else 'test'}/ "
-                            f"({len(skipped)} files skipped)")
-        data = Dataset(root.name, Split(train.images, train.labels),
-                       Split(test.images, test.labels), tuple(classes))
+@dataclass(frozen=True)
+class FolderOptions:
+    """How a folder of images is read: its decode cache (--cache-dir, --no-cache) and whether a
+    progress bar shows (None: when stderr is a terminal)."""
+
+    cache_dir: str | None = None
+    cache: bool = True
+    progress: bool | None = None
+
+
+def _shown_path(path: Path) -> str:
+    """A file name as a terminal can print it, even when it is not UTF-8."""
+    return os.fsencode(path).decode("utf-8", "replace")
+
+
+def load_folder(root: Path, shape: tuple[int, int, int] | None, test_fraction: float = 0.2,
+                seed: int = 0, options: FolderOptions = FolderOptions()) -> Dataset:
+    """A folder of class folders (optionally train/ and test/), each file decoded once and
+    resized to `shape` (inferred from the images when None; see sizing.py)."""
+    import sys
+
+    from . import cache
+    from .dataset import Rows
+    from .sizing import infer_input
+
+    listing = folder.scan(root)
+    files = [path for path, _ in listing.train + listing.test]
+    labels = np.array([label for _, label in listing.train + listing.test], np.int64)
+    in_test = np.array([False] * len(listing.train) + [True] * len(listing.test))
+    notes: list[str] = []
+    if shape is None:
+        inferred = infer_input(files)
+        shape = inferred.shape
+        notes.append(f"input {'x'.join(map(str, shape))}: {inferred.reason}")
+    progress = sys.stderr.isatty() if options.progress is None else options.progress
+    decoded = cache.load(root, files, shape, cache.cache_root(options.cache_dir)
+                         if options.cache else None, progress)
+    notes += decoded.notes
+    notes.append(decoded.summary(root))
+    readable = decoded.readable
+    if not readable.any():
+        raise UserError(f"{root}: no readable images ({len(files):,} "
+                        f"file{'' if len(files) == 1 else 's'} skipped, e.g. "
+                        f"{_shown_path(files[0]) if files else 'none'})")
+    if (~readable).any():
+        first = int(np.flatnonzero(~readable)[0])
+        notes.append(f"skipped {int((~readable).sum()):,} file(s) that are not readable images, "
+                     f"e.g. {_shown_path(files[first])} ({decoded.reasons.get(first, '?')})")
+
+    # a class none of whose training files can be read cannot be learned: it is left out
+    counts = np.bincount(labels[readable & ~in_test], minlength=len(listing.classes))
+    kept = [c for c in range(len(listing.classes)) if counts[c] > 0]
+    for c in range(len(listing.classes)):
+        if counts[c] == 0:
+            notes.append(f"class {listing.classes[c]!r} left out: no readable images in "
+                         f"{_shown_path(root / ('train' if listing.split else '') / listing.classes[c])}")
+    if len(kept) < 2:
+        raise UserError(f"{root}: needs readable images of at least two classes, found "
+                        f"{len(kept)} ({int((~readable).sum()):,} files skipped)")
+    renumber = np.full(len(listing.classes), -1, np.int64)
+    renumber[kept] = np.arange(len(kept))
+    labels = renumber[labels]
+    usable = readable & (labels >= 0)
+    images = decoded.images
+
+    def split_of(rows: np.ndarray) -> Split:
+        if isinstance(images, np.memmap) or images.base is not None and \
+                isinstance(images.base, np.memmap):
+            return Split(Rows(images, rows), labels[rows])
+        return Split(images[rows], labels[rows])
+
+    classes = tuple(listing.classes[c] for c in kept)
+    if listing.split:
+        train_rows = np.flatnonzero(usable & ~in_test)
+        test_rows = np.flatnonzero(usable & in_test)
+        if len(test_rows) == 0:
+            raise UserError(f"{root}: no readable images in test/")
+        data = Dataset(root.name, split_of(train_rows), split_of(test_rows), classes,
+                       tuple(notes))
     else:
-        everything = folder.read_class_folders(root, classes, shape)
-        skipped = everything.skipped
-        present = np.unique(everything.labels)
-        if len(present) < 2:
-            raise UserError(f"{root}: needs readable images of at least two classes, found "
-                            f"{len(everything.labels)} image(s) in {len(present)} class(es) "
-                            f"({len(skipped)} files skipped)")
-        kept, held = stratified_split(everything.labels, test_fraction, seed)
-        data = Dataset(root.name, Split(everything.images[kept], everything.labels[kept]),
-                       Split(everything.images[held], everything.labels[held]), tuple(classes))
-    return data.check(), skipped
+        rows = np.flatnonzero(usable)
+        kept_rows, held = stratified_split(labels[rows], test_fraction, seed)
+        data = Dataset(root.name, split_of(rows[kept_rows]), split_of(rows[held]), classes,
+                       tuple(notes))
+    return data.check()
 
 
 def known_shape(name_or_folder: str) -> tuple[int, int, int] | None:
@@ -251,8 +310,10 @@ def known_shape(name_or_folder: str) -> tuple[int, int, int] | None:
 
 def load_dataset(name_or_folder: str, data_dir: str | None = None,
                  shape: tuple[int, int, int] | None = None, test_fraction: float = 0.2,
-                 seed: int = 0, download_ok: bool = True) -> Dataset:
-    """A named data set (fashion-mnist, mnist, cifar10) or a folder of class folders."""
+                 seed: int = 0, download_ok: bool = True,
+                 options: FolderOptions = FolderOptions()) -> Dataset:
+    """A named data set (fashion-mnist, mnist, cifar10) or a folder of class folders (its input
+    shape inferred from its images when `shape` is None)."""
     key = ALIASES.get(name_or_folder.lower(), name_or_folder.lower())
     if key in DATASETS:
         return load_named(key, data_dir, download_ok)
@@ -261,11 +322,4 @@ def load_dataset(name_or_folder: str, data_dir: str | None = None,
         known = ", ".join(DATASETS)
         raise UserError(f"no data set {name_or_folder!r}: give one of {known}, or a folder with "
                         "one subfolder of images per class")
-    if shape is None:
-        raise UserError("a folder of images needs the network's input shape (--input HxWxC)")
-    data, skipped = load_folder(root, shape, test_fraction, seed)
-    if skipped:
-        import sys
-        print(f"convnet: skipped {len(skipped)} file(s) that are not readable images, e.g. "
-              f"{skipped[0]}", file=sys.stderr)
-    return data
+    return load_folder(root, shape, test_fraction, seed, options)

@@ -21,9 +21,11 @@ class Engine(Protocol):
     def logits(self, x: np.ndarray) -> np.ndarray:
         """Class scores, evaluation mode."""
 
-    def loss_and_grads(self, x: np.ndarray, y: np.ndarray, label_smoothing: float = 0.0
+    def loss_and_grads(self, x: np.ndarray, y: np.ndarray, label_smoothing: float = 0.0,
+                       class_weights: np.ndarray | None = None
                        ) -> tuple[float, dict[str, np.ndarray], np.ndarray]:
-        """Mean cross-entropy, the gradient of every parameter, and the logits (training mode)."""
+        """Mean cross-entropy (class-weighted as PyTorch's weight=), the gradient of every
+        parameter, and the logits (training mode)."""
 
     def apply(self, grads: dict[str, np.ndarray]) -> None:
         """One optimiser step with these gradients."""

@@ -29,11 +29,12 @@ class NumpyEngine:
     def logits(self, x: np.ndarray) -> np.ndarray:
         return self.model.forward(x, training=False)
 
-    def loss_and_grads(self, x: np.ndarray, y: np.ndarray, label_smoothing: float = 0.0
+    def loss_and_grads(self, x: np.ndarray, y: np.ndarray, label_smoothing: float = 0.0,
+                       class_weights: np.ndarray | None = None
                        ) -> tuple[float, dict[str, np.ndarray], np.ndarray]:
         """Loss, gradients, and the logits of the forward pass (N×classes)."""
         logits = self.model.forward(x, training=True)
-        loss, d_logits = cross_entropy(logits, y, label_smoothing)
+        loss, d_logits = cross_entropy(logits, y, label_smoothing, class_weights)
         self.model.backward(d_logits)
         return loss, self.model.named("grads"), logits
 

@@ -151,16 +151,21 @@ class TorchEngine:
             out = self.model(self._tensor(x)).float()
         return out.to(self.dtype).cpu().numpy()
 
-    def loss_and_grads(self, x: np.ndarray, y: np.ndarray, label_smoothing: float = 0.0
+    def loss_and_grads(self, x: np.ndarray, y: np.ndarray, label_smoothing: float = 0.0,
+                       class_weights: np.ndarray | None = None
                        ) -> tuple[float, dict[str, np.ndarray], np.ndarray]:
         """Loss, gradients, and the logits of the forward pass (N×classes)."""
         torch = self.torch
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         labels = torch.from_numpy(y).to(self.device)
+        # the loss in the network's float type (float32 under bf16 autocast)
+        loss_type = torch.float64 if self.dtype == torch.float64 else torch.float32
+        weight = None if class_weights is None else \
+            torch.as_tensor(class_weights, dtype=loss_type, device=self.device)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             logits = self.forward(self._tensor(x))
-            loss = torch.nn.functional.cross_entropy(logits.float(), labels,
+            loss = torch.nn.functional.cross_entropy(logits.to(loss_type), labels, weight=weight,
                                                      label_smoothing=label_smoothing)
         loss.backward()
         grads = {name: p.grad.detach().cpu().numpy() for name, p in self.model.named_parameters()}
