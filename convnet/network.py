@@ -25,7 +25,7 @@ from .resources import check_fits
 from .spec import Spec, load, parse_input_shape
 
 ENGINES = ("numpy", "torch", "auto")
-EVAL_MEMORY = 256 << 20  # bytes of activations one evaluation batch may take
+EVAL_MEMORY = 64 << 20  # bytes of activations one evaluation batch may take
 DTYPES = ("float32", "float64")
 
 
@@ -115,6 +115,7 @@ class Network:
                             f"{'×'.join(map(str, x.shape)) or 'scalar'}")
         if x.shape[0] == 0:
             raise UserError("the batch of images is empty")
+        given = x
         if x.dtype == np.uint8:
             x = np.multiply(x, np.dtype(self.dtype).type(1 / 255), dtype=self.dtype)
         elif x.dtype.kind == "f":
@@ -125,7 +126,10 @@ class Network:
             raise UserError(f"images must be uint8 (0–255) or floating point, got {x.dtype}")
         if self.normalization is not None:
             mean, std = self.normalization
-            x = (x - np.asarray(mean, self.dtype)) / np.asarray(std, self.dtype)
+            if x is given:  # the caller's own floats are not changed
+                x = x.copy()
+            x -= np.asarray(mean, self.dtype)  # in place: one float copy of the batch at most
+            x /= np.asarray(std, self.dtype)
         return x
 
     def prepare_labels(self, y: np.ndarray, n: int) -> np.ndarray:

@@ -208,13 +208,21 @@ def class_report(labels: np.ndarray, classes: tuple[str, ...]) -> list[str]:
     lines = [f"training images per class: {shown}"]
     median = float(np.median(counts))
     few = [(name, int(count)) for name, count in zip(classes, counts)
-           if count < 10 or count < median / 10]
+           if count < median / RARE]
     if few:
         listed = ", ".join(f"{name} ({count})" for name, count in few[:5])
         lines.append(f"warning: few training images for {listed}" +
                      (f" and {len(few) - 5} more" if len(few) > 5 else "") +
-                     "; --balance weights or --balance sampler gives them more say")
+                     f" against {median:,.0f} for the median class; --balance weights or "
+                     "--balance sampler gives them more say")
+    elif counts.max() < FEW:
+        lines.append(f"warning: at most {counts.max()} training images per class: a ConvNet "
+                     "learns little from so few")
     return lines
+
+
+RARE = 5  # a class with fewer than the median class's images / RARE is warned about
+FEW = 10  # ... and so is a data set without this many images in any class
 
 
 AUTO_VALIDATION = (0.1, 5000)  # share of the training images, and at most this many

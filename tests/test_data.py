@@ -224,7 +224,7 @@ def test_a_missing_data_set_is_downloaded_and_verified(tmp_path, server, monkeyp
     write_mnist_like(served, train, test)
     md5 = {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in served.iterdir()}
     real = sources.DATASETS["mnist"]
-    monkeypatch.setitem(sources.DATASETS, "mnist", dataclasses.replace(real, base_url=url,
+    monkeypatch.setitem(sources.DATASETS, "mnist", dataclasses.replace(real, mirrors=(url,),
                                                                         md5=md5))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.delenv("CONVNET_DATA", raising=False)
@@ -246,7 +246,7 @@ def test_mirror_address_from_the_environment(tmp_path, server, monkeypatch):
     md5 = hashlib.md5((served / "cifar-10-python.tar.gz").read_bytes()).hexdigest()
     real = sources.DATASETS["cifar10"]
     monkeypatch.setitem(sources.DATASETS, "cifar10", dataclasses.replace(
-        real, base_url="http://127.0.0.1:9/unreachable/", md5={"cifar-10-python.tar.gz": md5}))
+        real, mirrors=("http://127.0.0.1:9/unreachable/",), md5={"cifar-10-python.tar.gz": md5}))
     monkeypatch.setenv("CONVNET_DATA_URL", url)
     data = load_dataset("cifar10", data_dir=str(tmp_path / "data"))
     assert len(data.train) == 15 and (tmp_path / "data" / "cifar10").is_dir()
@@ -306,3 +306,22 @@ def test_a_decode_costs_at_most_its_stated_bytes_per_pixel(tmp_path):
     for path in measure.images(side, tmp_path):
         if path.name in ("rgba.png", "palette.png", "grey16.png", "rgb.png"):
             assert measure.peak_growth(path, 3, 32) <= DECODE_BYTES_PER_PIXEL * side ** 2, path
+
+
+def test_mnist_comes_from_torchvisions_mirrors_in_its_order():
+    assert sources.DATASETS["mnist"].mirrors == ("https://ossci-datasets.s3.amazonaws.com/mnist/",
+                                                 "http://yann.lecun.com/exdb/mnist/")
+
+
+def test_the_next_mirror_is_tried_when_one_fails(tmp_path, server, monkeypatch):
+    served, url = server
+    train, test = small_mnist()
+    write_mnist_like(served, train, test)
+    md5 = {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in served.iterdir()}
+    real = sources.DATASETS["mnist"]
+    monkeypatch.setitem(sources.DATASETS, "mnist", dataclasses.replace(
+        real, mirrors=(url + "gone/", "http://127.0.0.1:9/", url), md5=md5))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("CONVNET_DATA_URL", raising=False)
+    data = load_dataset("mnist", data_dir=str(tmp_path / "data"))
+    assert len(data.train) == 30

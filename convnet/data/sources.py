@@ -5,9 +5,11 @@ Search order for a named data set (the first place that has all its files wins):
   2. $CONVNET_DATA, likewise
   3. the user cache: $XDG_CACHE_HOME/convnet or ~/.cache/convnet
   4. where Debian's package installs it (fashion-mnist: `apt-get install dataset-fashion-mnist`)
-Then a download from the data set's official address (or the mirror in $CONVNET_DATA_URL) into
-the first writable of --data-dir and the user cache, checked against the authors' MD5 checksums,
-written to a temporary file and renamed only when it checks out.
+Then a download from the data set's addresses, tried in order for each file (MNIST: torchvision's
+mirrors, PyTorch's copy first; Fashion-MNIST and CIFAR-10: their authors'), or from
+$CONVNET_DATA_URL alone when it is set, into the first writable of --data-dir and the user cache,
+checked against the authors' MD5 checksums, written to a temporary file and renamed only when it
+checks out.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from .dataset import Dataset, Split, stratified_split
 @dataclass(frozen=True)
 class Source:
     title: str
-    base_url: str
+    mirrors: tuple[str, ...]  # base addresses, tried in order for each file
     files: dict[str, str]  # role → file name
     md5: dict[str, str]  # file name → the authors' MD5
     classes: tuple[str, ...]
@@ -48,7 +50,7 @@ MNIST_FILES = {"train_images": "train-images-idx3-ubyte.gz",
 
 DATASETS: dict[str, Source] = {
     "fashion-mnist": Source(
-        "Fashion-MNIST", "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+        "Fashion-MNIST", ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
         MNIST_FILES,
         {"train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
          "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
@@ -59,7 +61,10 @@ DATASETS: dict[str, Source] = {
         (28, 28, 1), debian_package="dataset-fashion-mnist",
     ),
     "mnist": Source(
-        "MNIST", "https://yann.lecun.com/exdb/mnist/", MNIST_FILES,
+        # torchvision's MNIST mirrors, in its order (pytorch/vision#8865): PyTorch's own copy
+        # first, then the authors' address, which has answered 403/404 since 2024
+        "MNIST", ("https://ossci-datasets.s3.amazonaws.com/mnist/",
+                  "http://yann.lecun.com/exdb/mnist/"), MNIST_FILES,
         {"train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
          "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
          "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
@@ -67,7 +72,7 @@ DATASETS: dict[str, Source] = {
         tuple(str(d) for d in range(10)), (28, 28, 1),
     ),
     "cifar10": Source(
-        "CIFAR-10", "https://www.cs.toronto.edu/~kriz/",
+        "CIFAR-10", ("https://www.cs.toronto.edu/~kriz/",),
         {"archive": "cifar-10-python.tar.gz"},
         {"cifar-10-python.tar.gz": "c58f30108f718f92721af3b95e74349a"},
         ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
@@ -148,7 +153,8 @@ def download(url: str, md5: str, destination: Path, timeout: float = 60) -> Path
 
 def fetch(name: str, data_dir: str | None) -> dict[str, Path]:
     source = DATASETS[name]
-    base_url = os.environ.get("CONVNET_DATA_URL") or source.base_url
+    mirrors = (os.environ["CONVNET_DATA_URL"],) if os.environ.get("CONVNET_DATA_URL") else \
+        source.mirrors
     targets = [Path(data_dir) / name] if data_dir else []
     targets.append(user_cache() / name)
     made: list[Path] = []  # folders created for the download, removed again if it fails
@@ -165,14 +171,19 @@ def fetch(name: str, data_dir: str | None) -> dict[str, Path]:
         if existing:
             paths[role] = existing
             continue
-        try:
-            paths[role] = download(base_url.rstrip("/") + "/" + file, source.md5[file],
-                                   target / file)
-        except UserError as e:
+        failures = []
+        for mirror in mirrors:  # the first that gives the file, checked, wins
+            try:
+                paths[role] = download(mirror.rstrip("/") + "/" + file, source.md5[file],
+                                       target / file)
+                break
+            except UserError as e:
+                failures.append(str(e))
+        else:
             _remove_if_empty(made)
-            raise UserError(f"{source.title} is not in {looked}, and {e}. Get it with {how}"
-                            f"the files {', '.join(source.files.values())} in --data-dir"
-                            ) from None
+            raise UserError(f"{source.title} is not in {looked}, and {'; '.join(failures)}. "
+                            f"Get it with {how}the files {', '.join(source.files.values())} in "
+                            "--data-dir") from None
     return paths
 
 
