@@ -48,12 +48,12 @@ class Report:
     def text(self) -> str:
         width = max(len("class"), *(len(c) for c in self.classes))
         lines = [f"accuracy {self.accuracy:.2%} on {self.images:,} images (loss {self.loss:.4f})",
-                 "", f"{'class':<{width}}  precision  recall  images"]
+                 "", f"{'class':<{width}}  precision   recall  images"]
         for c, p, r, s in zip(self.classes, self.precision, self.recall,
                               self.confusion.sum(axis=1)):
-            p_text = "    –" if np.isnan(p) else f"{p:7.2%}"
-            r_text = "    –" if np.isnan(r) else f"{r:7.2%}"
-            lines.append(f"{c:<{width}}  {p_text:>9}  {r_text:>6}  {s:6,}")
+            p_text = "–" if np.isnan(p) else f"{p:.2%}"
+            r_text = "–" if np.isnan(r) else f"{r:.2%}"
+            lines.append(f"{c:<{width}}  {p_text:>9}  {r_text:>7}  {s:6,}")
         return "\n".join(lines)
 
 

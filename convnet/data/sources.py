@@ -292,8 +292,8 @@ def load_folder(root: Path, shape: tuple[int, int, int] | None, test_fraction: f
     images = decoded.images
 
     def split_of(rows: np.ndarray) -> Split:
-        if isinstance(images, np.memmap) or images.base is not None and \
-                isinstance(images.base, np.memmap):
+        """Rows of the cache's memory map (read when indexed), or of the in-memory array."""
+        if isinstance(images, np.memmap):
             return Split(Rows(images, rows), labels[rows])
         return Split(images[rows], labels[rows])
 
