@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from convnet.cli import main
@@ -342,3 +344,34 @@ def test_a_folder_larger_than_memory_trains_from_its_cache(tmp_path):
                              "--no-cache", "--force"], env=env, capture_output=True, text=True,
                             timeout=600)
     assert failed.returncode != 0
+
+
+def test_a_full_disk_while_caching_falls_back_to_memory(tmp_path, monkeypatch):
+    import errno
+
+    root = write_image_folder(tmp_path / "photos", per_class=3)
+    real = np.lib.format.open_memmap
+
+    def full(path, *args, **kwargs):
+        if ".part-" in str(path):  # the cache's own file, not the in-memory fallback's
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(np.lib.format, "open_memmap", full)
+    decoded = cache.load(root, files_of(root), (8, 8, 3), tmp_path / "cache")
+    assert decoded.readable.all() and "No space left on device" in decoded.notes[0]
+    assert [p.name for p in (tmp_path / "cache").iterdir() if ".part-" in p.name] == []
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 400), st.integers(1, 400), st.sampled_from([1, 3]), st.integers(2, 200))
+def test_the_default_network_fits_any_input_and_ends_in_the_classes(h, w, c, classes):
+    from convnet import spec
+    from convnet.shapes import infer
+    from convnet.train import default_network
+
+    network = spec.parse(default_network((h, w, c), classes))
+    rows = infer(network, (h, w, c))
+    assert rows[-1].output == (classes,)
+    last_maps = [r.output for r in rows if len(r.output) == 3][-1]
+    assert min(last_maps[:2]) <= 8 or len([r for r in rows if r.layer.word() == "pool"]) == 4
