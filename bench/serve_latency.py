@@ -36,12 +36,15 @@ def main() -> None:
     Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image).save(buffer, format="PNG")
     upload = {"file": ("x.png", buffer.getvalue(), "image/png")}
     client = TestClient(create_app(net, meta), base_url="http://127.0.0.1")
+    key = client.post("/api/activations", files=upload).json()["image"]
     calls = {
         "GET /api/model": lambda: client.get("/api/model"),
         "POST /api/predict": lambda: client.post("/api/predict", files=upload),
-        "POST /api/activations": lambda: client.post("/api/activations", files=upload),
-        "POST /api/cell": lambda: client.post("/api/cell", files=upload, data={
-            "layer": 0, "channel": 0, "row": 3, "column": 3}),
+        "POST /api/activations": lambda: client.post("/api/activations?maps=10", files=upload),
+        "GET /api/cell (conv)": lambda: client.get("/api/cell", params={
+            "image": key, "layer": "0", "channel": 0, "row": 3, "column": 3}),
+        "GET /api/animation (model)": lambda: client.get("/api/animation", params={
+            "name": "model", "image": key}),
     }
     print(f"# {meta['description']} on {'x'.join(map(str, net.input_shape))}, "
           f"{args.requests} requests each")

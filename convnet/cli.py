@@ -257,6 +257,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ensemble", type=_positive_int, metavar="K",
                    help="train K models (seeds SEED … SEED+K−1) into OUT/model-1 … and save "
                         "their ensemble in OUT/ensemble")
+    p.add_argument("--serve", action="store_true",
+                   help="watch it on a local page as it trains: the curves, and the maps and "
+                        "filters of an image after every epoch (it stays up after training "
+                        "until Ctrl-C)")
+    p.add_argument("--port", type=int, default=8000,
+                   help="the page's port with --serve (default: %(default)s)")
     p.set_defaults(run=_run_train)
 
 
@@ -268,6 +274,10 @@ def _run_train(args: argparse.Namespace) -> int:
     from .train import TrainConfig, Trainer, resume
 
     given = vars(args)
+    if given.get("serve"):  # before anything is written
+        from .web.serve import check_port
+
+        check_port("127.0.0.1", given.get("port", 8000))
     if given.get("resume"):
         directory = Path(given["resume"])
         trainer = resume(directory, given.get("epochs"))
@@ -286,6 +296,9 @@ def _run_train(args: argparse.Namespace) -> int:
         name = Path(config.data).name or "data"
         directory = Path(given.get("out") or f"runs/{name}-{time.strftime('%Y%m%d-%H%M%S')}")
         if given.get("ensemble", 1) > 1:
+            if given.get("serve"):
+                raise UserError("--serve watches one run; with --ensemble serve a member's run "
+                                "directory yourself (convnet serve DIR/model-1)")
             return _train_ensemble(config, directory, given["ensemble"], given.get("force", False))
         trainer = Trainer(config, directory, force=given.get("force", False))
     net, config = trainer.net, trainer.config
@@ -306,12 +319,25 @@ def _run_train(args: argparse.Namespace) -> int:
           f"validation, {format_count(len(trainer.data.test))} test images of "
           f"{'x'.join(map(str, net.input_shape))}), engine {net.engine.name}, "
           f"{length} → {directory}", flush=True)
+    page = None
+    if given.get("serve"):
+        from .web.serve import Background
+
+        page = Background(directory, "127.0.0.1", given.get("port", 8000),
+                          config.data_dir).start()
+        print(f"watch it at {page.url}", flush=True)
     try:
         result = trainer.run()
     except KeyboardInterrupt:
+        if page is not None:
+            page.stop()
         print(f"convnet: interrupted; continue with: convnet train --resume {directory}",
               file=sys.stderr)
         return 130
+    except BaseException:
+        if page is not None:
+            page.stop()
+        raise
     print(f"test accuracy {result.test_accuracy:.2%} on {format_count(len(trainer.data.test))} "
           f"test images (best epoch {result.best_epoch} of {config.epochs}; "
           f"{format_duration(result.seconds)})")
@@ -324,6 +350,13 @@ def _run_train(args: argparse.Namespace) -> int:
         print("lowest recall: " + ", ".join(f"{n} {v:.1%}" for v, n in worst))
     print(f"model: {directory / 'best'}   curve: {directory / 'curve.png'}   "
           f"metrics: {directory / 'metrics.jsonl'}")
+    if page is not None:
+        print(f"the page stays at {page.url} until Ctrl-C", flush=True)
+        try:
+            while page.thread.is_alive():
+                page.thread.join(0.5)
+        except KeyboardInterrupt:
+            page.stop()
     return 0
 
 
@@ -469,21 +502,14 @@ def _one_network(model_dir: str, engine: str = "numpy"):
 
 
 def _network_and_voter(model_dir: str):
-    """For show and serve: the network whose layers are drawn, its metadata, and the ensemble
-    whose probabilities answer (None for a single model). An ensemble's first member is drawn."""
-    from . import checkpoint
+    """For show: the network whose layers are drawn, its metadata, and the ensemble whose
+    probabilities answer (None for a single model)."""
+    from .web.source import network_and_voter
 
-    net, meta = checkpoint.open_model(model_dir, engine="numpy")
-    if meta.get("untrained"):
-        print(f"convnet: note: {meta['untrained']}: untrained, so its maps show what random "
-              "filters make of the image", file=sys.stderr)
-    if meta.get("kind") != "ensemble":
-        return net, meta, None
-    first, first_meta = checkpoint.load(Path(meta["directory"]) / meta["members"][0],
-                                        engine="numpy")
-    print(f"convnet: note: {model_dir} is an ensemble of {len(meta['members'])}; the maps are "
-          "its first member's, the probabilities the ensemble's", file=sys.stderr)
-    return first, {**first_meta, "classes": meta["classes"]}, net
+    net, meta, voter, notes = network_and_voter(model_dir)
+    for note in notes:
+        print(f"convnet: note: {note}", file=sys.stderr)
+    return net, meta, voter
 
 
 TEST_IMAGE = re.compile(r"test:(.*)")
@@ -543,8 +569,10 @@ def _add_show(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--layer", action="append", metavar="N|NAME",
                    help="only these layers (numbers or names like conv, relu; repeatable)")
     p.add_argument("--cell", metavar="LAYER,ROW,COL,MAP",
-                   help="also print how conv layer LAYER made the number at ROW, COL of map MAP: "
-                        "W·x + b and the ReLU after it (all counted from 0)")
+                   help="also print how layer LAYER made the number at ROW, COL of map MAP: for "
+                        "a conv W·x + b and the ReLU after it, for pooling the window's largest "
+                        "value or mean, for an fc unit MAP (ROW, COL 0) W·x + b (all counted "
+                        "from 0; a block's layers are named like 3.inner.0)")
     p.add_argument("--lang", choices=("en", "ko"), default="en",
                    help="language of the --cell text (ko: Korean)")
     p.set_defaults(run=_run_show)
@@ -561,18 +589,27 @@ def _run_show(args: argparse.Namespace) -> int:
     views = activations(net, image, voter)
     cell = None
     if args.cell is not None:  # checked before anything is drawn
-        from .by_hand import layer_inputs, one_number
+        from .by_hand import one_number
 
-        where = _cell(args.cell, ("LAYER", "ROW", "COL", "MAP"), "--cell")
-        cell = one_number(net, layer_inputs(net, image, views), *where)
-    shown = [v for v in views[:-1] if v.index in chosen] + [views[-1]]
+        found = re.fullmatch(r"\s*(\d+(?:\.(?:inner|shortcut)\.\d+)*)\s*,\s*(\d+)\s*,"
+                             r"\s*(\d+)\s*,\s*(\d+)\s*", args.cell)
+        if found is None:
+            raise UserError(f"--cell {args.cell!r}: give LAYER,ROW,COL,MAP as whole numbers "
+                            "from 0, e.g. 0,14,14,2 (a layer inside a block: 3.inner.0)")
+        layer, row, column, channel = found.group(1), *(int(v) for v in found.groups()[1:])
+        cell = one_number(net, views, image, layer, row, column, channel)
+    everything = not args.layer  # --layer draws those layers alone (and the answer above)
+    shown = views[:-1] if everything else [v for v in views if v.index in chosen]
     filters = conv_filters(net)
-    path = inside_figure(image, shown, filters[0][1] if filters else None, list(meta["classes"]),
-                         Path(args.out))
+    first_conv = filters[0] if filters else None
+    drawn_filters = first_conv[1] if first_conv is not None and (
+        everything or first_conv[0].index in chosen) else None
     probs = views[-1].values
+    path = inside_figure(image, shown, drawn_filters, list(meta["classes"]), Path(args.out),
+                         probabilities=probs)
     best = int(probs.argmax())
-    print(f"{args.image}: {meta['classes'][best]} {probs[best]:.1%}; {len(shown) - 1} layers "
-          f"drawn → {path}")
+    print(f"{args.image}: {meta['classes'][best]} {probs[best]:.1%}; "
+          f"{plural(len(shown), 'layer')} drawn → {path}")
     if cell is not None:
         from .by_hand import one_number_text
 
@@ -608,8 +645,9 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
                        description="Serves a page (and a JSON API, schema at /openapi.json) "
                                    "where you upload, draw or pick an image and see every "
                                    "layer's activation maps with their arithmetic.")
-    p.add_argument("model", help="a model directory (or a training run: its best/), or a "
-                                      "network by name, e.g. resnet18, with random weights")
+    p.add_argument("model", help="a model directory, a training run (watched: its newest "
+                                 "checkpoint, reloaded after every epoch), or a network by "
+                                 "name, e.g. resnet18, with random weights")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default: %(default)s, this machine only; "
                         "0.0.0.0 for every interface)")
@@ -622,37 +660,10 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_serve(args: argparse.Namespace) -> int:
-    from .data import load_dataset
+    from .web.serve import serve
 
-    net, meta, voter = _network_and_voter(args.model)
-    if not 0 < args.port < 65536:
-        raise UserError(f"--port must be between 1 and 65535, got {args.port}")
-    examples = None
-    data_name = meta.get("training", {}).get("data")
-    if data_name:
-        try:
-            data = load_dataset(data_name, args.data_dir, shape=net.input_shape,
-                                download_ok=False)
-            if data.shape == net.input_shape:
-                examples = data.test.images[:100]
-        except UserError:
-            pass  # examples are a convenience; the page works without them
-    import uvicorn
-
-    from .web.app import allowed_hosts, create_app
-
-    hosts, any_address = allowed_hosts(args.host)
-    if any_address:
-        print(f"convnet: warning: --host {args.host} listens on every network interface: anyone "
-              "who can reach this machine can use the page and the API", file=sys.stderr)
-    app = create_app(net, meta, examples, voter, hosts=hosts + tuple(args.allow_host),
-                     any_address=any_address)
-    shown = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"convnet: serving {meta['directory']} on http://{shown}:{args.port}/", flush=True)
-    # uvicorn stops on SIGTERM and SIGINT; requests still running get a few seconds to finish
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning",
-                timeout_graceful_shutdown=5, timeout_keep_alive=5)
-    return 0
+    return serve(args.model, host=args.host, port=args.port, allow_hosts=args.allow_host,
+                 data_dir=args.data_dir)
 
 
 def _add_export(sub: argparse._SubParsersAction) -> None:

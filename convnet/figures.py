@@ -46,20 +46,35 @@ def save_figure(figure, path: Path) -> Path:
 
 
 def training_curve(rows: list[dict[str, Any]], path: Path) -> Path:
+    """Loss and accuracy per epoch, train beside validation; whole epochs on the x axis."""
+    return save_figure(curve_figure(rows), path)
+
+
+def curve_figure(rows: list[dict[str, Any]]):
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator, PercentFormatter
+
     epochs = [r["epoch"] for r in rows]
     figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
-    left.plot(epochs, [r["train_loss"] for r in rows], "o-", label="train")
-    left.plot(epochs, [r["val_loss"] for r in rows], "s-", label="validation")
+    marker = "o-" if len(rows) <= 40 else "-"
+    left.plot(epochs, [r["train_loss"] for r in rows], marker, label="train", markersize=3)
+    left.plot(epochs, [r["val_loss"] for r in rows], marker, label="validation", markersize=3)
     left.set(xlabel="epoch", ylabel="loss", title="loss")
-    left.legend()
-    right.plot(epochs, [100 * r["train_accuracy"] for r in rows], "o-", label="train")
-    right.plot(epochs, [100 * r["val_accuracy"] for r in rows], "s-", label="validation")
-    right.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
-    right.legend()
+    right.plot(epochs, [100 * r["train_accuracy"] for r in rows], marker, label="train",
+               markersize=3)
+    right.plot(epochs, [100 * r["val_accuracy"] for r in rows], marker, label="validation",
+               markersize=3)
+    right.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
+    right.yaxis.set_major_formatter(PercentFormatter(decimals=0))
     for axis in (left, right):
         axis.grid(alpha=0.3)
-    return save_figure(figure, path)
+        axis.legend(frameon=False)
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        axis.spines[["top", "right"]].set_visible(False)
+        if len(epochs) == 1:
+            axis.set_xlim(epochs[0] - 1, epochs[0] + 1)
+    figure.tight_layout()
+    return figure
 
 
 def confusion_matrix(matrix: np.ndarray, classes: list[str], path: Path, title: str) -> Path:
@@ -91,92 +106,222 @@ def tile(maps: np.ndarray, columns: int) -> np.ndarray:
     return mosaic
 
 
-def _show(axis, image: np.ndarray, title: str, cmap: str = "viridis", colorbar=True):
-    plt = _pyplot()
-    colours = plt.get_cmap(cmap).with_extremes(bad="white")  # NaN gaps between maps: white
-    shown = axis.imshow(image, cmap=colours, interpolation="nearest")
-    axis.set_title(title, fontsize=8, loc="left")
+WIDTH = 9.0  # inches: every figure a slide's width
+PER_ROW = 16  # maps (or filters) side by side
+GAP = 0.4  # inches between panels, for the next one's title
+
+
+def _colours(values: np.ndarray) -> tuple[str, float | None, float | None]:
+    """A signed layer on a diverging map centred on 0 (blue < 0 < red); else viridis."""
+    finite = values[np.isfinite(values)]
+    if finite.size and finite.min() < 0:
+        bound = float(np.abs(finite).max()) or 1.0
+        return "RdBu_r", -bound, bound
+    return "viridis", None, None
+
+
+def _plain(axis) -> None:
     axis.set_xticks([])
     axis.set_yticks([])
-    if colorbar:
-        axis.figure.colorbar(shown, ax=axis, fraction=0.025, pad=0.01)
+    for spine in axis.spines.values():
+        spine.set_visible(False)
+
+
+def _show(axis, image: np.ndarray, title: str, values: np.ndarray | None = None) -> None:
+    plt = _pyplot()
+    cmap, low, high = _colours(image if values is None else values)
+    colours = plt.get_cmap(cmap).with_extremes(bad="white")  # NaN gaps between maps: white
+    shown = axis.imshow(image, cmap=colours, vmin=low, vmax=high, interpolation="nearest",
+                        aspect="equal")
+    axis.set_title(title, fontsize=9, loc="left")
+    _plain(axis)
+    bar = axis.figure.colorbar(shown, ax=axis, orientation="vertical", fraction=0.02, pad=0.01,
+                               aspect=12)
+    bar.ax.tick_params(labelsize=7)
+
+
+def _maps_height(h: int, w: int, count: int) -> float:
+    rows = -(-count // PER_ROW)
+    columns = min(count, PER_ROW)
+    return 0.45 + rows * (WIDTH * 0.9 / columns) * h / w
+
+
+def _vector(axis, values: np.ndarray, title: str, labels: list[str] | None) -> None:
+    """A vector as a strip of cells a viewer can see (not one pixel high); with one value per
+    class, the class names under it and each value written in its cell."""
+    plt = _pyplot()
+    cmap, low, high = _colours(values)
+    shown = axis.imshow(values[None, :], cmap=plt.get_cmap(cmap), vmin=low, vmax=high,
+                        interpolation="nearest", aspect="auto")
+    axis.set_title(title, fontsize=9, loc="left")
+    _plain(axis)
+    if labels is not None:
+        long = max(len(n) for n in labels) > 3
+        axis.set_xticks(range(len(labels)), labels, fontsize=7, rotation=30 if long else 0,
+                        ha="right" if long else "center")
+        lo, hi = (low, high) if low is not None else (values.min(), values.max())
+        for i, v in enumerate(values):
+            level = (v - lo) / ((hi - lo) or 1.0)
+            dark = level < 0.5 if cmap == "viridis" else abs(level - 0.5) > 0.35
+            axis.text(i, 0, f"{v:.2f}", ha="center", va="center", fontsize=6.5,
+                      color="white" if dark else "black")
+    bar = axis.figure.colorbar(shown, ax=axis, fraction=0.02, pad=0.01, aspect=4)
+    bar.ax.tick_params(labelsize=7)
+
+
+def _probabilities(axis, probs: np.ndarray, classes: list[str]) -> None:
+    """The answer: the most probable classes (at most ten), largest first, with percentages."""
+    order = np.argsort(-probs, kind="stable")[:10]
+    names = [classes[i] for i in order]
+    bars = axis.barh(range(len(order)), probs[order], color="#2f5fb3", height=0.7)
+    bars[0].set_color("#c8553d")
+    axis.set_yticks(range(len(order)), names, fontsize=8)
+    axis.invert_yaxis()
+    axis.set_xlim(0, 1.12)
+    axis.set_xticks([])
+    for spine in ("top", "right", "bottom"):
+        axis.spines[spine].set_visible(False)
+    for i, p in enumerate(probs[order]):
+        axis.text(p + 0.01, i, f"{p:.1%}", va="center", fontsize=8)
+    more = f" (top {len(order)} of {len(classes)})" if len(classes) > len(order) else ""
+    axis.set_title(f"softmax: {classes[order[0]]} {probs[order[0]]:.1%}{more}", fontsize=9,
+                   loc="left")
+
+
+MOSAIC_UNITS = 96  # filters per row: as many as fit in about this many pixels across
+
+
+def filter_mosaic(weight: np.ndarray) -> tuple[np.ndarray, bool, str]:
+    """K×C×kh×kw filters as one picture: a 3-channel filter in colour (each scaled to 0–1 over
+    the layer), any other filter's channels side by side; as many filters to a row as fit in
+    MOSAIC_UNITS pixels, a gap between. At most 32 filters (16 with more than 3 channels) and 4
+    channels. Returns the mosaic (H×W, or H×W×3 in colour), whether it is colour, and a note of
+    what was left out."""
+    k, c, kh, kw = weight.shape
+    colour = c == 3
+    max_channels = 4
+    shown = weight[:32 if c <= 3 else 16]
+    if colour:
+        low, high = float(shown.min()), float(shown.max())
+        cells = [(f.transpose(1, 2, 0) - low) / ((high - low) or 1.0) for f in shown]
+        width = kw
+    else:
+        cells = [tile(f[:max_channels].transpose(1, 2, 0), min(c, max_channels)) for f in shown]
+        width = cells[0].shape[1]
+    gap = 2 if max(kh, width) >= 8 or (not colour and c > 1) else 1  # wider than between channels
+    columns = max(1, min(len(cells), PER_ROW, MOSAIC_UNITS // (width + gap)))
+    rows = -(-len(cells) // columns)
+    shape = (rows * (kh + gap) - gap, columns * (width + gap) - gap) + ((3,) if colour else ())
+    mosaic = np.full(shape, 1.0 if colour else np.nan)
+    for i, cell in enumerate(cells):
+        r, q = divmod(i, columns)
+        mosaic[r * (kh + gap):r * (kh + gap) + kh, q * (width + gap):q * (width + gap) + width] = \
+            cell
+    left_out = []
+    if k > len(cells):
+        left_out.append(f"first {len(cells)} of {k} filters")
+    if not colour and c > max_channels:
+        left_out.append(f"first {max_channels} of {c} channels")
+    return mosaic, colour, (" (" + ", ".join(left_out) + ")") if left_out else ""
+
+
+def _filters(axis, weight: np.ndarray, title: str) -> None:
+    plt = _pyplot()
+    k, c, kh, kw = weight.shape
+    mosaic, colour, note = filter_mosaic(weight)
+    if colour:
+        axis.imshow(mosaic, interpolation="nearest")
+        how = "in colour (R, G, B)"
+    else:
+        limit = float(np.nanmax(np.abs(mosaic))) or 1.0
+        shown = axis.imshow(mosaic, cmap=plt.get_cmap("RdBu_r").with_extremes(bad="white"),
+                            vmin=-limit, vmax=limit, interpolation="nearest")
+        bar = axis.figure.colorbar(shown, ax=axis, fraction=0.02, pad=0.01, aspect=12)
+        bar.ax.tick_params(labelsize=7)
+        how = "its channels side by side" if c > 1 else ""
+    axis.set_title(f"{title}: {k} filters of {kh}x{kw}x{c}{', ' + how if how else ''}{note}",
+                   fontsize=9, loc="left")
+    _plain(axis)
+
+
+def _filters_height(weight: np.ndarray) -> float:
+    mosaic, _, _ = filter_mosaic(weight)
+    h, w = mosaic.shape[:2]
+    return 0.3 + min(5.0, max(0.5, 0.85 * WIDTH * h / w))
 
 
 def inside_figure(image: np.ndarray, views: list, filters: np.ndarray | None, classes: list[str],
-                  path: Path, max_maps: int = 32) -> Path:
-    """One image: the input, each chosen layer's activation maps, the first layer's filters,
-    and the class probabilities, as one labelled PNG."""
+                  path: Path, max_maps: int = 32, probabilities: np.ndarray | None = None
+                  ) -> Path:
+    """inside_figure_of(...), saved to `path`."""
+    return save_figure(inside_figure_of(image, views, filters, classes, max_maps,
+                                        probabilities), path)
+
+
+def inside_figure_of(image: np.ndarray, views: list, filters: np.ndarray | None,
+                     classes: list[str], max_maps: int = 32,
+                     probabilities: np.ndarray | None = None):
+    """One image: the input and the answer (the most probable classes, with percentages), each
+    of `views`' activation maps on one colour scale per layer (diverging about 0 when it has
+    negative values), vectors as strips labelled with the classes where they have one value
+    per class, and `filters` (the first conv layer's, K×C×kh×kw) when given."""
     plt = _pyplot()
-    panels = [("input", None)] + [(v.title, v) for v in views] + \
-        ([("filters", None)] if filters is not None else []) + [("probabilities", None)]
-    heights = []
-    for title, view in panels:
-        if view is not None and view.values.ndim == 3:
-            c = min(view.values.shape[2], max_maps)
-            rows = -(-c // 16)
-            heights.append(max(1.2, rows * view.values.shape[0] / 16 * 0.9 + 0.6))
-        elif title == "probabilities":
-            heights.append(0.25 * len(classes) + 0.6)
+    top = max(1.8, 0.2 * min(len(classes), 10) + 0.5) if probabilities is not None else 1.8
+    panels: list[tuple[str, Any, float]] = [("top", None, top)]
+    for view in views:
+        if view.values.ndim == 3:
+            h, w, c = view.values.shape
+            panels.append(("maps", view, _maps_height(h, w, min(c, max_maps))))
         else:
-            heights.append(1.4 if title in ("input", "filters") else 0.8)
-    figure, axes = plt.subplots(len(panels), 1, figsize=(9, sum(heights)),
-                                gridspec_kw={"height_ratios": heights})
-    for axis, (title, view) in zip(np.atleast_1d(axes), panels):
-        if title == "input":
+            panels.append(("vector", view, 0.95 if len(view.values) == len(classes) else 0.6))
+    if filters is not None:
+        panels.append(("filters", None, _filters_height(filters)))
+    figure = plt.figure(figsize=(WIDTH, sum(height for _, _, height in panels) +
+                                 GAP * len(panels)))
+    heights = [h for _, _, h in panels]
+    grid = figure.add_gridspec(len(panels), 1, height_ratios=heights,
+                               hspace=GAP * len(heights) / sum(heights))
+    for row, (kind, view, _) in enumerate(panels):
+        if kind == "top":
+            inner = grid[row].subgridspec(1, 2, width_ratios=[1, 2.2], wspace=0.3)
+            axis = figure.add_subplot(inner[0])
             shown = image[:, :, 0] if image.shape[2] == 1 else image
-            axis.imshow(shown, cmap="gray" if image.shape[2] == 1 else None)
-            axis.set_title(f"input {'x'.join(map(str, image.shape))}", fontsize=8, loc="left")
-            axis.set_xticks([])
-            axis.set_yticks([])
-        elif title == "filters":
-            k, c, kh, kw = filters.shape
-            maps = filters.mean(axis=1).transpose(1, 2, 0)  # kh×kw×K (averaged over depth)
-            _show(axis, tile(maps, min(k, 16)), f"first layer's {k} filters, {kh}x{kw}x{c} "
-                  "(mean over depth)", cmap="RdBu_r")
-        elif title == "probabilities":
-            probs = views[-1].values
-            order = np.arange(len(classes))
-            axis.barh(order, probs, color="tab:blue")
-            axis.set_yticks(order, classes, fontsize=7)
-            axis.invert_yaxis()
-            axis.set_xlim(0, 1)
-            best = int(np.argmax(probs))
-            axis.set_title(f"softmax: {classes[best]} {probs[best]:.1%}", fontsize=8, loc="left")
-        elif view.values.ndim == 3:
+            axis.imshow(shown, cmap="gray" if image.shape[2] == 1 else None, vmin=0, vmax=255,
+                        interpolation="nearest")
+            axis.set_title(f"input {'x'.join(map(str, image.shape))}", fontsize=9, loc="left")
+            _plain(axis)
+            if probabilities is not None:
+                _probabilities(figure.add_subplot(inner[1]), probabilities, classes)
+            continue
+        axis = figure.add_subplot(grid[row])
+        if kind == "maps":
             c = view.values.shape[2]
-            maps = view.values[:, :, :max_maps]
+            maps = view.values[:, :, :max_maps].astype(np.float64)
             note = f" (first {max_maps} of {c} maps)" if c > max_maps else ""
-            _show(axis, tile(maps, min(16, maps.shape[2])), view.title + note)
+            _show(axis, tile(maps, min(PER_ROW, maps.shape[2])), view.title + note, maps)
+        elif kind == "vector":
+            labels = classes if len(view.values) == len(classes) else None
+            _vector(axis, view.values.astype(np.float64), view.title, labels)
         else:
-            _show(axis, view.values[None, :], view.title)
-    figure.tight_layout()
-    return save_figure(figure, path)
+            _filters(axis, filters, "the first conv layer's filters")
+    return figure
 
 
 def filters_figure(layers: list[tuple[str, np.ndarray]], path: Path) -> Path:
-    """Each conv layer's filters: K rows of C kernels (kh×kw), one colour scale per layer."""
+    """Each conv layer's filters (at most 32, of at most 4 channels): a first layer on colour
+    images in colour, the others channel by channel on one scale about 0 per layer."""
+    return save_figure(filters_figure_of(layers), path)
+
+
+def filters_figure_of(layers: list[tuple[str, np.ndarray]]):
     plt = _pyplot()
-    figure, axes = plt.subplots(len(layers), 1, figsize=(9, sum(
-        max(1.2, 0.18 * min(w.shape[0], 32) + 0.6) for _, w in layers)), squeeze=False)
-    for axis, (title, weight) in zip(axes[:, 0], layers):
-        k, c, kh, kw = weight.shape
-        shown = weight[:32, :16]  # K×C×kh×kw, at most 32 filters of 16 channels
-        rows = [tile(f.transpose(1, 2, 0), f.shape[0]) for f in shown]
-        mosaic = np.full((len(rows) * (kh + 1) - 1, rows[0].shape[1]), np.nan)
-        for r, row in enumerate(rows):
-            mosaic[r * (kh + 1):r * (kh + 1) + kh] = row
-        limit = float(np.nanmax(np.abs(mosaic))) or 1.0
-        note = "" if (k, c) == shown.shape[:2] else f" (first {shown.shape[0]}×{shown.shape[1]})"
-        colours = plt.get_cmap("RdBu_r").with_extremes(bad="white")
-        image = axis.imshow(mosaic, cmap=colours, vmin=-limit, vmax=limit,
-                            interpolation="nearest")
-        axis.set_title(f"{title}: {k} filters of {kh}x{kw}x{c}, a row per filter{note}",
-                       fontsize=8, loc="left")
-        axis.set_xticks([])
-        axis.set_yticks([])
-        figure.colorbar(image, ax=axis, fraction=0.025, pad=0.01)
-    figure.tight_layout()
-    return save_figure(figure, path)
+    heights = [_filters_height(w) for _, w in layers]
+    figure = plt.figure(figsize=(WIDTH, sum(heights) + GAP * len(heights)))
+    grid = figure.add_gridspec(len(layers), 1, height_ratios=heights,
+                               hspace=GAP * len(heights) / sum(heights))
+    for row, (title, weight) in enumerate(layers):
+        _filters(figure.add_subplot(grid[row]), weight, title)
+    return figure
 
 
 def gallery(images: np.ndarray, true: list[str], predicted: list[str],

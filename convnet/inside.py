@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import UserError
-from .network import Network
+from .network import Network, log_softmax
 from .shapes import LayerShape, format_shape
 from .spec import Conv, layer_to_string
 
@@ -21,6 +21,15 @@ class LayerView:
     shape: tuple[int, ...]  # H×W×C or D
     values: np.ndarray  # the activations for the image, in that shape
     label: str = ""  # the text a title shows (a block's: how many layers it holds)
+    name: str = ""  # its state-name path: "3", or "3.inner.0" inside a block
+    paths: tuple[tuple[str, tuple["LayerView", ...]], ...] = ()  # a block's layers' views
+
+    def walk(self):
+        """This view, then every view inside it, depth first."""
+        yield self
+        for _, views in self.paths:
+            for view in views:
+                yield from view.walk()
 
     @property
     def title(self) -> str:
@@ -43,19 +52,50 @@ def activations(net: Network, image: np.ndarray, voter=None) -> list[LayerView]:
     numpy_net = as_numpy_network(net)
     batch = numpy_net.prepare_images(image[None])
     outputs = numpy_net.engine.model.activations(batch)
-    views = []
-    for info, out in zip(numpy_net.shapes, outputs):
-        if out is None:  # the softmax: probabilities from the logits before it
-            logits = views[-1].values.astype(np.float64)
-            e = np.exp(logits - logits.max())
-            out = (e / e.sum())[None]
-        views.append(LayerView(info.index, layer_to_string(info.layer), info.output, out[0],
-                               info.layer.short_text()))
-    if voter is not None:
+    views = _views(numpy_net.shapes, outputs)
+    if views[-1].values is None or voter is not None:  # the softmax: from the logits before it
         last = views[-1]
-        views[-1] = LayerView(last.index, last.text, last.shape, voter.predict(image[None])[0],
-                              last.label)
+        probabilities = voter.predict(image[None])[0] if voter is not None else \
+            np.exp(log_softmax(views[-2].values[None].astype(np.float64)))[0]
+        views[-1] = LayerView(last.index, last.text, last.shape, probabilities, last.label,
+                              last.name)
     return views
+
+
+def _views(shapes: list[LayerShape], outputs: list) -> list[LayerView]:
+    views = []
+    for info, (out, paths) in zip(shapes, outputs):
+        inside = tuple((name, tuple(_views(list(rows), paths[name])))
+                       for name, rows in info.paths)
+        views.append(LayerView(info.index, layer_to_string(info.layer), info.output,
+                               None if out is None else out[0], info.layer.short_text(),
+                               info.name, inside))
+    return views
+
+
+def find(views: list[LayerView], name: str) -> LayerView:
+    """The view of the layer named `name` ("7", "3.inner.0"), at any depth."""
+    for top in views:
+        for view in top.walk():
+            if view.name == name:
+                return view
+    raise UserError(f"no layer {name!r}; the layers are 0 to {len(views) - 1}")
+
+
+def inputs_of(views: list[LayerView], image: np.ndarray) -> dict[str, np.ndarray]:
+    """Each layer's input by its name: the image (prepared) for the first, the layer before's
+    output, or the block's input for a block's first layers."""
+    found: dict[str, np.ndarray] = {}
+
+    def walk(sequence, given: np.ndarray) -> None:
+        current = given
+        for view in sequence:
+            found[view.name] = current
+            for _, inside in view.paths:
+                walk(inside, current)
+            current = view.values
+    walk(views, image)
+    return found
 
 
 def pick_layers(shapes: list[LayerShape], wanted: list[str] | None) -> set[int]:

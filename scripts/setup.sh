@@ -23,6 +23,8 @@ fi
 need_apt=()
 [ -e /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ] || need_apt+=(dataset-fashion-mnist)
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
+# Korean glyphs for the page's 한국어 view in the browser tests' screenshots
+[ -d /usr/share/fonts/truetype/nanum ] || need_apt+=(fonts-nanum)
 if [ "${#need_apt[@]}" -gt 0 ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     echo "convnet setup: installing ${need_apt[*]} with apt-get" >&2
     apt-get update -qq >/dev/null || true

@@ -168,17 +168,20 @@ def test_a_chunked_body_is_cut_off_at_the_limit(client):
         "the request body is larger than")
 
 
-@pytest.mark.parametrize("data, fragment", [
-    ({}, "layer: Field required"),
-    ({"layer": "x", "channel": 0, "row": 0, "column": 0}, "layer: Input should be a valid "
-                                                          "integer"),
+@pytest.mark.parametrize("params, fragment", [
+    ({}, "image: Field required"),
+    ({"layer": "0", "channel": "x", "row": 0, "column": 0}, "channel: Input should be a valid "
+                                                            "integer"),
     ({"layer": "9" * 5000, "channel": 0, "row": 0, "column": 0}, "layer:"),
-    ({"layer": -1, "channel": 0, "row": 0, "column": 0}, "layer: Input should be greater than "
-                                                         "or equal to 0"),
+    ({"layer": "0", "channel": 0, "row": -1, "column": 0}, "row: Input should be greater than "
+                                                           "or equal to 0"),
+    ({"layer": "0", "channel": 0, "row": 0, "column": 10 ** 9}, "column: Input should be less"),
 ])
-def test_malformed_fields_get_the_documented_error_shape(client, data, fragment):
+def test_malformed_fields_get_the_documented_error_shape(client, params, fragment):
     image = png_bytes(np.zeros((28, 28), np.uint8))
-    response = client.post("/api/cell", files={"file": ("b.png", image, "image/png")}, data=data)
+    key = client.post("/api/activations", files={"file": ("b.png", image, "image/png")}
+                      ).json()["image"]
+    response = client.get("/api/cell", params={"image": key, **params} if params else {})
     assert response.status_code == 422
     assert list(response.json()) == ["error"] and fragment in response.json()["error"]
 

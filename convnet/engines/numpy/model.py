@@ -100,18 +100,11 @@ class NumpyModel:
                 x = layer.forward(x, training)
         return x.T  # classes×N → N×classes
 
-    def activations(self, x: np.ndarray) -> list[np.ndarray | None]:
-        """Every layer's output for an N×H×W×C batch (evaluation mode), in the user's layout:
-        N×H×W×C for activation volumes, N×D for vectors; None for the final softmax."""
-        x = to_engine_layout(x)
-        outputs: list[np.ndarray | None] = []
-        for layer in self.layers:
-            if layer is None:
-                outputs.append(None)
-                continue
-            x = layer.forward(x, training=False)
-            outputs.append(x.transpose(3, 1, 2, 0).copy() if x.ndim == 4 else x.T.copy())
-        return outputs
+    def activations(self, x: np.ndarray) -> list[tuple[np.ndarray | None, dict]]:
+        """Every layer's output for an N×H×W×C batch (evaluation mode), in the user's layout
+        (N×H×W×C for activation volumes, N×D for vectors; None for the final softmax), each with
+        its paths' outputs when it is a block: [(output, {"inner": [...], "shortcut": [...]})]."""
+        return _trace(self.layers, to_engine_layout(x))[0]
 
     def backward(self, d_logits: np.ndarray) -> None:
         """From d(loss)/d(logits) (N×classes), every layer's gradients after a training forward."""
@@ -128,3 +121,28 @@ class NumpyModel:
         (within a layer: the kinds in the order asked, as PyTorch's state_dict does)."""
         return {f"{i}.{name}": array for i, layer in enumerate(self.layers) if layer is not None
                 for name, array in layer.named(*kinds).items()}
+
+
+def _user_layout(y: np.ndarray) -> np.ndarray:
+    return y.transpose(3, 1, 2, 0).copy() if y.ndim == 4 else y.T.copy()
+
+
+def _trace(layers: list, x: np.ndarray) -> tuple[list[tuple[np.ndarray | None, dict]], np.ndarray]:
+    """Each layer's output (user layout) in evaluation mode, a block's paths layer by layer; and
+    the sequence's last output in the engine's layout."""
+    found: list[tuple[np.ndarray | None, dict]] = []
+    for layer in layers:
+        if layer is None:
+            found.append((None, {}))
+            continue
+        if isinstance(layer, residual.Residual):
+            inner, made = _trace(layer.paths["inner"], x)
+            shortcut, added = _trace(layer.paths["shortcut"], x) if layer.paths["shortcut"] \
+                else ([], x)
+            y = made + added
+            found.append((_user_layout(y), {"inner": inner, "shortcut": shortcut}))
+        else:
+            y = layer.forward(x, training=False)
+            found.append((_user_layout(y), {}))  # copied before the next layer may overwrite it
+        x = y
+    return found, x
