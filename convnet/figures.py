@@ -272,8 +272,12 @@ def inside_figure_of(image: np.ndarray, views: list, filters: np.ndarray | None,
         if view.values.ndim == 3:
             h, w, c = view.values.shape
             panels.append(("maps", view, _maps_height(h, w, min(c, max_maps))))
+        elif len(view.values) == len(classes):  # labelled: room under it for the names
+            panels += [("vector", view, 0.95), ("space", None, 0.04 * max(
+                len(name) for name in classes[:64]) if any(len(n) > 3 for n in classes)
+                else 0.1)]
         else:
-            panels.append(("vector", view, 0.95 if len(view.values) == len(classes) else 0.6))
+            panels.append(("vector", view, 0.6))
     if filters is not None:
         panels.append(("filters", None, _filters_height(filters)))
     figure = plt.figure(figsize=(WIDTH, sum(height for _, _, height in panels) +
@@ -292,6 +296,8 @@ def inside_figure_of(image: np.ndarray, views: list, filters: np.ndarray | None,
             _plain(axis)
             if probabilities is not None:
                 _probabilities(figure.add_subplot(inner[1]), probabilities, classes)
+            continue
+        if kind == "space":
             continue
         axis = figure.add_subplot(grid[row])
         if kind == "maps":

@@ -145,11 +145,14 @@ def test_the_page_draws_every_kind(saved):
     client = TestClient(create_app(net, meta), base_url="http://127.0.0.1")
     image = image_file(saved, net.input_shape).read_bytes()
     result = client.post("/api/activations", files={"file": ("i.png", image, "image/png")}).json()
-    assert [layer["layer"] for layer in result["layers"]] == \
+    model = client.get("/api/model").json()
+    assert [layer["text"] for layer in model["layers"]] == \
         [layer.to_text() for layer in net.spec.layers]
-    for layer in result["layers"]:
-        assert Image.open(io.BytesIO(__import__("base64").b64decode(layer["png"]))).size[0] > 0
-    for i, layer in enumerate(result["layers"]):  # each beside its own arithmetic
+    assert [layer["name"] for layer in result["layers"]] == \
+        [row.name for row in net.shapes]
+    for layer in result["layers"]:  # every layer's values, drawn by the page
+        assert len(__import__("base64").b64decode(layer["data"])) > 0
+    for i, layer in enumerate(model["layers"]):  # each beside its own arithmetic
         assert layer["explain"] == inspector.explain_layer(net.shapes[i])
         assert layer["explain"].startswith(f"{i} ")
 

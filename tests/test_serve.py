@@ -372,3 +372,31 @@ def test_the_playground_animates_any_sizes_or_says_why_not(client, h, w, kernel,
 def test_the_playground_refuses_sizes_out_of_range(client, params):
     response = client.get("/api/animation", params={"name": "custom", **params})
     assert response.status_code == 422 and list(response.json()) == ["error"]
+
+
+@pytest.mark.parametrize("name", ["lenet5", "alexnet", "vgg16", "resnet18", "resnet20"])
+def test_every_case_study_network_can_be_looked_inside(name):
+    """Served by name (random weights): every layer's maps, a cell of the first layer and of the
+    last fc layer, and the first layer animated."""
+    from fastapi.testclient import TestClient
+
+    from convnet.web.app import create_app
+    from convnet.web.source import ModelSource
+
+    client = TestClient(create_app(ModelSource(name)), base_url="http://127.0.0.1")
+    model = client.get("/api/model").json()
+    assert model["state"] == "ready" and model["notes"]  # says its weights are random
+    sample = client.get("/api/sample").content
+    answer = client.post("/api/activations", files={"file": ("s.png", sample, "image/png")}).json()
+    assert len(answer["layers"]) == len(model["layers"])
+    assert abs(sum(answer["probabilities"]) - 1) < 1e-5
+    last_fc = [layer["name"] for layer in model["layers"] if layer["cell"] == "fc"][-1]
+    for layer, kind in (("0", "conv"), (last_fc, "fc")):
+        cell = client.get("/api/cell", params={"image": answer["image"], "layer": layer,
+                                               "row": 0, "column": 0, "channel": 1}).json()
+        assert cell["kind"] == kind and cell["output"] == pytest.approx(cell["total"], rel=1e-4,
+                                                                         abs=1e-4)
+    animation = client.get("/api/animation", params={"name": "model", "image": answer["image"]})
+    assert animation.status_code == 200
+    assert len(animation.json()["steps"]) == animation.json()["size"][0] * \
+        animation.json()["size"][1]

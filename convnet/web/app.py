@@ -214,6 +214,8 @@ MAPS_SHOWN = 16  # maps per layer in the overview; the rest on request
 MAPS_MAX = 512  # at most this many in one answer
 VECTOR_SHOWN = 1024  # values of a vector layer in the overview
 IMAGES_HELD = 32  # images the server remembers, so that a cell is asked for by the image's id
+VIEWS_HELD = 4  # images whose every layer's output is kept, at most VIEWS_BYTES together
+VIEWS_BYTES = 256 << 20
 
 
 def png_bytes(array: np.ndarray) -> bytes:
@@ -459,9 +461,22 @@ def create_app(model: "ModelSource | Network", meta: dict[str, Any] | None = Non
                                      "was given; give it again")
         return image
 
-    def views_of(current: Loaded, pixels: np.ndarray):
+    computed: OrderedDict[tuple[str, str], list] = OrderedDict()  # recent images' activations
+
+    def views_of(current: Loaded, pixels: np.ndarray, key: str | None = None):
+        """Every layer's output for the image; the last few kept (by model version and image),
+        so that following cells of a large network does not run it again each time."""
+        if key is not None and (current.version, key) in computed:
+            computed.move_to_end((current.version, key))
+            return computed[(current.version, key)]
         with lock:
-            return activations(current.net, pixels, current.voter)
+            views = activations(current.net, pixels, current.voter)
+        if key is not None:
+            computed[(current.version, key)] = views
+            size = sum(v.values.nbytes for top in views for v in top.walk())
+            while len(computed) > max(1, min(VIEWS_HELD, VIEWS_BYTES // max(size, 1))):
+                computed.popitem(last=False)
+        return views
 
     def layer_tree(current: Loaded, lang: str) -> list[dict[str, Any]]:
         def entry(row) -> dict[str, Any]:
@@ -486,7 +501,7 @@ def create_app(model: "ModelSource | Network", meta: dict[str, Any] | None = Non
         return [entry(view) for view in views]
 
     def answer_for(current: Loaded, key: str, image: HeldImage, limit: int) -> dict[str, Any]:
-        views = views_of(current, image.pixels)
+        views = views_of(current, image.pixels, key)
         classes = list(current.meta["classes"])
         probabilities = views[-1].values.astype(np.float64)
         logits = views[-2].values.astype(np.float64) if len(views) > 1 else None
@@ -608,9 +623,9 @@ def create_app(model: "ModelSource | Network", meta: dict[str, Any] | None = Non
         number sees of the input."""
         current = loaded()
         held_image = image_by(image, current)
+        views = views_of(current, held_image.pixels, image)
         try:
             with lock:  # the NumPy engine reuses its buffers
-                views = activations(current.net, held_image.pixels, current.voter)
                 found = one_number(current.net, views, held_image.pixels, layer, row, column,
                                    channel)
         except UserError as e:
@@ -632,7 +647,7 @@ def create_app(model: "ModelSource | Network", meta: dict[str, Any] | None = Non
         """One layer's output for an image given before, with up to `maps` maps."""
         current = loaded()
         held_image = image_by(image, current)
-        views = views_of(current, held_image.pixels)
+        views = views_of(current, held_image.pixels, image)
         try:
             view = find(views, layer)
         except UserError as e:
@@ -705,7 +720,7 @@ def create_app(model: "ModelSource | Network", meta: dict[str, Any] | None = Non
             raise HTTPException(422, "this network has no conv layer to animate")
         if k >= first.output[2]:
             raise HTTPException(422, f"layer {first.name} has maps 0 to {first.output[2] - 1}")
-        views = views_of(current, pixels)
+        views = views_of(current, pixels, key)
         given = inputs_of(views, net.prepare_images(pixels[None])[0])[first.name]
         out = tuple(first.output[:2])
         if out[0] * out[1] > MAX_ANIMATION_STEPS:
