@@ -400,3 +400,21 @@ def test_every_case_study_network_can_be_looked_inside(name):
     assert animation.status_code == 200
     assert len(animation.json()["steps"]) == animation.json()["size"][0] * \
         animation.json()["size"][1]
+
+
+def test_the_strip_answers_as_many_examples_as_the_budget_allows(model, fashion_dir,
+                                                                 monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from convnet.web import app as web
+
+    net, meta = checkpoint.load(model, engine="numpy")
+    macs = sum(row.macs for row in net.shapes)
+    monkeypatch.setattr(web, "EXAMPLE_MACS", 3 * macs)  # three images' worth
+    test = load_dataset("fashion-mnist", data_dir=str(fashion_dir)).test
+    client = TestClient(web.create_app(net, meta, test.images[:5], labels=test.labels[:5]),
+                        base_url="http://127.0.0.1")
+    items = client.get("/api/examples").json()["items"]
+    assert [item["predicted"] is not None for item in items] == [True] * 3 + [False] * 2
+    assert all(item["label"] == meta["classes"][label] for item, label in
+               zip(items, test.labels[:5]))

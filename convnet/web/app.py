@@ -216,6 +216,7 @@ VECTOR_SHOWN = 1024  # values of a vector layer in the overview
 IMAGES_HELD = 32  # images the server remembers, so that a cell is asked for by the image's id
 VIEWS_HELD = 4  # images whose every layer's output is kept, at most VIEWS_BYTES together
 VIEWS_BYTES = 256 << 20
+EXAMPLE_MACS = 20_000_000_000  # the test strip's answers cost at most this many multiply-adds
 
 
 def png_bytes(array: np.ndarray) -> bytes:
@@ -766,17 +767,25 @@ def create_app(model: "ModelSource | Network", meta: dict[str, Any] | None = Non
             return {"count": 0, "items": []}
         images, labels = current.examples
         if current.version not in predictions:
+            # answers for as many as EXAMPLE_MACS multiply-adds allow (all of a small network's,
+            # a few of VGG-16's), so that the page never waits long for its strip
+            macs = sum(row.macs for row in current.net.shapes) * (
+                len(current.voter.members) if hasattr(current.voter, "members") else 1)
+            count = int(min(len(images), max(1, EXAMPLE_MACS // max(macs, 1))))
             with lock:
-                probs = (current.voter or current.net).predict(images)
+                probs = (current.voter or current.net).predict(images[:count])
             classes = list(current.meta["classes"])
             items = []
-            for i, p in enumerate(probs):
-                guess = int(np.argmax(p))
-                label = None if labels is None else int(labels[i])
+            for i in range(len(images)):
+                label = None if labels is None else classes[int(labels[i])]
+                if i >= count:
+                    items.append({"index": i, "predicted": None, "probability": None,
+                                  "label": label, "correct": None})
+                    continue
+                guess = int(np.argmax(probs[i]))
                 items.append({"index": i, "predicted": classes[guess],
-                              "probability": float(p[guess]),
-                              "label": None if label is None else classes[label],
-                              "correct": None if label is None else guess == label})
+                              "probability": float(probs[i][guess]), "label": label,
+                              "correct": None if label is None else classes[guess] == label})
             predictions.clear()
             predictions[current.version] = items
         items = predictions[current.version]

@@ -13,7 +13,7 @@ const WORDS = {
     drop_hint: "or drop an image anywhere on the page", drop_here: "Drop the image to look inside",
     prediction: "Prediction", test_images: "Test images", mistakes_only: "mistakes only",
     mistakes: "{n} of {m} wrong", label_pred: "test image {i}: label {label}, predicted {pred}",
-    pred_only: "test image {i}: predicted {pred}",
+    pred_only: "test image {i}: predicted {pred}", label_only: "test image {i}: label {label}",
     overview_title: "Every layer, one column each",
     legend: "Colours: blue below 0, white 0, red above 0 (a layer with negative values); " +
             "otherwise dark to bright from its smallest to its largest value.",
@@ -68,7 +68,7 @@ const WORDS = {
     drop_hint: "또는 페이지 아무 곳에나 이미지를 끌어다 놓으세요", drop_here: "이미지를 놓으면 들여다봅니다",
     prediction: "예측", test_images: "테스트 이미지", mistakes_only: "틀린 것만",
     mistakes: "{m}개 중 {n}개 틀림", label_pred: "테스트 이미지 {i}: 정답 {label}, 예측 {pred}",
-    pred_only: "테스트 이미지 {i}: 예측 {pred}",
+    pred_only: "테스트 이미지 {i}: 예측 {pred}", label_only: "테스트 이미지 {i}: 정답 {label}",
     overview_title: "레이어마다 한 열씩",
     legend: "색: 음수가 있는 레이어는 0보다 작으면 파랑, 0은 흰색, 크면 빨강; " +
             "그 밖에는 가장 작은 값에서 가장 큰 값까지 어두운 색에서 밝은 색으로.",
@@ -1170,12 +1170,13 @@ function renderExamples() {
   $("mistake-count").textContent = list.items.some((i) => i.correct !== null) ? t("mistakes", {n: list.mistakes, m: list.count}) : "";
   for (const item of list.items) {
     if (only && item.correct !== false) continue;
-    const label = item.label === null ? t("pred_only", {i: item.index, pred: item.predicted})
-                                      : t("label_pred", {i: item.index, label: item.label, pred: item.predicted});
+    const label = item.predicted === null ? t("label_only", {i: item.index, label: item.label ?? "?"})
+                : item.label === null ? t("pred_only", {i: item.index, pred: item.predicted})
+                : t("label_pred", {i: item.index, label: item.label, pred: item.predicted});
     const button = el("button", {type: "button", className: item.correct === false ? "wrong" : "", title: label,
                                  "aria-label": label, "aria-pressed": String(state.exampleIndex === item.index),
                                  "data-index": item.index},
-                      el("img", {src: `/api/examples/${item.index}?v=${state.version}`, alt: ""}));
+                      el("img", {src: `/api/examples/${item.index}?v=${state.version}`, alt: "", loading: "lazy"}));
     button.onclick = async () => {
       try { lookInside(await (await fetch(`/api/examples/${item.index}?v=${state.version}`)).blob(), item.index); }
       catch (e) { showError(e.message); }
