@@ -6,6 +6,7 @@ to 91% and the final test accuracy (means over seeds), as in bench/time_to_accur
 inside the first training step).
 
     .venv/bin/python bench/ablation.py --recipe fast91 --seeds 2
+    .venv/bin/python bench/ablation.py --recipe fast93 --seeds 2 --only +
 """
 
 from __future__ import annotations
@@ -21,37 +22,73 @@ sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from time_to_accuracy import recipe_run, time_to  # noqa: E402
 
-from convnet import recipes  # noqa: E402
+from convnet import cpu, recipes  # noqa: E402
 from convnet.data import load_dataset  # noqa: E402
 
-VARIANTS = {
+POOL_AFTER = ("conv(24,3,pad=same,bias=false) batchnorm relu pool(2) "
+              "conv(48,3,pad=same,bias=false) batchnorm relu pool(2) "
+              "fc(128,bias=false) batchnorm relu fc(10)")
+WIDER = ("conv(32,3,pad=same,bias=false) pool(2) batchnorm relu "
+         "conv(64,3,pad=same,bias=false) pool(2) batchnorm relu fc(128,bias=false) batchnorm "
+         "relu fc(10)")
+RESIDUAL = ("conv(32,3,pad=same,bias=false) batchnorm relu "
+            "residual(conv(32,3,pad=same,bias=false) batchnorm relu "
+            "conv(32,3,pad=same,bias=false) batchnorm) relu pool(2) "
+            "conv(64,3,pad=same,bias=false) batchnorm relu pool(2) "
+            "fc(128,bias=false) batchnorm relu fc(10)")
+COMMON = {  # one change at a time, to any recipe
     "recipe as is": {},
     "fp32 (no bf16, no channels-last)": {"bf16": False, "channels_last": False},
-    "bf16 without channels-last": {"channels_last": False},
     "no label smoothing": {"label_smoothing": 0.0},
     "cosine schedule instead of one-cycle": {"schedule": "cosine"},
-    "batch 128, lr halved": {"batch_size": 128, "lr": 0.1},
+    "+ weight average (--ema 0.99)": {"ema": 0.99},
+    "+ lookahead every 5 steps": {"lookahead": 5},
+    "+ test-time shifts of 1 pixel": {"tta_shift": 1},
+    "+ random erasing": {"augment": "erase"},
+    "+ whitened first layer": {"whiten": True},
+    "+ batch norm learning 4× faster": {"bn_lr_scale": 4.0},
+}
+DEEPER_POOL_FIRST = ("conv(32,3,pad=same,bias=false) batchnorm relu "
+                     "conv(32,3,pad=same,bias=false) pool(2) batchnorm relu "
+                     "conv(64,3,pad=same,bias=false) pool(2) batchnorm relu "
+                     "fc(128,bias=false) batchnorm relu fc(10)")
+VARIANTS = {
+    "fast91": {**COMMON,
+               "batch norm and ReLU before pooling": {"network": POOL_AFTER},
+               "32/64 filters": {"network": WIDER}},
+    "fast93": {**COMMON,
+               "+ random erasing": {"augment": "crop,erase"},
+               "+ identity-initialised conv 32 → 32": {"identity_init": True},
+               "a residual block instead of conv 32 → 32": {"network": RESIDUAL},
+               "batch norm and ReLU after pooling": {"network": DEEPER_POOL_FIRST}},
 }
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--recipe", default="fast91", choices=list(recipes.RECIPES))
+    p.add_argument("--recipe", default="fast91", choices=list(VARIANTS))
     p.add_argument("--seeds", type=int, default=2)
+    p.add_argument("--only", nargs="+", help="these variants (their labels' first words)")
     p.add_argument("--compile-line", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     data = load_dataset("fashion-mnist")
-    variants = dict(VARIANTS)
+    variants = dict(VARIANTS[args.recipe])
     if args.compile_line:
         variants["+ torch.compile (compile time included)"] = {"compile": True}
-    base = recipes.RECIPES[args.recipe]
+    if args.only:
+        variants = {k: v for k, v in variants.items()
+                    if k == "recipe as is" or any(k.startswith(o) for o in args.only)}
+    path = recipes.path_for()[0]
+    base = {k: v for k, v in recipes.recipe(args.recipe, path).items() if k != "recipe"}
     results = {}
     for label, change in variants.items():
         name = f"{args.recipe}:{label}"
         recipes.RECIPES[name] = {**base, **change}
-        results[label] = [recipe_run(data, name, seed) for seed in range(args.seeds)]
-    print(f"\n# {args.recipe}, {args.seeds} seeds, Fashion-MNIST, {os.cpu_count()} cores")
+        results[label] = [recipe_run(data, name, seed, path="bf16") for seed in
+                          range(args.seeds)]
+    print(f"\n# {args.recipe} ({path} path), {args.seeds} seeds, Fashion-MNIST; "
+          f"{cpu.describe()}")
     print(f"{'variant':42} {'training s':>10} {'to 91% s':>9} {'final accuracy':>15}")
     for label, histories in results.items():
         total = statistics.mean(h[-1][0] for h in histories)
@@ -59,7 +96,8 @@ def main() -> None:
         to91 = f"{statistics.mean(reached):.1f}" if all(reached) else \
             f"{sum(r is not None for r in reached)}/{len(reached)}"
         final = statistics.mean(h[-1][1] for h in histories)
-        print(f"{label:42} {total:10.1f} {to91:>9} {100 * final:14.2f}%")
+        spread = " / ".join(f"{100 * h[-1][1]:.2f}" for h in histories)
+        print(f"{label:42} {total:10.1f} {to91:>9} {100 * final:14.2f}%   ({spread})")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Where the NumPy engine's time goes: forward and backward of each layer, batch 128.
 
-    .venv/bin/python bench/profile_layers.py [lenet|mnist-cnn]
+    .venv/bin/python bench/profile_layers.py [lenet|mnist-cnn|fast91|fast91-pool-first|fast93]
 """
 
 from __future__ import annotations
@@ -19,6 +19,16 @@ NETWORKS = {
               (32, 32, 3)),
     "mnist-cnn": ("conv(32,3,pad=same) relu pool(2) conv(64,3,pad=same) relu pool(2) fc(128) "
                   "relu fc(10)", (28, 28, 1)),
+    # the batch-norm networks of the recipes (issue 16)
+    "fast91": ("conv(32,3,pad=same,bias=false) batchnorm relu pool(2) conv(64,3,pad=same,"
+               "bias=false) batchnorm relu pool(2) fc(128,bias=false) batchnorm relu fc(10)",
+               (28, 28, 1)),
+    "fast91-pool-first": ("conv(24,3,pad=same,bias=false) pool(2) batchnorm relu conv(48,3,"
+                          "pad=same,bias=false) pool(2) batchnorm relu fc(128,bias=false) "
+                          "batchnorm relu fc(10)", (28, 28, 1)),
+    "fast93": ("conv(32,3,pad=same,bias=false) batchnorm relu conv(32,3,pad=same,bias=false) "
+               "batchnorm relu pool(2) conv(64,3,pad=same,bias=false) batchnorm relu pool(2) "
+               "fc(128,bias=false) batchnorm relu fc(10)", (28, 28, 1)),
 }
 
 

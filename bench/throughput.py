@@ -23,7 +23,18 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from convnet import Network, shapes, spec  # noqa: E402
 from convnet.config import SpeedOptions  # noqa: E402
-from convnet.recipes import RECIPES  # noqa: E402
+from convnet import cpu  # noqa: E402
+from convnet.recipes import FP32, RECIPES  # noqa: E402
+
+# the batch-norm networks measured: each recipe's (both paths), and fast91 before issue 16
+NETWORKS = {
+    "fast91": RECIPES["fast91"]["network"],
+    "fast91 fp32 path": FP32["fast91"]["network"],
+    "fast93/94": RECIPES["fast93"]["network"],
+    "fast91 of issue 5": ("conv(32,3,pad=same,bias=false) batchnorm relu pool(2) "
+                          "conv(64,3,pad=same,bias=false) batchnorm relu pool(2) "
+                          "fc(128,bias=false) batchnorm relu fc(10)"),
+}
 
 BATCH = 256
 
@@ -52,15 +63,15 @@ def images_per_second(fn, seconds: float = 3.0) -> float:
 def main() -> None:
     torch.set_num_threads(os.cpu_count() or 1)
     peak32, peak16 = peak_matmul_flops(torch.float32), peak_matmul_flops(torch.bfloat16)
-    print(f"# {os.cpu_count()} cores; measured peak matrix FLOP/s: fp32 {peak32 / 1e9:.0f} G, "
+    print(f"# {cpu.describe()}; measured peak matrix FLOP/s: fp32 {peak32 / 1e9:.0f} G, "
           f"bf16 {peak16 / 1e9:.0f} G (2048×2048 products); batch {BATCH}")
-    print(f"{'network':8} {'engine/path':16} {'train img/s':>11} {'GFLOP/s':>8} {'% peak':>7} "
+    print(f"{'network':18} {'engine/path':16} {'train img/s':>11} {'GFLOP/s':>8} {'% peak':>7} "
           f"{'infer img/s':>11} {'GFLOP/s':>8} {'% peak':>7}")
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (BATCH, 28, 28, 1), dtype=np.uint8)
     y = rng.integers(0, 10, BATCH)
-    for name, settings in RECIPES.items():
-        network = spec.parse(settings["network"]).with_input((28, 28, 1))
+    for name, description in NETWORKS.items():
+        network = spec.parse(description).with_input((28, 28, 1))
         macs = sum(r.macs for r in shapes.infer(network))
         paths = [("torch fp32", "torch", SpeedOptions(), peak32),
                  ("torch bf16+cl", "torch", SpeedOptions(channels_last=True, bf16=True), peak16),
@@ -72,12 +83,12 @@ def main() -> None:
             infer = images_per_second(lambda: net.logits(x, batch_size=BATCH))
             measured[label] = (train, infer)
             train_flops, infer_flops = train * 6 * macs, infer * 2 * macs
-            print(f"{name:8} {label:16} {train:11.0f} {train_flops / 1e9:8.1f} "
+            print(f"{name:18} {label:16} {train:11.0f} {train_flops / 1e9:8.1f} "
                   f"{100 * train_flops / peak:6.1f}% {infer:11.0f} {infer_flops / 1e9:8.1f} "
                   f"{100 * infer_flops / peak:6.1f}%", flush=True)
         (nt, ni), (tt, ti) = measured["numpy fp32"], measured["torch fp32"]
         (ft, fi) = measured["torch bf16+cl"]
-        print(f"{name:8} ratios: numpy/torch fp32 train {nt / tt:.2f}×, infer {ni / ti:.2f}×; "
+        print(f"{name:18} ratios: numpy/torch fp32 train {nt / tt:.2f}×, infer {ni / ti:.2f}×; "
               f"fast path/torch fp32 train {ft / tt:.2f}×, infer {fi / ti:.2f}×", flush=True)
 
 

@@ -2,6 +2,8 @@
 
     crop   pad each image by P zeros and cut a random H×W window back out (P = 2 by default)
     flip   mirror a random half of the images left–right (for classes where that is harmless)
+    erase  in a random half of the images, a random rectangle (2–25% of the image, aspect
+           0.3–3.3) filled with a random value (random erasing, Zhong et al. 2017)
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ import numpy as np
 
 from .errors import UserError
 
-KINDS = ("crop", "flip")
+KINDS = ("crop", "flip", "erase")
+ERASE_AREA = (0.02, 0.25)  # of the image
+ERASE_ASPECT = (0.3, 3.3)
 
 
 def parse(text: str | None) -> tuple[str, ...]:
@@ -53,4 +57,28 @@ def augment(images: np.ndarray, kinds: tuple[str, ...], rng: np.random.Generator
         flip = rng.random(total)[mine] < 0.5
         out = out.copy() if out is images else out
         out[flip] = out[flip, :, ::-1]
+    if "erase" in kinds:
+        out = erase(out if out is not images else images.copy(), rng, mine, total)
     return out
+
+
+def erase(images: np.ndarray, rng: np.random.Generator, mine: np.ndarray, total: int
+          ) -> np.ndarray:
+    """Random erasing, in place: each chosen image gets one rectangle of a random value."""
+    n, h, w, c = images.shape
+    chosen = (rng.random(total) < 0.5)[mine]
+    area = rng.uniform(*ERASE_AREA, total)[mine] * h * w
+    aspect = np.exp(rng.uniform(*np.log(ERASE_ASPECT), total))[mine]
+    eh = np.clip(np.round(np.sqrt(area * aspect)), 1, h).astype(int)
+    ew = np.clip(np.round(np.sqrt(area / aspect)), 1, w).astype(int)
+    top = (rng.random(total)[mine] * (h - eh + 1)).astype(int)
+    left = (rng.random(total)[mine] * (w - ew + 1)).astype(int)
+    fill = rng.integers(0, 256, (total, c), dtype=np.uint8)[mine]
+    rows = np.arange(h)[None, :]
+    cols = np.arange(w)[None, :]
+    inside = ((rows >= top[:, None]) & (rows < (top + eh)[:, None]))[:, :, None] & \
+        ((cols >= left[:, None]) & (cols < (left + ew)[:, None]))[:, None, :]
+    inside &= chosen[:, None, None]
+    which = np.nonzero(inside)[0]
+    images[inside] = fill[which]
+    return images

@@ -4,6 +4,7 @@
     model.json          description, input shape, classes, normalisation, training settings,
                         metrics, versions (FORMAT and VERSION identify the layout)
     optimizer.safetensors, training.json   (only in a run's last/ checkpoint, for --resume)
+    averages.safetensors                  (... and the weight averages of --ema, --lookahead)
 
 Either engine loads any checkpoint. A directory is written whole into a temporary sibling and
 renamed into place (convnet/files.py), so a reader never sees half a checkpoint. Nothing is
@@ -110,8 +111,10 @@ def _check_header(found: dict[str, tuple[tuple[int, ...], str]],
 
 
 def save(net: Network, directory: Path, *, classes: tuple[str, ...], metrics: dict | None = None,
-         training: dict | None = None, resume: dict | None = None, replace: bool = True) -> Path:
-    """Write a checkpoint directory atomically; `resume` adds the optimiser and loop state."""
+         training: dict | None = None, resume: dict | None = None, replace: bool = True,
+         averages: dict[str, np.ndarray] | None = None) -> Path:
+    """Write a checkpoint directory atomically; `resume` adds the optimiser and loop state,
+    `averages` the weight averages of --ema and --lookahead (averages.safetensors)."""
     directory = Path(directory)
     if directory.exists() and not replace:
         raise UserError(f"{directory} already exists; use --force to replace it")
@@ -127,12 +130,15 @@ def save(net: Network, directory: Path, *, classes: tuple[str, ...], metrics: di
                                "std": list(net.normalization[1])}
                               if net.normalization else None),
             "engine": net.engine.name, "dtype": net.dtype, "tta": net.tta,
+            "tta_shift": net.tta_shift,
             "training": training or {}, "metrics": metrics or {}, "versions": versions(),
         }
         write_json(staging / "model.json", meta)
         if resume is not None:
             _save_arrays(net.engine.optimizer_state(), staging / "optimizer.safetensors")
             write_json(staging / "training.json", resume)
+        if averages:
+            _save_arrays(averages, staging / "averages.safetensors")
     return directory
 
 
@@ -214,7 +220,8 @@ def _load_network(directory: Path, meta: dict[str, Any], engine: str, device: st
     try:
         # the memory the network needs is checked before anything is allocated (Network)
         net = Network(network_spec, input=input_shape, engine=engine, device=device,  # type: ignore[arg-type]
-                      normalization=normalization, seed=0, tta=meta.get("tta", False))
+                      normalization=normalization, seed=0, tta=meta.get("tta", False),
+                      tta_shift=meta.get("tta_shift", 0))
     except UserError as e:
         raise UserError(f"cannot load {directory}: {e}") from None
     if net.num_classes != len(classes):
@@ -251,6 +258,12 @@ def _load_ensemble(directory: Path, meta: dict[str, Any], engine: str, device: s
     meta["directory"] = str(directory)
     meta["training"] = loaded[0][1].get("training", {})  # the data its members learned from
     return ensemble, meta
+
+
+def load_averages(directory: Path) -> dict[str, np.ndarray]:
+    """The weight averages a run's last/ checkpoint kept (empty without --ema/--lookahead)."""
+    path = Path(directory) / "averages.safetensors"
+    return _load_arrays(path) if path.is_file() else {}
 
 
 def load_resume_state(directory: Path, net: Network) -> dict[str, Any]:

@@ -230,7 +230,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
            choices=("constant", "cosine", "onecycle", "step"))
     option("--warmup-epochs", "linear warm-up before the cosine decay", type=_number)
     option("--label-smoothing", "share of each label spread over all classes", type=_number)
-    option("--augment", "crop, flip or crop,flip")
+    option("--augment", "any of crop, flip and erase, e.g. crop,erase")
     option("--val-size", "validation images held out of train (a fraction if below 1)",
            type=_number)
     option("--test-fraction", "folders without train/ and test/: the share held out for testing",
@@ -245,6 +245,18 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     option("--compile", "torch engine: torch.compile the model", action="store_true")
     option("--tta", "test-time augmentation: each image and its mirror vote",
            action="store_true")
+    option("--tta-shift", "test-time augmentation: the image moved N pixels up, down, left and "
+                          "right votes too", type=int, metavar="N")
+    option("--ema", "evaluate and save an exponential moving average of the weights with this "
+                    "decay per step, e.g. 0.99 (0: off)", type=_number, metavar="DECAY")
+    option("--lookahead", "every K steps pull the weights halfway back to slow weights "
+                          "(0: off)", type=int, metavar="K")
+    option("--whiten", "initialise the first conv layer by whitening the images' patches",
+           action="store_true")
+    option("--identity-init", "convs from C to C channels start as the identity (plus noise)",
+           action="store_true")
+    option("--bn-lr-scale", "torch engine: batch norm's scale and shift learn this many times "
+                            "faster than the other weights", type=_number, metavar="X")
     option("--tensorboard", "write TensorBoard logs (scalars, histograms, filters, activation "
                             "maps, graph) to this folder", metavar="DIR")
     option("--cache-dir", "where a folder's decoded images are kept (default: $CONVNET_CACHE "
@@ -285,10 +297,19 @@ def _run_train(args: argparse.Namespace) -> int:
     else:
         values = asdict(TrainConfig())
         if given.get("recipe"):
-            values.update(recipe(given["recipe"]))
+            from .recipes import PATH_WORDS, path_for
+
+            path, why = path_for(given.get("engine"), given.get("device"))
+            settings = recipe(given["recipe"], path)
+            members = settings.pop("ensemble", None)  # a recipe of several models
+            if members and given.get("ensemble") is None:
+                given["ensemble"] = members
+            values.update(settings)
             from .distributed import world
             if world().main:
-                print(f"recipe {describe(given['recipe'])}", flush=True)
+                shown = describe(given["recipe"], path).split(": ", 1)[1]
+                print(f"recipe {given['recipe']} ({PATH_WORDS[path]} path: {why}): {shown}",
+                      flush=True)
         values.update({k: v for k, v in given.items() if k in values})
         if given.get("description"):
             values["network"] = given["description"]

@@ -20,6 +20,7 @@ class OptimizerConfig:
     beta1: float = 0.9  # Adam: decay of the gradient's running mean
     beta2: float = 0.999  # Adam: decay of the squared gradient's running mean
     eps: float = 1e-8  # Adam: keeps the division finite
+    bn_lr_scale: float = 1.0  # batch norm's scale and shift learn this many times faster
 
     def __post_init__(self) -> None:
         if self.name not in OPTIMIZERS:
@@ -33,6 +34,7 @@ class OptimizerConfig:
              f"Adam's betas must be in [0, 1), got {self.beta1}, {self.beta2}"),
             (self.eps > 0, f"eps must be positive, got {self.eps}"),
             (not self.nesterov or self.momentum > 0, "nesterov needs momentum > 0"),
+            (self.bn_lr_scale > 0, f"bn_lr_scale must be positive, got {self.bn_lr_scale}"),
         ]
         for ok, message in checks:
             if not ok:

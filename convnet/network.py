@@ -42,7 +42,8 @@ class Network:
                  label_smoothing: float = 0.0,
                  schedule: Callable[[int], float] | None = None,
                  device: str | None = None, speed: SpeedOptions = SpeedOptions(),
-                 tta: bool = False, class_weights: np.ndarray | None = None) -> None:
+                 tta: bool = False, class_weights: np.ndarray | None = None,
+                 tta_shift: int = 0) -> None:
         self.spec = description if isinstance(description, Spec) else load(description, floor)
         given = parse_input_shape(input) if isinstance(input, str) else input
         if given is not None and self.spec.input is not None and tuple(given) != self.spec.input:
@@ -74,6 +75,9 @@ class Network:
         self.schedule = schedule  # step → learning rate, called before each train_step
         self.normalization = _check_normalization(normalization, self.input_shape[2])
         self.tta = tta  # test-time augmentation: each image and its mirror vote
+        if not 0 <= int(tta_shift) <= min(4, min(self.input_shape[:2]) - 1):
+            raise UserError(f"tta_shift is 0 to 4 pixels (less than the image), got {tta_shift}")
+        self.tta_shift = int(tta_shift)  # ... and the image moved this far in four directions
         self.class_weights = _check_class_weights(class_weights, self.num_classes)
         per_image = 2 * np.dtype(dtype).itemsize * (
             sum(math.prod(x.output) for s in self.shapes for x in s.walk())
@@ -157,9 +161,11 @@ class Network:
         parts = []
         for i in range(0, max(len(x), 1), batch_size):
             images = self.prepare_images(x[i:i + batch_size])
-            scores = self.engine.logits(images)
-            if self.tta:  # the mirror image votes too
-                scores = (scores + self.engine.logits(images[:, :, ::-1])) / 2
+            views = [images] + [shifted(images, dy, dx, self.tta_shift)
+                                for dy, dx in SHIFTS if self.tta_shift]
+            if self.tta:  # the mirror images vote too
+                views += [view[:, :, ::-1] for view in views]
+            scores = sum(self.engine.logits(view) for view in views) / len(views)
             parts.append(scores)
         return np.concatenate(parts)
 
@@ -289,6 +295,20 @@ def check_training_fits(shapes: list[shape_arithmetic.LayerShape], dtype: str, b
                     f"(weights {bytes_text(weights)}, ×4 with gradients and optimiser; "
                     f"{bytes_text(per_image)} per image); this machine has {bytes_text(have)} "
                     f"available: {advice} (convnet inspect shows each layer's share)")
+
+
+SHIFTS = ((-1, 0), (1, 0), (0, -1), (0, 1))  # up, down, left, right (times tta_shift)
+
+
+def shifted(images: np.ndarray, dy: int, dx: int, by: int) -> np.ndarray:
+    """N×H×W×C images moved `by`·dy rows and `by`·dx columns, zeros (the normalised mean)
+    coming in at the edge."""
+    out = np.zeros_like(images)
+    h, w = images.shape[1:3]
+    oy, ox = dy * by, dx * by
+    out[:, max(0, oy):h + min(0, oy), max(0, ox):w + min(0, ox)] = \
+        images[:, max(0, -oy):h - max(0, oy), max(0, -ox):w - max(0, ox)]
+    return out
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:

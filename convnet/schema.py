@@ -169,6 +169,7 @@ def check_model(meta: Any, where: str) -> dict:
         if min(norm["std"]) <= 0:
             raise _damaged(where, "normalization 'std' values must be positive")
     _optional(meta, "tta", (bool,), where)
+    _optional(meta, "tta_shift", (int,), where, (0, 1, 2, 3, 4))
     _optional(meta, "dtype", (str,), where, DTYPE_NAMES)
     _optional(meta, "engine", (str,), where, ENGINE_NAMES)
     for key in ("training", "metrics", "versions"):

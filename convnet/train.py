@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -26,6 +27,7 @@ import numpy as np
 
 from . import augment as augmentation
 from . import checkpoint, distributed
+from .averaging import Averages
 from .config import OptimizerConfig, SpeedOptions
 from .data import Dataset, load_dataset
 from .data.dataset import stratified_split
@@ -101,6 +103,12 @@ class TrainConfig:
     bf16: bool = False  # torch engine: bfloat16 matrix work where the hardware has it
     compile: bool = False  # torch engine: torch.compile the model
     tta: bool = False  # evaluate on each image and its mirror (validation, test, predict)
+    tta_shift: int = 0  # also on the image moved this many pixels up, down, left and right
+    ema: float = 0.0  # decay of an exponential moving average of the weights (0: none)
+    lookahead: int = 0  # steps between lookahead's pulls back to the slow weights (0: none)
+    whiten: bool = False  # first conv layer initialised by whitening the images' patches
+    identity_init: bool = False  # convs from C to C channels start as the identity plus noise
+    bn_lr_scale: float = 1.0  # torch engine: batch norm's scale and shift learn this much faster
     recipe: str | None = None  # the named recipe these settings came from, if any
     tensorboard: str | None = None  # write TensorBoard logs to this folder
     cache_dir: str | None = None  # where a folder's decoded images are kept (see data/cache.py)
@@ -118,6 +126,17 @@ class TrainConfig:
             (self.warmup_epochs >= 0, "--warmup-epochs must be ≥ 0"),
             (self.val_size is None or self.val_size >= 0, "--val-size must be ≥ 0"),
             (0 < self.test_fraction < 1, "--test-fraction must be between 0 and 1"),
+            (0 <= self.tta_shift <= 4, f"--tta-shift is 0 to 4 pixels, got {self.tta_shift}"),
+            (self.ema == 0 or 0 < self.ema < 1,
+             f"--ema takes a decay between 0 and 1 (e.g. 0.99; 0 turns it off), got "
+             f"{self.ema:g}: 1 would never move"),
+            (not 0 < self.ema < 0.5,
+             f"--ema {self.ema:g} averages next to nothing (a horizon of about "
+             f"{1 / max(1e-9, 1 - self.ema):.1f} steps); use 0.9 to 0.999, or 0 for none"),
+            (self.lookahead == 0 or self.lookahead >= 2,
+             f"--lookahead takes the steps between pulls (at least 2, e.g. 5; 0 turns it off), "
+             f"got {self.lookahead}"),
+            (self.bn_lr_scale > 0, f"--bn-lr-scale must be above 0, got {self.bn_lr_scale:g}"),
         ]
         for ok, message in problems:
             if not ok:
@@ -138,7 +157,8 @@ class TrainConfig:
     def optimizer_config(self) -> OptimizerConfig:
         return OptimizerConfig(name=self.optimizer, lr=self.lr, momentum=self.momentum,
                                nesterov=self.nesterov and self.optimizer == "sgd"
-                               and self.momentum > 0, weight_decay=self.weight_decay)
+                               and self.momentum > 0, weight_decay=self.weight_decay,
+                               bn_lr_scale=self.bn_lr_scale)
 
 
 @dataclass
@@ -180,15 +200,41 @@ def prepare(config: TrainConfig) -> tuple[Dataset, Any]:
     if network is not None and expected is not None:
         check_training_fits(infer(network.with_input(expected)), config.dtype,
                             config.batch_size, _short(config.network))
-    data = load_dataset(config.data, config.data_dir, shape=shape,
-                        test_fraction=config.test_fraction, seed=config.seed,
-                        options=FolderOptions(config.cache_dir, config.cache))
+    importing = _import_torch_meanwhile() if config.engine in ("auto", "torch") else None
+    try:
+        data = load_dataset(config.data, config.data_dir, shape=shape,
+                            test_fraction=config.test_fraction, seed=config.seed,
+                            options=FolderOptions(config.cache_dir, config.cache))
+    finally:
+        if importing is not None:  # torch must be whole before anything else imports it
+            importing.join()
     if network is None:
         network = load_spec(default_network(data.shape, len(data.classes)))
     elif network.input is not None and network.input != data.shape:
         raise UserError(f"the network's input is {format_shape(network.input)} but the "
                         f"{data.name} images are {format_shape(data.shape)}")
     return data, network.with_input(data.shape)
+
+
+def _import_torch_meanwhile() -> threading.Thread | None:
+    """Start importing PyTorch (a second or more) on a thread while the data loads; the caller
+    joins it before going on (two threads importing torch at once break its import)."""
+    import importlib
+    import importlib.util
+
+    if "torch" in sys.modules or importlib.util.find_spec("torch") is None:
+        return None
+    thread = threading.Thread(target=_quiet_import, args=("torch",), daemon=True,
+                              name="convnet-import-torch")
+    thread.start()
+    return thread
+
+
+def _quiet_import(name: str) -> None:
+    try:
+        __import__(name)
+    except Exception:  # noqa: BLE001 - the engine's own import reports it properly
+        pass
 
 
 def epochs_for(steps_per_epoch: int) -> int:
@@ -275,7 +321,18 @@ def build_network(config: TrainConfig, network: Any, train_images: np.ndarray,
                   dtype=config.dtype, init=config.init, optimizer=config.optimizer_config(),
                   label_smoothing=config.label_smoothing or 0.0,
                   normalization=channel_stats(train_images), speed=config.speed(),
-                  tta=config.tta, class_weights=weights)
+                  tta=config.tta, class_weights=weights, tta_shift=config.tta_shift)
+    if config.bn_lr_scale != 1 and net.engine.name != "torch":
+        raise UserError("--bn-lr-scale is the torch engine's (its optimiser has parameter "
+                        "groups); drop it or use --engine torch")
+    if config.whiten:
+        from .initial import whiten
+        whiten(net, train_images, config.seed)
+    if config.identity_init:
+        from .initial import identity_init
+        if not identity_init(net):
+            raise UserError("--identity-init changes convs from C to C channels with an odd "
+                            "kernel, and this network has none")
     steps = steps_per_epoch(len(train_images), config.batch_size)
     epochs = config.epochs or epochs_for(steps)
     net.schedule = make_schedule(config.schedule, config.lr, steps * epochs,
@@ -322,11 +379,18 @@ class Trainer:
             per_class = class_weights(self.train.labels, classes)
             self.sample_weights = per_class[self.train.labels] / per_class[self.train.labels].sum()
         self.notes = class_report(self.train.labels, self.data.classes)
+        total_steps = self.steps_per_epoch * config.epochs
+        if config.ema and 1 / (1 - config.ema) > total_steps / 2:
+            self.notes.append(f"warning: --ema {config.ema:g} averages over about "
+                              f"{1 / (1 - config.ema):,.0f} steps, but the run has "
+                              f"{total_steps:,}: the average would be mostly the first "
+                              "weights (try a decay with a shorter horizon, e.g. 0.99)")
         if regularised:
             self.notes.append(f"a small training set ({len(self.train):,} images): "
                               f"{' and '.join(regularised)} (--augment, --label-smoothing "
                               "choose otherwise)")
         self.net = build_network(config, network, self.train.images, self.train.labels)
+        self.averages = Averages(self.net, config.ema, config.lookahead)
         if self.world.size > 1:
             self.net.engine.distribute()
         self.augment = augmentation.parse(config.augment)
@@ -338,6 +402,8 @@ class Trainer:
                   file=sys.stderr)
         self.start_epoch, self.best = 0, {"epoch": 0, "val_accuracy": -1.0}
         self.stopped_early: str | None = None  # why, when the patience ran out
+        self._plots = None  # the thread that draws curve.png
+        self._curve = None
         self.rows: list[dict[str, Any]] = []  # the metrics of every epoch so far
         self.best_state: dict[str, np.ndarray] | None = None  # the weights at the best epoch
         self.best_row: dict[str, Any] = {}
@@ -383,6 +449,7 @@ class Trainer:
             except (KeyError, TypeError, ValueError, RuntimeError):
                 raise UserError(f"cannot resume: {last / 'training.json'} holds a random "
                                 "generator state this engine cannot take") from None
+        self.averages.load(checkpoint.load_averages(last))
         if (best / "model.json").is_file():
             self.best_state = checkpoint.load_state(best, self.net)
             self.best_row = checkpoint.read_meta(best).get("metrics", {})
@@ -403,8 +470,7 @@ class Trainer:
             checkpoint.write_lines(self.directory / "metrics.jsonl",
                                    [json.dumps(r) for r in self.rows])
             self._save(epoch + 1, row)
-            from .figures import training_curve
-            training_curve(self.rows, self.directory / "curve.png")
+            self._draw_curve()
             if self.board is not None:
                 self.board.epoch(epoch + 1, row, self.net)
             val = "no validation images" if math.isnan(row["val_accuracy"]) else \
@@ -425,16 +491,39 @@ class Trainer:
             self.board.close()
         if not self.world.main:
             return Result(self.directory, math.nan, 0, time.perf_counter() - started)
-        return self._finish(time.perf_counter() - started)
+        result = self._finish(time.perf_counter() - started)
+        self._curve_drawn()  # drawn meanwhile, on its thread
+        return result
+
+    def _draw_curve(self) -> None:
+        """curve.png, drawn on a thread of its own while the next epoch trains (matplotlib's
+        import and drawing take about a second, which a short run would otherwise wait for)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from .figures import training_curve
+
+        self._curve_drawn()  # one drawing at a time: pyplot is not for two threads at once
+        if self._plots is None:
+            self._plots = ThreadPoolExecutor(max_workers=1, thread_name_prefix="convnet-curve")
+        self._curve = self._plots.submit(training_curve, list(self.rows),
+                                         self.directory / "curve.png")
+
+    def _curve_drawn(self) -> None:
+        """Wait for the last curve.png (and raise what drawing it raised)."""
+        if getattr(self, "_curve", None) is not None:
+            curve, self._curve = self._curve, None
+            curve.result()
 
     def _epoch(self, epoch: int) -> dict[str, Any]:
         config, net = self.config, self.net
         bar = _progress(self.progress, self.steps_per_epoch * config.batch_size,
                         f"epoch {epoch + 1}/{config.epochs}")
         stats = train_epoch(net, self.train.images, self.train.labels, config, epoch,
-                            self.augment, bar, self.world, self.sample_weights)
-        val = net.evaluate(self.val.images, self.val.labels) if len(self.val) else \
-            {"loss": math.nan, "accuracy": math.nan}
+                            self.augment, bar, self.world, self.sample_weights,
+                            self.averages.after_step)
+        with self.averages.evaluated():
+            val = net.evaluate(self.val.images, self.val.labels) if len(self.val) else \
+                {"loss": math.nan, "accuracy": math.nan}
         return {"epoch": epoch + 1, "step": net.steps, "lr": net.lr, **stats,
                 "val_loss": val["loss"], "val_accuracy": val["accuracy"]}
 
@@ -445,10 +534,12 @@ class Trainer:
         common = {"classes": self.data.classes, "training": asdict(self.config)}
         resume = {"epoch": epoch, "steps": self.net.steps, "best": self.best,
                   "rng": self.net.engine.rng_state()}
-        checkpoint.save(self.net, self.directory / "last", metrics=row, resume=resume, **common)
+        checkpoint.save(self.net, self.directory / "last", metrics=row, resume=resume,
+                        averages=self.averages.state(), **common)
         if better:
-            self.best_state, self.best_row = self.net.state_dict(), row
-            checkpoint.save(self.net, self.directory / "best", metrics=row, **common)
+            with self.averages.evaluated():
+                self.best_state, self.best_row = self.net.state_dict(), row
+                checkpoint.save(self.net, self.directory / "best", metrics=row, **common)
 
     def _finish(self, seconds: float) -> Result:
         """The test set, once, on the best epoch's weights (kept since); best/ gets the result."""
@@ -492,7 +583,8 @@ def resume(directory: Path, epochs: int | None = None) -> "Trainer":
 def train_epoch(net: Network, images: np.ndarray, labels: np.ndarray, config: TrainConfig,
                 epoch: int, augment: tuple[str, ...] = (), bar=None,
                 world: distributed.World = distributed.World(),
-                sample_weights: np.ndarray | None = None) -> dict[str, float]:
+                sample_weights: np.ndarray | None = None,
+                after_step: Callable[[], None] | None = None) -> dict[str, float]:
     """One pass over the training images in batches; the order comes from (seed, epoch). With
     several processes, each takes its share of every step's batch. With `sample_weights`
     (--balance sampler) the epoch's images are drawn with those chances, with replacement.
@@ -514,6 +606,8 @@ def train_epoch(net: Network, images: np.ndarray, labels: np.ndarray, config: Tr
                                      total=len(whole))
         losses.append(net.train_step(batch, labels[index]))
         accuracies.append(net.last_accuracy)
+        if after_step is not None:
+            after_step()
         if bar is not None:
             bar.update(len(index))
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}",

@@ -211,3 +211,32 @@ def test_the_lecture_first_layer_takes_the_row_algorithm():
     assert layer.by_rows(3, 28, 28, 128, 4)  # LeNet's conv(6,5) on 32x32x3, batch 128
     wide = Conv2D(32, 64, (3, 3), (1, 1), (1, 1, 1, 1), True, np.dtype(np.float32))
     assert not wide.by_rows(32, 14, 14, 128, 4)  # many filters: im2col
+
+
+@pytest.mark.parametrize("description", [
+    "conv(8,3,pad=1,bias=false) batchnorm relu pool(2) fc(10)",
+    "conv(6,3,pad=same) pool(2) batchnorm relu conv(6,3,stride=3) relu avgpool(2,stride=1) fc(4)",
+    "conv(4,3,pad=1) relu residual(conv(4,3,pad=1,bias=false) batchnorm relu) pool(3,stride=3) "
+    "fc(3)",
+])
+def test_element_wise_work_on_several_threads_is_the_same_to_the_bit(monkeypatch, description):
+    """The channels split over threads (engines/numpy/parallel.py) give exactly what one thread
+    gives: every row is computed by the same code either way."""
+    from convnet import Network
+    from convnet.engines.numpy import parallel
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (16, 12, 12, 3), dtype=np.uint8)
+    y = rng.integers(0, 3, 16)
+
+    def run(threads: int):
+        monkeypatch.setenv("CONVNET_NUMPY_THREADS", str(threads))
+        monkeypatch.setattr(parallel, "MIN_VALUES", 1 if threads > 1 else 10 ** 12)
+        net = Network(description, input=(12, 12, 3), engine="numpy", seed=4)
+        losses = [net.train_step(x, y) for _ in range(3)]
+        return losses, net.state_dict(), net.logits(x)
+
+    one, three = run(1), run(3)
+    assert one[0] == three[0]
+    assert all(np.array_equal(one[1][k], three[1][k]) for k in one[1])
+    assert np.array_equal(one[2], three[2])

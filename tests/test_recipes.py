@@ -12,7 +12,7 @@ from convnet.cli import main
 from convnet.config import SpeedOptions
 from convnet.engines.torch import engine as torch_engine
 from convnet.errors import UserError
-from convnet.recipes import RECIPES
+from convnet.recipes import RECIPES, recipe
 from convnet.spec import parse
 
 NET = "conv(8,3,pad=same,bias=false) batchnorm relu pool(2) fc(10)"
@@ -35,10 +35,13 @@ def test_recipe_settings_and_command_line_precedence(capsys, tmp_path, fashion_d
     code = main(["train", "--recipe", "fast91", "--data-dir", str(fashion_dir), "--epochs", "1",
                  "--out", str(tmp_path / "run"), "--val-size", "300"])
     out = capsys.readouterr().out
-    assert code == 0 and out.startswith("recipe fast91: conv(32,3,pad=same,bias=false)")
+    assert code == 0 and out.startswith("recipe fast91 (")
+    assert "path: " in out.splitlines()[0] and RECIPES["fast91"]["network"] in out
     saved = json.loads((tmp_path / "run" / "train.json").read_text())
     assert saved["recipe"] == "fast91" and saved["epochs"] == 1 and saved["val_size"] == 300
-    assert saved["bf16"] and saved["channels_last"] and saved["schedule"] == "onecycle"
+    expected = recipe("fast91")  # the path this machine gets
+    assert saved["bf16"] == expected["bf16"] and saved["schedule"] == "onecycle"
+    assert saved["channels_last"] == expected["channels_last"]
 
 
 def test_bf16_and_channels_last_agree_with_float32():
@@ -121,3 +124,14 @@ def test_tta_without_flip_augmentation_gets_a_notice(capsys, tmp_path, fashion_d
                  "--engine", "numpy", "--out", str(tmp_path / "run"), "--val-size", "300"])
     assert code == 0
     assert "convnet: note: --tta also looks at each image's mirror" in capsys.readouterr().err
+
+
+def test_the_ensemble_recipe_trains_its_members_and_their_vote(capsys, tmp_path, fashion_dir):
+    code = main(["train", "--recipe", "ensemble", "--data-dir", str(fashion_dir), "--epochs",
+                 "1", "--out", str(tmp_path / "run"), "--val-size", "300"])
+    out = capsys.readouterr().out
+    assert code == 0 and "ensemble of 3: test accuracy" in out
+    members = json.loads((tmp_path / "run/ensemble/model.json").read_text())["members"]
+    assert len(members) == 3
+    saved = json.loads((tmp_path / "run/model-1/train.json").read_text())
+    assert saved["augment"] == "crop,erase" and saved["tta_shift"] == 1

@@ -5,7 +5,8 @@ unmaps them when freed, so every training step touches its activations' memory a
 the big Fashion-MNIST recipe, 42,000 page faults per step and a third of the CPU time in the
 kernel. Raising glibc's mmap and trim thresholds makes freed blocks stay in the heap and be reused:
 no page faults, 27% more images per second (PyTorch's CPU tuning guide gets the same by preloading
-jemalloc or tcmalloc). The cost: the process keeps its peak memory until it exits.
+jemalloc or tcmalloc). The cost: the process keeps its peak memory until it exits, so a process
+whose memory is limited (ulimit -v or -d) is left as it is.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def keep_freed_memory() -> bool:
     global _done
     if _done:
         return True
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc" or _memory_limited():
         return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
@@ -34,3 +35,14 @@ def keep_freed_memory() -> bool:
         return False
     _done = ok
     return ok
+
+
+def _memory_limited() -> bool:
+    """Whether this process runs under an address-space or data-size limit."""
+    import resource
+
+    for limit in (resource.RLIMIT_AS, resource.RLIMIT_DATA):
+        soft, _ = resource.getrlimit(limit)
+        if soft != resource.RLIM_INFINITY:
+            return True
+    return False

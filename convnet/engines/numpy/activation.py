@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import parallel
 from .base import Layer
 
 
@@ -42,10 +43,27 @@ class ReLU(_Elementwise):
         self.inplace = inplace
 
     def function(self, x: np.ndarray) -> np.ndarray:
-        return np.maximum(x, 0, out=x if self.inplace else None)
+        if not x.flags.c_contiguous:  # a view: rows of it are not rows of memory
+            return np.maximum(x, 0, out=x if self.inplace else None)
+        out = x if self.inplace else np.empty_like(x)
+        flat_in, flat_out = x.reshape(x.shape[0], -1), out.reshape(x.shape[0], -1)
+        parallel.each(lambda a, b: np.maximum(flat_in[a:b], 0, out=flat_out[a:b]),
+                      x.shape[0], x.size)
+        return out
 
     def slope(self, y: np.ndarray) -> np.ndarray:
         return y > 0  # 1 where x > 0, else 0 (PyTorch's choice at 0)
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        y = self.cache
+        self.cache = None
+        if not (dy.flags.c_contiguous and y.flags.c_contiguous):
+            return np.multiply(dy, y > 0, out=dy)
+        d, kept = dy.reshape(dy.shape[0], -1), y.reshape(y.shape[0], -1)
+        # dy is this layer's own (the next layer's fresh result), so it is overwritten
+        parallel.each(lambda a, b: np.multiply(d[a:b], kept[a:b] > 0, out=d[a:b]),
+                      dy.shape[0], dy.size)
+        return dy
 
 
 class Sigmoid(_Elementwise):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import parallel
 from .base import Layer
 from .conv import window
 
@@ -54,9 +55,15 @@ class _Pool2D(Layer):
     def _combine_windows(self, x: np.ndarray) -> np.ndarray:
         (kh, kw), (sh, sw) = self.kernel, self.stride
         ho, wo = (x.shape[1] - kh) // sh + 1, (x.shape[2] - kw) // sw + 1
-        y = window(x, 0, 0, sh, sw, ho, wo).copy()  # C×Ho×Wo×N
-        for i, j in _offsets(kh, kw)[1:]:
-            self.combine(y, window(x, i, j, sh, sw, ho, wo), out=y)
+        y = np.empty((x.shape[0], ho, wo, x.shape[3]), x.dtype)  # C×Ho×Wo×N
+
+        def channels(a: int, b: int) -> None:
+            part, out = x[a:b], y[a:b]
+            out[...] = window(part, 0, 0, sh, sw, ho, wo)
+            for i, j in _offsets(kh, kw)[1:]:
+                self.combine(out, window(part, i, j, sh, sw, ho, wo), out=out)
+
+        parallel.each(channels, x.shape[0], x.size)
         return y
 
 
@@ -66,15 +73,54 @@ class MaxPool2D(_Pool2D):
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         x = self._pad(x)
+        if training and _tiles_exactly(x.shape, self.kernel, self.stride) and \
+                self.kernel[0] * self.kernel[1] < 256:
+            return self._forward_with_choice(x)
         y = self._combine_windows(x)  # the largest value of each window
         if training:
             self.cache = (x, y)
+        return y
+
+    def _forward_with_choice(self, x: np.ndarray) -> np.ndarray:
+        """Windows that tile the input: the largest value of each, and which offset held it
+        (the first in row-major order on ties, as PyTorch), so that the backward reads a byte
+        per output instead of the whole input again."""
+        (kh, kw), (sh, sw) = self.kernel, self.stride
+        ho, wo = x.shape[1] // kh, x.shape[2] // kw
+        c, n = x.shape[0], x.shape[3]
+        y = np.empty((c, ho, wo, n), x.dtype)
+        chosen = np.zeros(y.shape, np.uint8)
+
+        def channels(a: int, b: int) -> None:  # a few channels, on one thread
+            part, best, which = x[a:b], y[a:b], chosen[a:b]
+            best[...] = window(part, 0, 0, sh, sw, ho, wo)
+            for index, (i, j) in enumerate(_offsets(kh, kw)[1:], start=1):
+                view = window(part, i, j, sh, sw, ho, wo)
+                larger = np.greater(view, best).view(np.uint8)  # strictly: the first max stays
+                np.maximum(best, view, out=best)
+                which += larger * (np.uint8(index) - which)  # where larger: index (mod 256)
+
+        parallel.each(channels, c, x.size)
+        self.cache = (chosen, x.shape)
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         # The gradient of a window flows only to its maximum; on ties, to the first maximum in
         # row-major order, as in PyTorch. `rest` is the gradient not yet given to a value.
         (kh, kw), (sh, sw) = self.kernel, self.stride
+        if self.cache[0].dtype == np.uint8:  # tiling windows: the offset of each maximum
+            chosen, shape = self.cache
+            self.cache = None
+            dx = np.empty(shape, dy.dtype)
+            ho, wo = dy.shape[1:3]
+
+            def channels(a: int, b: int) -> None:
+                for index, (i, j) in enumerate(_offsets(kh, kw)):
+                    np.multiply(dy[a:b], chosen[a:b] == index,
+                                out=window(dx[a:b], i, j, sh, sw, ho, wo))
+
+            parallel.each(channels, shape[0], dx.size)
+            return self._unpad(dx)
         x, y = self.cache
         self.cache = None
         ho, wo = y.shape[1:3]

@@ -31,12 +31,9 @@ def notice(message: str) -> None:
 
 def cpu_has_bf16() -> bool:
     """Whether this CPU has bfloat16 matrix instructions (AVX-512 BF16 or AMX)."""
-    try:
-        with open("/proc/cpuinfo") as info:
-            flags = next((line for line in info if line.startswith("flags")), "")
-    except OSError:
-        return False
-    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+    from ...cpu import this_cpu
+
+    return this_cpu().bf16
 
 
 def bf16_supported(device) -> bool:
@@ -87,8 +84,11 @@ class TorchEngine:
                 if bias is not None:
                     bias.zero_()
         self.model.to(self.device)
-        self.names = [name for name, _ in self.model.named_parameters()]
         self.optimizer = self._make_optimizer(optimizer)
+        # the optimiser numbers its parameters group after group: their names in that order
+        name_of = {id(p): name for name, p in self.model.named_parameters()}
+        self.names = [name_of[id(p)] for group in self.optimizer.param_groups
+                      for p in group["params"]]
         self._configure_speed(speed, dtype)
 
     def _configure_speed(self, speed: SpeedOptions, dtype: str) -> None:
@@ -131,6 +131,13 @@ class TorchEngine:
     def _make_optimizer(self, c: OptimizerConfig):
         optim = self.torch.optim
         params = list(self.model.parameters())
+        if c.bn_lr_scale != 1:  # batch norm's scale and shift in a group of their own
+            norms = {id(p) for m in self.model.modules()
+                     if isinstance(m, self.torch.nn.modules.batchnorm._BatchNorm)
+                     for p in m.parameters()}
+            params = [{"params": [p for p in params if id(p) not in norms], "scale": 1.0},
+                      {"params": [p for p in params if id(p) in norms], "scale": c.bn_lr_scale,
+                       "lr": c.lr * c.bn_lr_scale}]
         if c.name == "sgd":
             return optim.SGD(params, lr=c.lr, momentum=c.momentum, nesterov=c.nesterov,
                              weight_decay=c.weight_decay)
@@ -228,4 +235,4 @@ class TorchEngine:
     @lr.setter
     def lr(self, value: float) -> None:
         for group in self.optimizer.param_groups:
-            group["lr"] = value
+            group["lr"] = value * group.get("scale", 1.0)

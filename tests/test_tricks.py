@@ -1,0 +1,300 @@
+"""The training tricks of issue 16, each checked for what it computes (against PyTorch where there
+is a counterpart), for surviving a resume, and for refusing what makes no sense: weight averages
+(--ema, --lookahead), test-time shifts (--tta-shift), random erasing, whitening and identity
+initialisation, a faster learning rate for batch norm, and the CPU-aware recipes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from convnet import augment as augmentation
+from convnet import checkpoint
+from convnet.averaging import Lookahead, WeightAverage
+from convnet.cli import main
+from convnet.network import Network, shifted
+from convnet.train import TrainConfig, Trainer
+
+SMALL = "conv(4,3,pad=1,bias=false) batchnorm relu pool(2) fc(10)"
+
+
+def batch(n=32, seed=0, shape=(28, 28, 1)):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, *shape), dtype=np.uint8), rng.integers(0, 10, n)
+
+
+# -- weight averages -------------------------------------------------------------------------
+
+def test_the_weight_average_is_an_exponential_moving_average():
+    net = Network(SMALL, input=(28, 28, 1), engine="numpy", seed=1, lr=0.05)
+    average = WeightAverage(net, 0.9, every=1)
+    expected = {k: v.astype(np.float64) for k, v in net.state_dict().items()
+                if v.dtype.kind == "f"}
+    x, y = batch()
+    for _ in range(6):
+        net.train_step(x, y)
+        average.update(net)
+        for k, v in net.state_dict().items():
+            if k in expected:
+                expected[k] = 0.9 * expected[k] + 0.1 * v
+    assert all(np.allclose(average.average[k], expected[k]) for k in expected)
+    trained = net.state_dict()
+    with average.applied(net):  # evaluation sees the average ...
+        assert np.allclose(net.state_dict()["0.weight"], expected["0.weight"], atol=1e-6)
+    after = net.state_dict()  # ... and training goes on with the weights as they were
+    assert all(np.array_equal(trained[k], after[k]) for k in trained)
+
+
+def test_every_fifth_step_with_the_decay_to_the_fifth_power():
+    net = Network(SMALL, input=(28, 28, 1), engine="numpy", seed=1, lr=0.05)
+    average = WeightAverage(net, 0.99)  # every 5 steps
+    start = average.average["0.weight"].copy()
+    x, y = batch()
+    for _ in range(4):
+        net.train_step(x, y)
+        average.update(net)
+    assert np.array_equal(average.average["0.weight"], start)  # nothing yet
+    net.train_step(x, y)
+    average.update(net)
+    keep = 0.99 ** 5
+    assert np.allclose(average.average["0.weight"],
+                       keep * start + (1 - keep) * net.state_dict()["0.weight"])
+
+
+def test_lookahead_pulls_the_weights_halfway_back_every_k_steps():
+    net = Network(SMALL, input=(28, 28, 1), engine="numpy", seed=2, lr=0.05)
+    slow = net.state_dict()["0.weight"].astype(np.float64)
+    look = Lookahead(net, 3)
+    x, y = batch()
+    for step in range(1, 4):
+        net.train_step(x, y)
+        fast = net.state_dict()["0.weight"].astype(np.float64)
+        look.update(net)
+    assert np.allclose(net.state_dict()["0.weight"], slow + 0.5 * (fast - slow), atol=1e-6)
+
+
+@pytest.mark.parametrize("extra", [{"ema": 0.9}, {"lookahead": 4}])
+def test_a_run_with_averages_resumes_exactly(tmp_path, fashion_dir, extra):
+    config = TrainConfig(network=SMALL, data="fashion-mnist", data_dir=str(fashion_dir),
+                         engine="numpy", epochs=2, val_size=300, batch_size=64, **extra)
+    Trainer(config, tmp_path / "straight", progress=False).run()
+
+    def stop_after_first(epoch: int) -> None:
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(config, tmp_path / "stopped", progress=False).run(on_epoch_end=stop_after_first)
+    saved = TrainConfig.from_json(json.loads((tmp_path / "stopped/train.json").read_text()))
+    Trainer(saved, tmp_path / "stopped", resume=True, progress=False).run()
+    from safetensors.numpy import load_file
+    for name in ("last/model.safetensors", "last/averages.safetensors",
+                 "best/model.safetensors"):
+        a, b = (load_file(str(tmp_path / run / name)) for run in ("straight", "stopped"))
+        assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a), name
+    if "ema" in extra:  # the kept model is the average, not the last weights
+        best = load_file(str(tmp_path / "straight/best/model.safetensors"))
+        last = load_file(str(tmp_path / "straight/last/model.safetensors"))
+        assert not np.array_equal(best["0.weight"], last["0.weight"])
+
+
+# -- test-time shifts and random erasing -----------------------------------------------------
+
+def test_tta_shift_averages_the_image_and_its_four_shifts():
+    x, _ = batch(6)
+    plain = Network(SMALL, input=(28, 28, 1), engine="numpy", seed=3)
+    tta = Network(SMALL, input=(28, 28, 1), engine="numpy", seed=3, tta_shift=2)
+    prepared = plain.prepare_images(x)
+    views = [prepared] + [shifted(prepared, dy, dx, 2) for dy, dx in
+                          ((-1, 0), (1, 0), (0, -1), (0, 1))]
+    expected = sum(plain.engine.logits(v) for v in views) / 5
+    assert np.allclose(tta.logits(x), expected, atol=1e-5)
+    moved = shifted(prepared, 1, 0, 2)  # down by 2: the top rows are zeros
+    assert np.array_equal(moved[:, 2:], prepared[:, :-2]) and not moved[:, :2].any()
+
+
+def test_tta_shift_is_kept_in_the_checkpoint_and_checked(tmp_path):
+    net = Network(SMALL, input=(28, 28, 1), engine="numpy", tta_shift=1)
+    checkpoint.save(net, tmp_path / "m", classes=tuple("abcdefghij"))
+    assert checkpoint.load(tmp_path / "m")[0].tta_shift == 1
+    meta = json.loads((tmp_path / "m/model.json").read_text())
+    meta["tta_shift"] = 9
+    (tmp_path / "m/model.json").write_text(json.dumps(meta))
+    with pytest.raises(Exception, match="'tta_shift' must be"):
+        checkpoint.load(tmp_path / "m")
+
+
+def test_random_erasing_fills_one_rectangle_in_about_half_the_images():
+    x = np.full((400, 28, 28, 3), 100, np.uint8)
+    y = augmentation.augment(x.copy(), ("erase",), np.random.default_rng(0))
+    changed = (y != 100).any(axis=-1)
+    erased = changed.reshape(400, -1).any(axis=1)
+    assert 0.35 < erased.mean() < 0.65
+    for image in changed[erased][:50]:  # one axis-aligned rectangle of 2–25% of the image
+        rows, cols = np.nonzero(image.any(axis=1))[0], np.nonzero(image.any(axis=0))[0]
+        box = image[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+        assert box.size <= 0.25 * 28 * 28 + 28
+    # the same choices on any number of processes
+    whole = augmentation.augment(x[:8].copy(), ("crop", "erase"), np.random.default_rng(5))
+    half = augmentation.augment(x[4:8].copy(), ("crop", "erase"), np.random.default_rng(5),
+                                positions=np.arange(4, 8), total=8)
+    assert np.array_equal(whole[4:], half)
+
+
+# -- initialisation --------------------------------------------------------------------------
+
+def test_whitening_filters_whiten_the_patches(fashion_dir):
+    from convnet.data import load_dataset
+    from convnet.initial import patches, whitening_filters
+
+    images = load_dataset("fashion-mnist", data_dir=str(fashion_dir)).train.images
+    net = Network("conv(12,3,pad=same) relu pool(2) fc(10)", input=(28, 28, 1), seed=0,
+                  normalization=((0.286,), (0.353,)))
+    filters = whitening_filters(net, images, seed=0)
+    w = filters.reshape(12, -1)
+    assert np.allclose(w[:6], -w[6:12])  # each direction with both signs
+    x = patches(net.prepare_images(images[:5000]).astype(np.float64), 3, 3, 5000, seed=1)
+    x -= x.mean(axis=0)
+    responses = x @ w[:6].T
+    assert np.allclose(responses.var(axis=0), 1.0, rtol=0.15)  # unit variance each
+    correlation = np.corrcoef(responses.T)
+    assert np.abs(correlation - np.eye(6)).max() < 0.1  # and uncorrelated
+
+
+def test_identity_init_adds_the_identity_to_c_to_c_convs():
+    description = "conv(8,3,pad=1) relu conv(8,3,pad=1) relu conv(16,3,pad=1) fc(10)"
+    plain = Network(description, input=(8, 8, 1), seed=0)
+    changed = Network(description, input=(8, 8, 1), seed=0)
+    from convnet.initial import identity_init
+
+    assert identity_init(changed) == 1  # only 2: 8 → 8 (the first layer and 8 → 16 are not)
+    difference = changed.state_dict()["2.weight"] - plain.state_dict()["2.weight"]
+    expected = np.zeros_like(difference)
+    expected[np.arange(8), np.arange(8), 1, 1] = 1
+    assert np.array_equal(difference, expected)
+    assert np.array_equal(changed.state_dict()["4.weight"], plain.state_dict()["4.weight"])
+
+
+# -- batch norm's learning rate --------------------------------------------------------------
+
+def test_batch_norm_learns_faster_with_bn_lr_scale():
+    import torch
+
+    from convnet.config import OptimizerConfig
+
+    net = Network(SMALL, input=(28, 28, 1), engine="torch", seed=0,
+                  optimizer=OptimizerConfig(lr=0.1, momentum=0.0, bn_lr_scale=4.0))
+    net.lr = 0.05
+    groups = net.engine.optimizer.param_groups
+    assert [g["lr"] for g in groups] == [0.05, 0.2]
+    before = net.state_dict()
+    x, y = batch()
+    grads = net.loss_and_grads(x, y)[1]
+    net.lr = 0.05
+    net.train_step(x, y)
+    after = net.state_dict()
+    for name, rate in (("0.weight", 0.05), ("1.weight", 0.2), ("1.bias", 0.2)):
+        assert np.allclose(after[name], before[name] - rate * grads[name], atol=1e-6), name
+    # the optimiser's state keeps its names with the groups reordered
+    state = net.engine.optimizer_state()
+    assert set(k.rsplit(".", 1)[0] for k in state if k != "steps") <= set(before)
+    assert isinstance(torch.__version__, str)
+
+
+# -- bad input -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("argv, message", [
+    (["--ema", "1"], "--ema takes a decay between 0 and 1"),
+    (["--ema", "-0.5"], "--ema takes a decay between 0 and 1"),
+    (["--ema", "0.3"], "averages next to nothing"),
+    (["--lookahead", "1"], "--lookahead takes the steps between pulls"),
+    (["--tta-shift", "9"], "--tta-shift is 0 to 4 pixels"),
+    (["--bn-lr-scale", "0"], "--bn-lr-scale must be above 0"),
+    (["--bn-lr-scale", "2", "--engine", "numpy"], "--bn-lr-scale is the torch engine's"),
+    (["--augment", "crop,blur"], "unknown augmentation 'blur'"),
+])
+def test_trick_mistakes_are_one_line(capsys, tmp_path, fashion_dir, argv, message):
+    code = main(["train", SMALL, "--data-dir", str(fashion_dir), "--epochs", "1",
+                 "--out", str(tmp_path / "run"), *argv])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
+    assert err.count("\n") == 1
+
+
+def test_whitening_needs_a_conv_first_and_identity_init_a_c_to_c_conv(capsys, tmp_path,
+                                                                     fashion_dir):
+    for description, flag, message in (
+            ("pool(2) conv(4,3) relu fc(10)", "--whiten", "the first layer is pool(2)"),
+            (SMALL, "--identity-init", "this network has none")):
+        code = main(["train", description, "--data-dir", str(fashion_dir), "--epochs", "1",
+                     "--out", str(tmp_path / flag), flag])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err
+
+
+def test_an_average_longer_than_the_run_is_noticed(capsys, tmp_path, fashion_dir):
+    code = main(["train", SMALL, "--data-dir", str(fashion_dir), "--epochs", "1",
+                 "--val-size", "300", "--engine", "numpy", "--out", str(tmp_path / "run"),
+                 "--ema", "0.9999"])
+    captured = capsys.readouterr()
+    assert code == 0 and "--ema 0.9999 averages over about 10,000 steps" in captured.err
+
+
+# -- the CPU and the recipes' paths ----------------------------------------------------------
+
+CPUINFO = """processor	: 0
+vendor_id	: AuthenticAMD
+model name	: AMD EPYC 9R14
+flags		: fpu avx2 avx512f avx512_bf16 sse
+"""
+
+
+def test_the_cpu_is_read_from_cpuinfo():
+    from convnet.cpu import CPU, parse_cpuinfo
+
+    model, flags = parse_cpuinfo(CPUINFO)
+    cpu = CPU(model, flags, 2)
+    assert model == "AMD EPYC 9R14" and cpu.bf16 and not cpu.amx
+    assert cpu.describe() == "AMD EPYC 9R14, 2 cores, avx2 avx512f avx512_bf16 (bf16 units)"
+    assert not CPU("Xeon", frozenset({"avx512f"}), 2).bf16
+
+
+@pytest.fixture()
+def cpu_without_bf16(monkeypatch):
+    from convnet import cpu
+
+    monkeypatch.setenv("CONVNET_CPU_FLAGS", "avx2 avx512f")
+    cpu.this_cpu.cache_clear()
+    yield
+    cpu.this_cpu.cache_clear()
+
+
+def test_a_recipe_takes_the_float32_path_where_there_are_no_bf16_units(cpu_without_bf16):
+    from convnet.recipes import FP32, RECIPES, path_for, recipe
+
+    path, why = path_for()
+    assert path == "fp32" and "no bf16 units" in why
+    settings = recipe("fast91")
+    assert settings["bf16"] is False
+    assert all(settings[k] == v for k, v in FP32["fast91"].items())
+    assert recipe("fast91", "bf16")["bf16"] is True
+    assert path_for("numpy")[0] == "fp32" and RECIPES["fast91"]["bf16"] is True
+
+
+def test_train_says_which_path_a_recipe_takes(capsys, tmp_path, fashion_dir, cpu_without_bf16):
+    code = main(["train", "--recipe", "fast91", "--data-dir", str(fashion_dir), "--epochs", "1",
+                 "--out", str(tmp_path / "run"), "--val-size", "300"])
+    out = capsys.readouterr().out
+    assert code == 0 and "float32 path: this CPU has no bf16 units" in out.splitlines()[0]
+    saved = json.loads((tmp_path / "run/train.json").read_text())
+    assert saved["bf16"] is False
+
+
+def test_a_recipe_on_the_numpy_engine_takes_its_float32_path(capsys, tmp_path, fashion_dir):
+    code = main(["train", "--recipe", "fast91", "--engine", "numpy", "--data-dir",
+                 str(fashion_dir), "--epochs", "1", "--out", str(tmp_path / "run"),
+                 "--val-size", "300"])
+    out = capsys.readouterr().out
+    assert code == 0 and "float32 path: the NumPy engine computes in float32" in out
