@@ -25,9 +25,12 @@ from time_to_accuracy import recipe_run, time_to  # noqa: E402
 from convnet import cpu, recipes  # noqa: E402
 from convnet.data import load_dataset  # noqa: E402
 
-POOL_AFTER = ("conv(24,3,pad=same,bias=false) batchnorm relu pool(2) "
-              "conv(48,3,pad=same,bias=false) batchnorm relu pool(2) "
+POOL_AFTER = ("conv(16,3,pad=same,bias=false) batchnorm relu pool(2) "
+              "conv(32,3,pad=same,bias=false) batchnorm relu pool(2) "
               "fc(128,bias=false) batchnorm relu fc(10)")
+MIDDLE = ("conv(24,3,pad=same,bias=false) pool(2) batchnorm relu "
+          "conv(48,3,pad=same,bias=false) pool(2) batchnorm relu fc(128,bias=false) batchnorm "
+          "relu fc(10)")
 WIDER = ("conv(32,3,pad=same,bias=false) pool(2) batchnorm relu "
          "conv(64,3,pad=same,bias=false) pool(2) batchnorm relu fc(128,bias=false) batchnorm "
          "relu fc(10)")
@@ -39,6 +42,7 @@ RESIDUAL = ("conv(32,3,pad=same,bias=false) batchnorm relu "
 COMMON = {  # one change at a time, to any recipe
     "recipe as is": {},
     "fp32 (no bf16, no channels-last)": {"bf16": False, "channels_last": False},
+    "fp32 with channels-last": {"bf16": False, "channels_last": True},
     "no label smoothing": {"label_smoothing": 0.0},
     "cosine schedule instead of one-cycle": {"schedule": "cosine"},
     "+ weight average (--ema 0.99)": {"ema": 0.99},
@@ -55,7 +59,8 @@ DEEPER_POOL_FIRST = ("conv(32,3,pad=same,bias=false) batchnorm relu "
 VARIANTS = {
     "fast91": {**COMMON,
                "batch norm and ReLU before pooling": {"network": POOL_AFTER},
-               "32/64 filters": {"network": WIDER}},
+               "24/48 filters, lr 0.2": {"network": MIDDLE, "lr": 0.2},
+               "32/64 filters, lr 0.2": {"network": WIDER, "lr": 0.2}},
     "fast93": {**COMMON,
                "+ random erasing": {"augment": "crop,erase"},
                "+ identity-initialised conv 32 → 32": {"identity_init": True},

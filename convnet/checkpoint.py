@@ -22,6 +22,7 @@ import numpy as np
 
 from . import __version__, schema, spec as spec_module
 from .errors import UserError, first_line
+from . import faults
 from .files import atomic_directory, atomic_file
 from .network import Network
 
@@ -120,6 +121,7 @@ def save(net: Network, directory: Path, *, classes: tuple[str, ...], metrics: di
         raise UserError(f"{directory} already exists; use --force to replace it")
     with atomic_directory(directory) as staging:
         _save_arrays(net.state_dict(), staging / "model.safetensors")
+        faults.point("checkpoint:weights")
         meta = {
             "format": FORMAT, "version": VERSION,
             "description": str(net.spec.without_input()),

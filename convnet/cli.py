@@ -355,6 +355,12 @@ def _run_train(args: argparse.Namespace) -> int:
         print(f"convnet: interrupted; continue with: convnet train --resume {directory}",
               file=sys.stderr)
         return 130
+    except Exception as e:
+        if page is not None:
+            page.stop()
+        if out_of_memory(e):
+            raise UserError(_out_of_memory_text(trainer, directory)) from None
+        raise
     except BaseException:
         if page is not None:
             page.stop()
@@ -379,6 +385,31 @@ def _run_train(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             page.stop()
     return 0
+
+
+def out_of_memory(e: BaseException) -> bool:
+    """NumPy's MemoryError, PyTorch's CPU allocator failing or CUDA running out."""
+    if isinstance(e, MemoryError):
+        return True
+    text = str(e)
+    return type(e).__name__ == "OutOfMemoryError" or (
+        isinstance(e, RuntimeError) and ("not enough memory" in text or "out of memory" in text))
+
+
+def _out_of_memory_text(trainer, directory) -> str:
+    """What ran out, the inspector's estimate, and the fix."""
+    from .network import training_need
+    from .resources import available_memory, bytes_text
+
+    config = trainer.config
+    need, _, per_image = training_need(trainer.net.shapes, config.dtype, config.batch_size)
+    have = available_memory()
+    where = "the GPU" if (config.device or "").startswith("cuda") else "memory"
+    smaller = max(1, config.batch_size // 2)
+    return (f"out of {where} while training: batches of {config.batch_size:,} need about "
+            f"{bytes_text(need)} by convnet inspect's estimate ({bytes_text(per_image)} per "
+            f"image){f', and {bytes_text(have)} was available at the start' if have else ''}; "
+            f"start again with --batch-size {smaller} --force (its last epoch is in {directory})")
 
 
 def _train_ensemble(config, directory, count: int, force: bool) -> int:
@@ -452,23 +483,32 @@ def _run_eval(args: argparse.Namespace) -> int:
     split = data.test if args.split == "test" else data.train
     report = evaluate(net, split.images, split.labels, classes)
     target = Path(args.confusion) if args.confusion else Path(meta["directory"]) / "confusion.png"
-    confusion_matrix(report.confusion, classes, target,
-                     f"{data.name} {args.split}: {report.accuracy:.2%}")
     mistakes = Path(args.mistakes) if args.mistakes else \
         Path(meta["directory"]) / "misclassified.png"
     wrong = np.flatnonzero(report.predicted != split.labels)
     worst = wrong[np.argsort(-report.confidence[wrong], kind="stable")][:24]
-    gallery(split.images[worst], [classes[i] for i in split.labels[worst]],
-            [classes[i] for i in report.predicted[worst]], report.confidence[worst], mistakes,
-            f"the {len(worst)} most confident mistakes of {len(wrong):,} ({data.name} "
-            f"{args.split})")
+    try:
+        confusion_matrix(report.confusion, classes, target,
+                         f"{data.name} {args.split}: {report.accuracy:.2%}")
+        gallery(split.images[worst], [classes[i] for i in split.labels[worst]],
+                [classes[i] for i in report.predicted[worst]], report.confidence[worst],
+                mistakes, f"the {len(worst)} most confident mistakes of {len(wrong):,} "
+                f"({data.name} {args.split})")
+    except OSError as e:  # asked for: an error; beside the model (read-only, full): a notice
+        if args.confusion or args.mistakes:
+            raise
+        print(f"convnet: note: the figures were not written ({os_error_text(e)}); "
+              "--confusion FILE and --mistakes FILE put them elsewhere", file=sys.stderr)
+        target = mistakes = None  # type: ignore[assignment]
     if args.json:
         print(json.dumps({**report.to_json(), "data": data.name, "split": args.split,
-                          "confusion_png": str(target), "misclassified_png": str(mistakes)},
+                          "confusion_png": target and str(target),
+                          "misclassified_png": mistakes and str(mistakes)},
                          indent=2))
     else:
         print(report.text())
-        print(f"\nconfusion matrix: {target}   most confident mistakes: {mistakes}")
+        if target is not None:
+            print(f"\nconfusion matrix: {target}   most confident mistakes: {mistakes}")
     return 0
 
 
@@ -798,6 +838,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except MemoryError:
+        from .resources import available_memory, bytes_text
+
+        have = available_memory()
+        print(f"convnet: error: out of memory"
+              f"{f' ({bytes_text(have)} available now)' if have is not None else ''}; "
+              "a smaller --batch-size, input or network needs less (convnet inspect shows "
+              "each layer's share)", file=sys.stderr)
+        return 2
     except OSError as e:  # the file system refused: a path too long, no permission, disk full
         print(f"convnet: error: {os_error_text(e)}", file=sys.stderr)
         return 2

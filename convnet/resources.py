@@ -24,7 +24,8 @@ def _read_int(path: str) -> int | None:
 
 def available_memory() -> int | None:
     """Bytes this process can still allocate (Linux: MemAvailable, capped by the cgroup's
-    limit less its use), or None where the system does not say. CONVNET_MEMORY (bytes)
+    limit less its use and by ulimit -v less what is mapped), or None where the system does not
+    say. CONVNET_MEMORY (bytes)
     overrides, for tests and for users who want to keep a margin."""
     override = os.environ.get("CONVNET_MEMORY")
     if override:
@@ -40,6 +41,9 @@ def available_memory() -> int | None:
                 break
     except (OSError, ValueError, IndexError):
         pass
+    address_space = _address_space_left()  # ulimit -v
+    if address_space is not None:
+        found.append(address_space)
     limit = _read_int("/sys/fs/cgroup/memory.max")  # cgroup v2 ("max" reads as None)
     used = _read_int("/sys/fs/cgroup/memory.current")
     if limit is not None and used is not None:
@@ -50,6 +54,22 @@ def available_memory() -> int | None:
         except (ValueError, OSError, AttributeError):
             return None
     return min(found)
+
+
+def _address_space_left() -> int | None:
+    """RLIMIT_AS less what this process has mapped, where a limit is set."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft == resource.RLIM_INFINITY:
+            return None
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmSize:"):
+                return max(0, soft - int(line.split()[1]) * 1024)
+    except (ImportError, OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def bytes_text(n: int | float) -> str:

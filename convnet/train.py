@@ -26,13 +26,14 @@ from typing import Any, Callable
 import numpy as np
 
 from . import augment as augmentation
-from . import checkpoint, distributed
+from . import checkpoint, distributed, faults
 from .averaging import Averages
 from .config import OptimizerConfig, SpeedOptions
 from .data import Dataset, load_dataset
 from .data.dataset import stratified_split
 from .data.sources import known_shape
 from .errors import UserError
+from .files import recover_directory, remove_leftovers
 from .network import Network, check_training_fits
 from .schedules import make_schedule
 from .shapes import format_shape, infer
@@ -68,6 +69,7 @@ SMALL_DATA = 20_000  # fewer training images than this: crop augmentation and la
 # by default (a folder of 3,600 digits: 97.3% plain, 98.7% with both; docs/BENCHMARKS.md)
 STEP_BUDGET = 3_500  # optimiser steps when --epochs is not given (8 epochs of Fashion-MNIST)
 EPOCH_RANGE = (8, 200)  # ... but at least 8 epochs and at most 200
+RUN_FILES = ("best", "last", "metrics.jsonl", "curve.png", "train.json")  # what a run writes
 
 
 @dataclass
@@ -424,7 +426,8 @@ class Trainer:
             if not force:
                 raise UserError(f"{d} already exists; use --force to replace it, or "
                                 f"--resume {d} to continue it")
-            for name in ("best", "last", "metrics.jsonl", "curve.png", "train.json"):
+            remove_leftovers(d, RUN_FILES)
+            for name in RUN_FILES:
                 target = d / name
                 if target.is_dir():
                     import shutil
@@ -438,6 +441,7 @@ class Trainer:
         """Where the run stopped, read once: last/'s weights, optimiser and loop state, best/'s
         weights and metrics, and the metrics of the epochs before."""
         last, best = self.directory / "last", self.directory / "best"
+        remove_leftovers(self.directory, RUN_FILES)  # a killed run's staging copies
         self.net.load_state_dict(checkpoint.load_state(last, self.net))
         state = checkpoint.load_resume_state(last, self.net)
         self.start_epoch = int(state["epoch"])
@@ -469,6 +473,7 @@ class Trainer:
             self.rows.append(row)
             checkpoint.write_lines(self.directory / "metrics.jsonl",
                                    [json.dumps(r) for r in self.rows])
+            faults.point("epoch:metrics")
             self._save(epoch + 1, row)
             self._draw_curve()
             if self.board is not None:
@@ -534,12 +539,13 @@ class Trainer:
         common = {"classes": self.data.classes, "training": asdict(self.config)}
         resume = {"epoch": epoch, "steps": self.net.steps, "best": self.best,
                   "rng": self.net.engine.rng_state()}
-        checkpoint.save(self.net, self.directory / "last", metrics=row, resume=resume,
-                        averages=self.averages.state(), **common)
-        if better:
+        if better:  # best/ first: a run killed between the two runs this epoch again
             with self.averages.evaluated():
                 self.best_state, self.best_row = self.net.state_dict(), row
                 checkpoint.save(self.net, self.directory / "best", metrics=row, **common)
+            faults.point("epoch:best")
+        checkpoint.save(self.net, self.directory / "last", metrics=row, resume=resume,
+                        averages=self.averages.state(), **common)
 
     def _finish(self, seconds: float) -> Result:
         """The test set, once, on the best epoch's weights (kept since); best/ gets the result."""
@@ -573,6 +579,11 @@ def resume(directory: Path, epochs: int | None = None) -> "Trainer":
         raise UserError(f"cannot resume: {directory} is not a training run (no train.json; "
                         "give the directory that convnet train --out wrote)")
     saved = read_json(directory / "train.json", "cannot resume")
+    for name in ("last", "best"):  # a run killed between two renames left it as NAME.*.old
+        recover_directory(directory / name)
+    if not (directory / "last" / "model.json").is_file():
+        raise UserError(f"cannot resume: {directory} has no finished epoch yet (no last/); "
+                        f"start it again with --force")
     checkpoint.read_meta(directory / "last")
     config = TrainConfig.from_json(saved, str(directory / "train.json"))
     if epochs is not None:

@@ -33,7 +33,9 @@ from typing import Iterator
 
 import numpy as np
 
+from .. import faults
 from ..errors import UserError, first_line
+from ..files import swap_in
 from .folder import MAX_PIXELS, read_image
 
 FORMAT = 1
@@ -250,13 +252,15 @@ def _cached(root: Path, files: list[Path], keys: list[FileKey | None],
         reasons = {i: e["error"] for i, e in enumerate(entries) if e.get("error") is not None}
         return Decoded(old_images, readable, reasons, 0, time.perf_counter() - started, target)
 
-    for stale in target.parent.glob(f"{target.name}.part-*"):  # a killed run's: never trusted
+    for stale in [*target.parent.glob(f"{target.name}.part-*"),  # a killed run's: never
+                  *target.parent.glob(f"{target.name}.*.old")]:  # trusted, and removed
         shutil.rmtree(stale, ignore_errors=True)
     staging = target.parent / f"{target.name}.part-{os.getpid()}"
     staging.mkdir()
     try:
         images = np.lib.format.open_memmap(staging / "images.npy", mode="w+", dtype=np.uint8,
                                            shape=(len(files), *shape))
+        reserve(staging / "images.npy")
         reasons: dict[int, str] = {}
         to_decode: list[tuple[int, str]] = []
         for i, (key, hit) in enumerate(zip(keys, found)):
@@ -275,14 +279,9 @@ def _cached(root: Path, files: list[Path], keys: list[FileKey | None],
         index = {"format": FORMAT, "shape": list(shape), "root": os.path.realpath(root),
                  "files": [_entry(k, reasons.get(i)) for i, k in enumerate(keys)],
                  "complete": True}
+        faults.point("cache:decoded")
         (staging / "index.json").write_text(json.dumps(index), encoding="utf-8")
-        old = None
-        if target.exists():
-            old = target.parent / f"{target.name}.old-{os.getpid()}"
-            os.rename(target, old)
-        os.rename(staging, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        swap_in(staging, target, "cache:swapped")  # whole, or the old cache whole
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
@@ -290,6 +289,19 @@ def _cached(root: Path, files: list[Path], keys: list[FileKey | None],
     readable = np.array([i not in reasons for i in range(len(files))], bool)
     return Decoded(images, readable, reasons, len(to_decode), time.perf_counter() - started,
                    target)
+
+
+def reserve(path: Path) -> None:
+    """Claim the disk blocks of a memory-mapped file now: the file is sparse, and a page written
+    to it on a full disk kills the process with SIGBUS (no exception, no message); reserved, a
+    full disk is an OSError here, and the images are decoded into memory instead."""
+    if not hasattr(os, "posix_fallocate"):
+        return
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+    finally:
+        os.close(fd)
 
 
 def _in_memory(root: Path, files: list[Path], keys: list[FileKey | None],
@@ -303,6 +315,7 @@ def _in_memory(root: Path, files: list[Path], keys: list[FileKey | None],
     try:
         np.lib.format.open_memmap(scratch, mode="w+", dtype=np.uint8,
                                   shape=(len(files), *shape)).flush()
+        reserve(Path(scratch))  # a full temporary folder: an error, not SIGBUS
         reasons.update(decode_into(Path(scratch), shape, items, progress,
                                    root.name or str(root), max_pixels))
         images = np.array(np.load(scratch, mmap_mode="r"))

@@ -31,6 +31,7 @@ server's own. The model is shared by the requests under a lock.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import io
@@ -114,6 +115,18 @@ class _TooLarge(HTTPException):
         super().__init__(413, f"the request body is larger than {_size(limit)}")
 
 
+# A client that sends its body slowly (or stops) holds only its own connection, and not for
+# long: each part of a body must come within BODY_PAUSE seconds and the whole within BODY_TIME.
+BODY_PAUSE = 10.0
+BODY_TIME = 60.0
+
+
+class _TooSlow(HTTPException):
+    def __init__(self) -> None:
+        super().__init__(408, f"the request body came too slowly (each part within "
+                              f"{BODY_PAUSE:g} s, all of it within {BODY_TIME:g} s)")
+
+
 def _size(n: int) -> str:
     return f"{n >> 20} MiB" if n >= 1 << 20 else f"{n >> 10} KiB"
 
@@ -181,11 +194,20 @@ class Guard:
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > limit):
             return await _answer(secured, 413, f"the request body is larger than {_size(limit)}")
-        received = 0
+        received, deadline, whole = 0, None, False
 
         async def limited():
-            nonlocal received
-            message = await receive()
+            nonlocal received, deadline, whole
+            if whole:  # the body is in: later calls wait for the client to go (no limit)
+                return await receive()
+            loop = asyncio.get_running_loop()
+            deadline = deadline or loop.time() + BODY_TIME
+            try:
+                message = await asyncio.wait_for(
+                    receive(), max(0.0, min(BODY_PAUSE, deadline - loop.time())))
+            except asyncio.TimeoutError:
+                raise _TooSlow() from None
+            whole = message["type"] != "http.request" or not message.get("more_body", False)
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
@@ -201,9 +223,9 @@ class Guard:
 
         try:
             await self.app(scope, limited, watched)
-        except _TooLarge as e:  # raised outside an endpoint (FastAPI answers it otherwise)
+        except (_TooLarge, _TooSlow) as e:  # raised outside an endpoint (else FastAPI answers)
             if not started:
-                await _answer(secured, 413, str(e.detail))
+                await _answer(secured, e.status_code, str(e.detail))
 
 
 # ---------------------------------------------------------------------------------------------

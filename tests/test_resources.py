@@ -1,0 +1,63 @@
+"""Memory: training that cannot fit is refused before anything is allocated, with the
+inspector's estimate; training that runs out anyway ends in one line with the estimate and the
+fix — not a kill without a word."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from crashing import make_folder
+
+ROOT = Path(__file__).resolve().parents[1]
+LIMITED = """
+import resource, sys
+limit = int(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+from convnet.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+BIG = ["conv(64,3,pad=same) relu conv(64,3,pad=same) relu pool(2) fc(3)", "--input",
+       "96x96x3", "--batch-size", "256", "--epochs", "1", "--engine", "numpy", "--val-size",
+       "15", "--test-fraction", "0.2"]
+
+
+def run_limited(limit: int, argv: list[str], env_extra: dict[str, str]):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", **env_extra}
+    return subprocess.run([sys.executable, "-c", LIMITED, str(limit), *argv], env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    return make_folder(tmp_path_factory.mktemp("images") / "shapes", per_class=100)
+
+
+def test_ulimit_v_is_memory_available(tmp_path, images):
+    """Under `ulimit -v` the check counts the address space left: refused before any data is
+    decoded, with the estimate and a batch size that fits."""
+    done = run_limited(900 << 20, [*"train".split(), *BIG, "--data", str(images), "--out",
+                                   str(tmp_path / "run")],
+                       {"CONVNET_CACHE": str(tmp_path / "cache")})
+    assert done.returncode == 2, done.stderr[-2000:]
+    line = done.stderr.strip().splitlines()
+    assert len(line) == 1 and "needs about" in line[0] and "--batch-size" in line[0], line
+    assert not (tmp_path / "run").exists()
+
+
+def test_running_out_of_memory_anyway_is_one_line_with_the_estimate_and_the_fix(tmp_path,
+                                                                               images):
+    """CONVNET_MEMORY claims plenty (as a user who sets it wrong would), so the check passes and
+    the allocation fails: one line, exit 2, naming the estimate and a smaller batch."""
+    done = run_limited(900 << 20, ["train", *BIG, "--data", str(images), "--out",
+                                   str(tmp_path / "run")],
+                       {"CONVNET_CACHE": str(tmp_path / "cache"), "CONVNET_MEMORY": str(1 << 40)})
+    assert done.returncode == 2, done.stderr[-2000:]
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr[-2000:]
+    assert "out of memory while training" in lines[0] and "--batch-size 128" in lines[0]
+    assert "Traceback" not in done.stderr
