@@ -205,6 +205,10 @@ def test_the_animation_steps_to_the_inspectors_output_size(browser, model, fashi
                                        f" === 'true'")
                 side = 4 if name == "maxpool" else 7
                 out = inspector.as_json(parse(description), (side, side, 1))["layers"][0]
+                expected = out["output"][0] * out["output"][1]
+                # the choice is marked at once; its steps come with the server's answer
+                page.wait_for_function(f"document.querySelector('#anim-counter').dataset.steps"
+                                       f" === '{expected}'", timeout=20_000)
                 steps = int(page.locator("#anim-counter").get_attribute("data-steps"))
                 assert steps == out["output"][0] * out["output"][1]
             page.click('#anim-choices [data-name="stride3"]')

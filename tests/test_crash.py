@@ -11,8 +11,7 @@ from crashing import Setup, campaign, make_folder, named_points
 
 # A sample of the named points that covers each kind of write once (the soak covers all).
 CI_POINTS = ["file:train.json:written", "cache:decoded", "epoch:metrics@1",
-             "checkpoint:weights@2", "directory:best:filled@1", "epoch:best@3",
-             "directory:last:swapped@1", "file:metrics.jsonl:written@3",
+             "checkpoint:weights@2", "epoch:best@3", "directory:last:swapped@1",
              "directory:best:swapped@4"]
 
 
@@ -29,7 +28,7 @@ def test_the_numpy_engine_survives_kills_and_ends_bit_for_bit(tmp_path) -> None:
              (setup.work / "reference" / "metrics.jsonl").read_text().splitlines()]
     assert rises == sorted(rises) and len(set(rises)) == len(rises), rises  # best/ rewritten
     assert report.survived == report.tried >= len(CI_POINTS) - len(report.unreached)
-    assert len(report.unreached) <= 1, report.unreached  # best/ may not improve every epoch
+    assert not report.unreached, report.unreached
 
 
 def test_the_torch_engine_resumes_after_a_kill(tmp_path) -> None:

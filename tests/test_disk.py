@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Iterator
 
@@ -17,7 +16,6 @@ import pytest
 
 from crashing import make_folder
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _can_mount() -> str | None:
@@ -65,11 +63,25 @@ def fill(path: Path) -> None:
 
 
 def convnet(*argv: str, cache: Path | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    """The command in this process (as a user runs it: exit status, stdout, stderr)."""
+    import io
+    from contextlib import redirect_stderr, redirect_stdout
+
+    from convnet.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved = os.environ.get("CONVNET_CACHE")
     if cache is not None:
-        env["CONVNET_CACHE"] = str(cache)
-    return subprocess.run([sys.executable, "-m", "convnet", *argv], env=env,
-                          capture_output=True, text=True, timeout=300)
+        os.environ["CONVNET_CACHE"] = str(cache)
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            code = main(list(argv))
+    finally:
+        if saved is None:
+            os.environ.pop("CONVNET_CACHE", None)
+        else:
+            os.environ["CONVNET_CACHE"] = saved
+    return subprocess.CompletedProcess(list(argv), code, out.getvalue(), err.getvalue())
 
 
 def one_line_exit_2(done: subprocess.CompletedProcess, *words: str) -> None:

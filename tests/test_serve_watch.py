@@ -9,6 +9,7 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -155,16 +156,24 @@ def test_train_serve_shows_the_run_as_it_trains(tmp_path):
         [sys.executable, "-m", "convnet", "train", "conv(4,3) relu fc(3)", "--data", str(data),
          "--epochs", "3", "--out", str(run), "--serve", "--port", str(port), "--no-cache"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
+    reader.start()
     try:
         url = f"http://127.0.0.1:{port}"
         training = wait_for(url + "/api/training", lambda r: r.get("finished"))
         assert [row["epoch"] for row in training["rows"]] == [1, 2, 3]
         model = wait_for(url + "/api/model", lambda m: m.get("state") == "ready")
         assert model["classes"] == list(CLASSES) and model["run"] is True
+        deadline = time.time() + 60  # the command says so once it has printed the test result
+        while not any("the page stays at" in line for line in lines) and time.time() < deadline:
+            time.sleep(0.1)
         assert process.poll() is None  # it stays up after training
     finally:
         process.terminate()
-        output = process.communicate(timeout=30)[0]
+        process.wait(timeout=30)
+        reader.join(timeout=10)
+    output = "".join(lines)
     assert f"watch it at http://127.0.0.1:{port}/" in output
     assert "the page stays at" in output
 
