@@ -17,6 +17,7 @@ import resource
 import signal
 import sys
 import time
+import warnings
 from queue import Empty
 from pathlib import Path
 
@@ -38,6 +39,7 @@ def _one_target(target: str, cases: int, seed: int, memory_gib: float, case_seco
         raise Hang(f"a case ran longer than {case_seconds} s")
 
     signal.signal(signal.SIGALRM, alarm)
+    warnings.simplefilter("ignore")  # Pillow warns on every broken TIFF tag
     result = fuzzing.run(target, cases, seed, on_case=lambda: signal.alarm(case_seconds))
     signal.alarm(0)
     queue.put(result)

@@ -94,3 +94,14 @@ def test_an_object_array_inside_a_batch_is_refused():
                         protocol=2)
     with pytest.raises(UserError):
         _batch(unpickle(data, "b"), "b")
+
+
+def test_a_pickle_error_of_several_lines_is_refused_in_one():
+    """Found by the soak (scripts/fuzz_soak.py, cifar case 149): pickle's message for a
+    persistent id spans two lines."""
+    from convnet.data.cifar import unpickle
+    from convnet.errors import UserError
+
+    with pytest.raises(UserError) as refused:
+        unpickle(b"\x80\x02}q\x00Pq\n.", "b")
+    assert "\n" not in str(refused.value) and "persistent" in str(refused.value)

@@ -40,7 +40,8 @@ def unpickle(data: bytes, where: str) -> dict:
     try:
         obj = _RestrictedUnpickler(io.BytesIO(data), encoding="bytes").load()
     except Exception as e:  # any malformed pickle: it is the user's file that is wrong
-        raise UserError(f"{where}: not a CIFAR-10 batch ({e})") from None
+        reason = " ".join(str(e).split()) or type(e).__name__  # pickle's words, on one line
+        raise UserError(f"{where}: not a CIFAR-10 batch ({reason[:300]})") from None
     if not isinstance(obj, dict):
         raise UserError(f"{where}: not a CIFAR-10 batch (no dictionary inside)")
     return obj
