@@ -408,8 +408,8 @@ def _out_of_memory_text(trainer, directory) -> str:
     smaller = max(1, config.batch_size // 2)
     return (f"out of {where} while training: batches of {config.batch_size:,} need about "
             f"{bytes_text(need)} by convnet inspect's estimate ({bytes_text(per_image)} per "
-            f"image){f', and {bytes_text(have)} was available at the start' if have else ''}; "
-            f"start again with --batch-size {smaller} --force (its last epoch is in {directory})")
+            f"image){f', and {bytes_text(have)} is available now' if have else ''}; start "
+            f"again with --batch-size {smaller} --force (replacing what {directory} holds)")
 
 
 def _train_ensemble(config, directory, count: int, force: bool) -> int:

@@ -149,7 +149,7 @@ def test_the_decode_cache_on_a_full_disk_falls_back_to_memory(tmp_path, images):
         assert not list((disk / "cache").glob("*.part-*")) if (disk / "cache").exists() else True
 
 
-def test_figures_exports_and_checkpoints_on_a_full_disk(tmp_path, images):
+def test_figures_exports_and_ensembles_on_a_full_disk(tmp_path, images):
     run = tmp_path / "run"
     assert convnet(*TRAIN, "--data", str(images), "--epochs", "1", "--out", str(run),
                    cache=tmp_path / "cache").returncode == 0
@@ -157,7 +157,8 @@ def test_figures_exports_and_checkpoints_on_a_full_disk(tmp_path, images):
         fill(disk)
         for argv in (("eval", str(run), "--confusion", str(disk / "confusion.png")),
                      ("show", str(run), "test:0", "--out", str(disk / "maps.png")),
-                     ("ensemble", str(run), str(run), "--out", str(disk / "both"))):
+                     ("ensemble", str(run), str(run), "--out", str(disk / "both")),
+                     ("export", str(run), "--onnx", str(disk / "model.onnx"))):
             done = convnet(*argv, cache=tmp_path / "cache")
             one_line_exit_2(done, "No space left on device")
             assert sorted(p.name for p in disk.iterdir()) == ["filler", "filler-small"], argv
