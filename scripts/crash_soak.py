@@ -5,8 +5,8 @@
     .venv/bin/python scripts/crash_soak.py --no-exchange        # the two-rename path too
 
 A kill survived when every checkpoint left loads whole, the run continues with --resume (or
-starts again, when killed before its first epoch) and — on the NumPy engine — ends with the same
-weights and test accuracy as an uninterrupted run, bit for bit (tests/crashing.py).
+starts again, when killed before its first epoch) and ends with the same weights and test
+accuracy as an uninterrupted run, bit for bit (tests/crashing.py; both engines on the CPU).
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ def main() -> int:
     p.add_argument("--no-exchange", action="store_true",
                    help="swap directories in by two renames (as where renameat2 is missing)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--not-exact", action="store_true",
+                   help="check that runs continue and load, not that they end bit for bit")
     args = p.parse_args()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as work:
@@ -36,7 +38,7 @@ def main() -> int:
         setup = Setup(folder, Path(work) / "runs", engine=args.engine,
                       no_exchange=args.no_exchange)
         points = [] if args.no_points else named_points(no_exchange=args.no_exchange)
-        report = campaign(setup, points, exact=args.engine == "numpy", random_kills=args.random,
+        report = campaign(setup, points, exact=not args.not_exact, random_kills=args.random,
                           seed=args.seed, say=print)
     print(f"\n{report.line()}; named points not reached: {len(report.unreached)}; "
           f"{time.perf_counter() - started:.0f} s")

@@ -31,11 +31,13 @@ def test_the_numpy_engine_survives_kills_and_ends_bit_for_bit(tmp_path) -> None:
     assert not report.unreached, report.unreached
 
 
-def test_the_torch_engine_resumes_after_a_kill(tmp_path) -> None:
+def test_the_torch_engine_resumes_after_a_kill_to_the_same_weights(tmp_path) -> None:
+    """On the CPU PyTorch's kernels are deterministic for a given thread count, so a resumed
+    torch run also ends bit for bit (on a GPU that is not promised)."""
     pytest.importorskip("torch")
     folder = make_folder(tmp_path / "images")
     report = campaign(Setup(folder, tmp_path / "work", engine="torch"),
-                      ["directory:last:swapped@2"], exact=False)
+                      ["directory:last:swapped@2"], exact=True)
     assert not report.failures and report.survived == 1, report.failures
 
 
