@@ -63,15 +63,10 @@ class WeightAverage:
             net.load_state_dict(own)
 
     def state(self) -> dict[str, np.ndarray]:
-        return {f"average.{k}": v for k, v in self.average.items()}
+        return _prefixed("average.", self.average)
 
     def load(self, saved: dict[str, np.ndarray]) -> None:
-        found = {k.removeprefix("average."): np.array(v, np.float64) for k, v in saved.items()
-                 if k.startswith("average.")}
-        if set(found) != set(self.average):
-            raise UserError("cannot resume: the run's saved weight average does not fit this "
-                            "network")
-        self.average = found
+        self.average = _unprefixed("average.", saved, self.average, "weight average")
 
 
 class Lookahead:
@@ -95,15 +90,25 @@ class Lookahead:
         net.load_state_dict(own)
 
     def state(self) -> dict[str, np.ndarray]:
-        return {f"slow.{k}": v for k, v in self.slow.items()}
+        return _prefixed("slow.", self.slow)
 
     def load(self, saved: dict[str, np.ndarray]) -> None:
-        found = {k.removeprefix("slow."): np.array(v, np.float64) for k, v in saved.items()
-                 if k.startswith("slow.")}
-        if set(found) != set(self.slow):
-            raise UserError("cannot resume: the run's saved slow weights do not fit this "
-                            "network")
-        self.slow = found
+        self.slow = _unprefixed("slow.", saved, self.slow, "slow weights")
+
+
+def _prefixed(prefix: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Arrays named for a checkpoint's averages.safetensors, where both kinds share one file."""
+    return {prefix + k: v for k, v in arrays.items()}
+
+
+def _unprefixed(prefix: str, saved: dict[str, np.ndarray], expected: dict[str, np.ndarray],
+                what: str) -> dict[str, np.ndarray]:
+    """This kind's arrays of a saved averages file, checked against the network's names."""
+    found = {k.removeprefix(prefix): np.array(v, np.float64) for k, v in saved.items()
+             if k.startswith(prefix)}
+    if set(found) != set(expected):
+        raise UserError(f"cannot resume: the run's saved {what} and this network do not match")
+    return found
 
 
 class Averages:

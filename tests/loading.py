@@ -115,7 +115,7 @@ class Report:
         times = sorted(o.seconds for o in self.outcomes
                        if hostile is None or o.hostile == hostile)
         if not times:
-            return math_nan(), math_nan()
+            return float("nan"), float("nan")
         return statistics.median(times), times[min(len(times) - 1, int(0.99 * len(times)))]
 
     def table(self) -> str:
@@ -139,10 +139,6 @@ class Report:
             f"{k} {v / 1024:.0f} MiB" for k, v in self.memory_kib.items()))
         lines += [f"slow client: {s}" for s in self.slow]
         return "\n".join(lines)
-
-
-def math_nan() -> float:
-    return float("nan")
 
 
 def send(connection: http.client.HTTPConnection, request: Request) -> Outcome:
