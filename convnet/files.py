@@ -85,13 +85,12 @@ _AT_FDCWD = -100
 def _exchange(a: Path, b: Path) -> bool:
     """Swap two directories in one step (Linux renameat2); False where that is not possible."""
     import ctypes
-    import ctypes.util
     import sys
 
     if not sys.platform.startswith("linux") or os.environ.get("CONVNET_NO_EXCHANGE"):
         return False  # (the variable: to test the two-rename path where exchange works)
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc = ctypes.CDLL(None, use_errno=True)  # libc's symbols, without find_library's fork
         renameat2 = libc.renameat2
     except (OSError, AttributeError):
         return False

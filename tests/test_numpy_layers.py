@@ -205,6 +205,48 @@ def test_convolution_by_kernel_rows_matches_pytorch(monkeypatch, text, shape, dt
     assert calls, "the row algorithm was not used"
 
 
+BLOCK_CASES = [("conv(5,3,pad=same)", (7, 6, 3)), ("conv(6,3,pad=same,bias=false)", (6, 6, 4)),
+               ("conv(4,3x2,stride=2x1,pad=1)", (9, 7, 3)), ("conv(3,4,pad=same)", (6, 6, 5)),
+               ("conv(8,2,stride=2)", (8, 8, 2)), ("conv(2,1)", (5, 4, 6))]
+
+
+@pytest.mark.parametrize("budget", [1, 200, 900])
+@pytest.mark.parametrize("text, shape", BLOCK_CASES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_convolution_in_blocks_matches_pytorch(monkeypatch, text, shape, dtype, budget):
+    # Each block's im2col matrix is at most BLOCK_BYTES: 1 byte makes every block one position,
+    # 200 pieces of a row, 900 a few whole rows (float64 halves them); forward, the weight
+    # gradient and both input gradients (the flipped kernel, K ≤ C; col2im otherwise) are summed
+    # over the blocks.
+    from convnet.engines.numpy import conv
+    monkeypatch.setattr(conv, "BLOCK_BYTES", budget)
+    calls = []
+    original = conv.blocks
+    monkeypatch.setattr(conv, "blocks", lambda *a: calls.append(len(original(*a))) or original(*a))
+    check_layer(text, shape, dtype=dtype, batch=3)
+    assert max(calls) > 1, "the output was not split"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 9), st.integers(1, 9), st.integers(1, 6), st.integers(1, 50),
+       st.sampled_from([4, 8]), st.integers(1, 5000))
+def test_blocks_cover_the_output_once_in_order_within_the_budget(ho, wo, n, depth, itemsize,
+                                                                  budget):
+    from convnet.engines.numpy.conv import blocks
+    parts = blocks(ho, wo, n, depth, itemsize, budget)
+    assert parts[0].start == 0 and parts[-1].stop == ho * wo * n
+    for before, after in zip(parts, parts[1:]):
+        assert before.stop == after.start
+    for part in parts:
+        rows, width = part.h1 - part.h0, part.w1 - part.w0
+        assert 0 <= part.h0 < part.h1 <= ho and 0 <= part.w0 < part.w1 <= wo
+        assert rows == 1 or width == wo  # whole rows, or a piece of one row
+        assert part.start == (part.h0 * wo + part.w0) * n
+        assert part.stop - part.start == rows * width * n
+        # within the budget, unless a single position is larger than it
+        assert (part.stop - part.start) * depth * itemsize <= budget or rows == width == 1
+
+
 def test_the_lecture_first_layer_takes_the_row_algorithm():
     from convnet.engines.numpy.conv import Conv2D
     layer = Conv2D(3, 6, (5, 5), (1, 1), (0, 0, 0, 0), True, np.dtype(np.float32))
@@ -240,3 +282,60 @@ def test_element_wise_work_on_several_threads_is_the_same_to_the_bit(monkeypatch
     assert one[0] == three[0]
     assert all(np.array_equal(one[1][k], three[1][k]) for k in one[1])
     assert np.array_equal(one[2], three[2])
+
+
+def test_the_blas_runs_on_one_thread_inside_and_as_before_after():
+    from convnet.engines.numpy import blas
+    if not blas.available():
+        pytest.skip("this NumPy's BLAS has no thread setting that convnet knows")
+    _, threads = blas._controls()
+    before = threads()
+    with blas.one_core():
+        assert threads() == 1
+        with blas.one_core():  # nested: still one, and the outer one puts it back
+            assert threads() == 1
+        assert threads() == 1
+    assert threads() == before
+    with pytest.raises(RuntimeError):
+        with blas.one_core():
+            raise RuntimeError("a layer failed")
+    assert threads() == before
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 30), st.integers(1, 40), st.booleans(),
+       st.sampled_from([np.float32, np.float64]), st.integers(1, 4))
+def test_shared_out_products_equal_numpys(m, k, n, transposed, dtype, threads):
+    """parallel.matmul splits the output between threads (forced here on small products): the
+    same values as one product, for views (a transposed operand) as well."""
+    from convnet.engines.numpy import parallel
+    rng = np.random.default_rng(m * 1000 + k * 10 + n)
+    a = rng.standard_normal((k, m) if transposed else (m, k)).astype(dtype)
+    b = rng.standard_normal((k, n)).astype(dtype)
+    a = a.T if transposed else a
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(parallel, "MIN_PRODUCT", 0)
+        patch.setenv("CONVNET_NUMPY_THREADS", str(threads))
+        got = parallel.matmul(a, b)
+    np.testing.assert_allclose(got, a @ b, rtol=1e-5 if dtype == np.float32 else 1e-12,
+                               atol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+def test_spread_does_every_item_once_on_the_threads_it_says():
+    from convnet.engines.numpy import parallel
+    seen: list[tuple[int, int]] = []
+    parallel.spread(lambda item, thread: seen.append((item, thread)), 11)
+    assert sorted(item for item, _ in seen) == list(range(11))
+    width = parallel.spread_threads(11)
+    assert all(item % width == thread for item, thread in seen)
+
+
+@pytest.mark.parametrize("text, shape", BLOCK_CASES[:3])
+def test_convolutions_match_pytorch_where_the_blas_threads_cannot_be_set(monkeypatch, text,
+                                                                         shape):
+    # Another BLAS (MKL, Accelerate) or no /proc: the blocks run on the calling thread and the
+    # BLAS splits the products itself.
+    from convnet.engines.numpy import blas, conv
+    monkeypatch.setattr(blas, "_controls", lambda: None)
+    monkeypatch.setattr(conv, "BLOCK_BYTES", 200)
+    check_layer(text, shape, batch=3)

@@ -12,7 +12,6 @@ whose memory is limited (ulimit -v or -d) is left as it is.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import platform
 
 M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
@@ -27,7 +26,9 @@ def keep_freed_memory() -> bool:
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc" or _memory_limited():
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        # the process's own symbols, libc's among them: ctypes.util.find_library would run
+        # ldconfig in a child process, and a fork leaves OpenBLAS's threads spinning (blas.py)
+        libc = ctypes.CDLL(None)
         ok = (libc.mallopt(M_MMAP_THRESHOLD, 1 << 30) == 1  # blocks up to 1 GiB from the heap
               and libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1) == 1  # never shrink the heap
               and libc.mallopt(M_TOP_PAD, 1 << 26) == 1)  # grow it 64 MiB at a time

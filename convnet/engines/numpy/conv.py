@@ -15,6 +15,8 @@ Ho = (H − F + 2P)/S + 1. The weight is stored as PyTorch's K×C×F×F; W is it
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from . import parallel
@@ -27,8 +29,9 @@ def window(xp: np.ndarray, i: int, j: int, sh: int, sw: int, ho: int, wo: int) -
 
 
 def im2col(xp: np.ndarray, kh: int, kw: int, sh: int, sw: int, ho: int, wo: int,
-           out: np.ndarray | None = None) -> np.ndarray:
-    """Every window of the padded input as one column: (kh·kw·C, Ho·Wo·N)."""
+           out: np.ndarray | None = None, threads: bool = True) -> np.ndarray:
+    """Every window of the padded input as one column: (kh·kw·C, Ho·Wo·N). `threads`: the
+    offsets shared between threads (see parallel), else copied on this one."""
     c, _, _, n = xp.shape
     cols = np.empty((kh, kw, c, ho, wo, n), xp.dtype) if out is None else out
 
@@ -37,15 +40,25 @@ def im2col(xp: np.ndarray, kh: int, kw: int, sh: int, sw: int, ho: int, wo: int,
             i, j = divmod(offset, kw)
             cols[i, j] = window(xp, i, j, sh, sw, ho, wo)
 
-    parallel.each(offsets, kh * kw, cols.size)
+    if threads:
+        parallel.each(offsets, kh * kw, cols.size)
+    else:
+        offsets(0, kh * kw)
     return cols.reshape(kh * kw * c, ho * wo * n)
 
 
 def col2im(dcols: np.ndarray, padded_shape: tuple[int, ...], kh: int, kw: int, sh: int, sw: int,
            ho: int, wo: int) -> np.ndarray:
     """The adjoint of im2col: add each window's gradient back where the window came from."""
-    c, _, _, n = padded_shape
     dxp = np.zeros(padded_shape, dcols.dtype)  # C×Hp×Wp×N
+    add_windows(dcols, dxp, kh, kw, sh, sw, ho, wo)
+    return dxp
+
+
+def add_windows(dcols: np.ndarray, dxp: np.ndarray, kh: int, kw: int, sh: int, sw: int, ho: int,
+                wo: int) -> None:
+    """dxp += col2im(dcols): each window's gradient added where the window came from."""
+    c, n = dxp.shape[0], dxp.shape[3]
     d = dcols.reshape(kh, kw, c, ho, wo, n)
 
     def channels(a: int, b: int) -> None:  # windows overlap when S < F, so add
@@ -55,6 +68,121 @@ def col2im(dcols: np.ndarray, padded_shape: tuple[int, ...], kh: int, kw: int, s
                 window(target, i, j, sh, sw, ho, wo)[...] += d[i, j, a:b]
 
     parallel.each(channels, c, dcols.size)
+
+
+# im2col's matrix is written and at once read back by the product: for fast93's 32 → 32 layer at
+# batch 128 it is 115 MB, so both passes stream through main memory. Done in blocks of output
+# rows, each block's matrix (BLOCK_BYTES at most) is still in the cache when the product reads it:
+# that layer's forward took 35 ms whole and 18 ms in 4 MB blocks, its weight gradient 34 and
+# 19 ms (AMD EPYC Zen 4, 2 cores, 32 MB L3; 1–8 MB blocks measured within noise of each other).
+BLOCK_BYTES = 4 << 20
+MIN_BLOCKS = 8  # (fast93's first layer, 9 × 100,352 values, was one block and one thread)
+
+
+class Block(NamedTuple):
+    """Output rows h0 … h1 − 1, columns w0 … w1 − 1 (all of them, or part of a single row), and
+    where their positions lie in the K × Ho·Wo·N output: columns start … stop − 1."""
+    h0: int
+    h1: int
+    w0: int
+    w1: int
+    start: int
+    stop: int
+
+
+def blocks(ho: int, wo: int, n: int, depth: int, itemsize: int,
+           budget: int | None = None) -> list[Block]:
+    """The output split into blocks whose im2col matrix (depth × positions) fits the budget, and
+    into MIN_BLOCKS at least, for parallel.spread to share out: whole rows where one row fits,
+    else pieces of one row. The split depends on the shapes alone, so the weight gradient's
+    sum over the blocks is the same on any number of threads."""
+    budget = BLOCK_BYTES if budget is None else budget
+    budget = min(budget, max(1, depth * ho * wo * n * itemsize // MIN_BLOCKS))
+    row = depth * wo * n * itemsize
+    if row <= budget:
+        step = budget // row
+        return [Block(h0, min(ho, h0 + step), 0, wo, h0 * wo * n, min(ho, h0 + step) * wo * n)
+                for h0 in range(0, ho, step)]
+    step = max(1, budget // (depth * n * itemsize))
+    return [Block(h, h + 1, w0, min(wo, w0 + step), (h * wo + w0) * n,
+                  (h * wo + min(wo, w0 + step)) * n)
+            for h in range(ho) for w0 in range(0, wo, step)]
+
+
+def room(scratch: np.ndarray, size: int) -> np.ndarray:
+    """The first `size` values of scratch, or a fresh array where a single position's matrix
+    is larger than the budget (very deep inputs at a large batch)."""
+    return scratch[:size] if size <= scratch.size else np.empty(size, scratch.dtype)
+
+
+def input_of(xp: np.ndarray, block: Block, kh: int, kw: int, sh: int, sw: int) -> np.ndarray:
+    """The part of the padded input that block's windows read (a view)."""
+    return xp[:, block.h0 * sh:(block.h1 - 1) * sh + kh, block.w0 * sw:(block.w1 - 1) * sw + kw]
+
+
+def block_cols(xp: np.ndarray, block: Block, kh: int, kw: int, sh: int, sw: int, ones: bool,
+               scratch: np.ndarray) -> np.ndarray:
+    """im2col of one block into the start of `scratch` (1-D): (kh·kw·C [+ a row of ones], m)."""
+    c, n = xp.shape[0], xp.shape[3]
+    bh, bw, m = block.h1 - block.h0, block.w1 - block.w0, block.stop - block.start
+    depth = kh * kw * c
+    cols = room(scratch, (depth + ones) * m).reshape(depth + ones, m)
+    im2col(input_of(xp, block, kh, kw, sh, sw), kh, kw, sh, sw, bh, bw,
+           out=cols[:depth].reshape(kh, kw, c, bh, bw, n), threads=False)
+    if ones:
+        cols[depth] = 1
+    return cols
+
+
+def conv_blocks(xp: np.ndarray, w_mat: np.ndarray, kh: int, kw: int, sh: int, sw: int, ho: int,
+                wo: int, scratch: np.ndarray) -> np.ndarray:
+    """y = w_mat @ im2col(xp), block by block: (K, Ho·Wo·N). A last column of w_mat beyond
+    kh·kw·C is the bias, against a row of ones. The blocks are shared between threads
+    (parallel.spread), thread t building its blocks' matrices in scratch[t]."""
+    ones = w_mat.shape[1] > kh * kw * xp.shape[0]
+    y = np.empty((w_mat.shape[0], ho * wo * xp.shape[3]), xp.dtype)
+    parts = blocks(ho, wo, xp.shape[3], w_mat.shape[1], xp.itemsize)
+
+    def block(item: int, thread: int) -> None:
+        part = parts[item]
+        cols = block_cols(xp, part, kh, kw, sh, sw, ones, scratch[thread])
+        np.matmul(w_mat, cols, out=y[:, part.start:part.stop])
+
+    parallel.spread(block, len(parts))
+    return y
+
+
+def weight_grad_blocks(xp: np.ndarray, dy2: np.ndarray, kh: int, kw: int, sh: int, sw: int,
+                       ho: int, wo: int, ones: bool, scratch: np.ndarray) -> np.ndarray:
+    """dL/dW = Σ over positions of window ⊗ dy, block by block: (kh·kw·C [+ 1], K); the last row
+    (with `ones`) is Σ dy per filter, the bias's gradient. Each block's share is a product of its
+    own, summed in block order afterwards: the same bits on any number of threads."""
+    depth = kh * kw * xp.shape[0] + ones
+    parts = blocks(ho, wo, xp.shape[3], depth, xp.itemsize)
+    shares = np.empty((len(parts), depth, dy2.shape[0]), xp.dtype)
+
+    def block(item: int, thread: int) -> None:
+        part = parts[item]
+        cols = block_cols(xp, part, kh, kw, sh, sw, ones, scratch[thread])
+        np.matmul(cols, dy2[:, part.start:part.stop].T, out=shares[item])
+
+    parallel.spread(block, len(parts))
+    return shares.sum(axis=0) if len(parts) > 1 else shares[0]
+
+
+def input_grad_blocks(dy2: np.ndarray, w_mat: np.ndarray, padded_shape: tuple[int, ...], kh: int,
+                      kw: int, sh: int, sw: int, ho: int, wo: int,
+                      scratch: np.ndarray) -> np.ndarray:
+    """dL/dxp = col2im(Wᵀ @ dy), block by block: C×Hp×Wp×N."""
+    dxp = np.zeros(padded_shape, dy2.dtype)
+    n, depth = padded_shape[3], w_mat.shape[1]
+    w_t = w_mat.T
+    for block in blocks(ho, wo, n, depth, dy2.itemsize):  # neighbours add to the same rows: serial
+        m = block.stop - block.start
+        dcols = parallel.matmul(w_t, dy2[:, block.start:block.stop],
+                                out=room(scratch[0], depth * m).reshape(depth, m))
+        add_windows(dcols, input_of(dxp, block, kh, kw, sh, sw), kh, kw, sh, sw,
+                    block.h1 - block.h0, block.w1 - block.w0)
     return dxp
 
 
@@ -87,12 +215,16 @@ def conv_by_rows(flat: np.ndarray, w_rows: np.ndarray, ho: int, row: int) -> np.
     sum runs over chunks of positions, so each chunk's output stays in cache while it's summed."""
     k, block = w_rows.shape[1], ho * row
     y = np.empty((k, block), flat.dtype)
-    for start in range(0, block, ROWS_CHUNK):
+
+    def chunk(item: int, thread: int) -> None:  # the chunks shared between threads
+        start = item * ROWS_CHUNK
         stop = min(block, start + ROWS_CHUNK)
         out = y[:, start:stop]
         np.matmul(w_rows[0], flat[:, start:stop], out=out)
         for i in range(1, len(w_rows)):
             out += w_rows[i] @ flat[:, i * row + start:i * row + stop]
+
+    parallel.spread(chunk, -(-block // ROWS_CHUNK))
     return y
 
 
@@ -100,13 +232,18 @@ def weight_grad_by_rows(flat: np.ndarray, dy2: np.ndarray, kh: int, row: int) ->
     """dL/dW_i = Σ over positions of dy ⊗ (row block i), in chunks whose operands fit in cache:
     (kh, kw·C, K)."""
     kwc, (k, positions) = flat.shape[0], dy2.shape
-    acc = np.zeros((kh, kwc, k), flat.dtype)
-    for start in range(0, positions, ROWS_CHUNK):
+    count = -(-positions // ROWS_CHUNK)
+    shares = np.empty((count, kh, kwc, k), flat.dtype)  # each chunk's, summed in order below
+
+    def chunk(item: int, thread: int) -> None:
+        start = item * ROWS_CHUNK
         stop = min(positions, start + ROWS_CHUNK)
         d = dy2[:, start:stop].T
         for i in range(kh):
-            acc[i] += flat[:, i * row + start:i * row + stop] @ d
-    return acc
+            np.matmul(flat[:, i * row + start:i * row + stop], d, out=shares[item, i])
+
+    parallel.spread(chunk, count)
+    return shares.sum(axis=0) if count > 1 else shares[0]
 
 
 def input_grad_by_rows(dy2: np.ndarray, w_rows: np.ndarray, padded_shape: tuple[int, ...],
@@ -116,7 +253,7 @@ def input_grad_by_rows(dy2: np.ndarray, w_rows: np.ndarray, padded_shape: tuple[
     row, block = wo * n, dy2.shape[1]
     d_flat = np.zeros((w_rows.shape[2], hp * row), dy2.dtype)  # (kw·C, Hp·Wo·N)
     for i in range(len(w_rows)):
-        d_flat[:, i * row:i * row + block] += w_rows[i].T @ dy2
+        d_flat[:, i * row:i * row + block] += parallel.matmul(w_rows[i].T, dy2)
     d_xw = d_flat.reshape(kw, c, hp, wo, n)
     dxp = np.zeros(padded_shape, dy2.dtype)
     for j in range(kw):  # windows overlap along the width when S < F, so add
@@ -125,16 +262,16 @@ def input_grad_by_rows(dy2: np.ndarray, w_rows: np.ndarray, padded_shape: tuple[
 
 
 def input_grad_by_flipped_kernel(dy: np.ndarray, weight: np.ndarray,
-                                 padding: tuple[int, int, int, int], h: int, w: int
-                                 ) -> np.ndarray:
+                                 padding: tuple[int, int, int, int], h: int, w: int,
+                                 scratch: np.ndarray) -> np.ndarray:
     """dL/dx of a stride-1 convolution as a convolution itself: of dy, padded by F − 1 − P, with
     the kernel turned 180° and its in- and out-channels swapped,
 
         dx[c, u, v] = Σ_{k, i, j} W[k, c, F−1−i, F−1−j] · dyp[k, u + i, v + j]
 
-    one im2col and one product, where im2col's adjoint (col2im) would first write a kh·kw·C-row
-    matrix and then add it back window by window. When K ≤ C the matrix here is no larger, and
-    on fast93's 32 → 32 layer the input gradient takes 23 ms instead of 38 (batch 128)."""
+    one product per block, where im2col's adjoint (col2im) would first write a kh·kw·C-row matrix
+    and then add it back window by window. When K ≤ C the matrix here is no larger, and on
+    fast93's 32 → 32 layer the input gradient took 23 ms instead of 38 (batch 128, whole)."""
     k, c, kh, kw = weight.shape
     top, bottom, left, right = padding
     _, ho, wo, n = dy.shape
@@ -145,9 +282,8 @@ def input_grad_by_flipped_kernel(dy: np.ndarray, weight: np.ndarray,
         dyp[a:b, pads[0]:pads[0] + ho, pads[2]:pads[2] + wo] = dy[a:b]
 
     parallel.each(channels, k, dyp.size)
-    cols = im2col(dyp, kh, kw, 1, 1, h, w)  # (kh·kw·K, H·W·N), rows in (i, j, k) order
     flipped = weight[:, :, ::-1, ::-1].transpose(1, 2, 3, 0).reshape(c, kh * kw * k)
-    return (flipped @ cols).reshape(c, h, w, n)
+    return conv_blocks(dyp, flipped, kh, kw, 1, 1, h, w, scratch).reshape(c, h, w, n)
 
 
 class Conv2D(Layer):
@@ -182,6 +318,11 @@ class Conv2D(Layer):
         return (sh == 1 and kh > 1 and k < ROWS_MAX_FILTERS and kw * c >= ROWS_MIN_DEPTH
                 and kh * kw * c * ho * wo * n * itemsize >= ROWS_MIN_BYTES)
 
+    def scratch(self, dtype: np.dtype, training: bool) -> np.ndarray:
+        """The block matrices' space (see blocks), one row per thread, kept between steps."""
+        return self.workspace((parallel.threads(), BLOCK_BYTES // np.dtype(dtype).itemsize),
+                              dtype, training)
+
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         (kh, kw), (sh, sw) = self.kernel, self.stride
         weight = self.params["weight"]
@@ -196,39 +337,38 @@ class Conv2D(Layer):
             y = conv_by_rows(flat, w_mat, ho, wo * n)  # (K, Ho·Wo·N)
             if "bias" in self.params:
                 y += self.params["bias"][:, None]
+            kept = flat
         else:
-            bias = "bias" in self.params
-            depth = kh * kw * c
-            buffer = self.workspace((depth + bias, ho * wo * n), x.dtype, training)
-            flat = buffer  # (kh·kw·C [+ 1 row of ones], Ho·Wo·N)
-            im2col(xp, kh, kw, sh, sw, ho, wo, out=buffer[:depth].reshape(kh, kw, c, ho, wo, n))
-            w_mat = weight.transpose(0, 2, 3, 1).reshape(k, depth)  # (K, kh·kw·C)
-            if bias:
-                buffer[depth] = 1
+            w_mat = weight.transpose(0, 2, 3, 1).reshape(k, kh * kw * c)  # (K, kh·kw·C)
+            if "bias" in self.params:  # one more column, against a row of ones
                 w_mat = np.concatenate([w_mat, self.params["bias"][:, None]], axis=1)
-            y = w_mat @ flat  # (K, Ho·Wo·N): one number W·x + b per filter and position
+            # one number W·x + b per filter and position, block by block
+            y = conv_blocks(xp, w_mat, kh, kw, sh, sw, ho, wo, self.scratch(x.dtype, training))
+            kept = xp  # the backward rebuilds each block's matrix from it
         if training:
-            self.cache = (rows, flat, w_mat, xp.shape, x.shape)
+            self.cache = (rows, kept, w_mat, xp.shape, x.shape)
         return y.reshape(k, ho, wo, n)
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
         (kh, kw), (sh, sw) = self.kernel, self.stride
-        rows, flat, w_mat, padded_shape, input_shape = self.cache
+        rows, kept, w_mat, padded_shape, input_shape = self.cache
         self.cache = None
         k, ho, wo, n = dy.shape
         c = padded_shape[0]
         dy2 = dy.reshape(k, ho * wo * n)  # (K, Ho·Wo·N)
         depth = kh * kw * c
+        bias = "bias" in self.params
+        scratch = self.scratch(dy.dtype, True)
         # dL/dW = Σ over positions of dy ⊗ window: a matrix product with the (im2col) matrix.
         if rows:
-            d_w = weight_grad_by_rows(flat, dy2, kh, wo * n)  # (kh, (j, c), K)
-            if "bias" in self.params:
+            d_w = weight_grad_by_rows(kept, dy2, kh, wo * n)  # (kh, (j, c), K)
+            if bias:
                 self.grads["bias"] = dy2.sum(axis=1)
         else:
-            d_w = flat @ dy2.T  # ((i, j, c) [+ bias], K): the faster orientation for small K
-            if "bias" in self.params:
+            d_w = weight_grad_blocks(kept, dy2, kh, kw, sh, sw, ho, wo, bias, scratch)
+            if bias:
                 self.grads["bias"] = d_w[depth].copy()  # the row of ones: Σ dy per filter
-            d_w = d_w[:depth]
+            d_w = d_w[:depth]  # ((i, j, c), K): the faster orientation for small K
         self.grads["weight"] = d_w.reshape(kh, kw, c, k).transpose(3, 2, 0, 1).copy()
         if not self.needs_input_grad:
             return None
@@ -236,10 +376,11 @@ class Conv2D(Layer):
         h, w = input_shape[1:3]
         if not rows and (sh, sw) == (1, 1) and k <= c and \
                 min(kh - 1 - top, kh - 1 - bottom, kw - 1 - left, kw - 1 - right) >= 0:
-            return input_grad_by_flipped_kernel(dy, self.params["weight"], self.padding, h, w)
+            return input_grad_by_flipped_kernel(dy, self.params["weight"], self.padding, h, w,
+                                                scratch)
         if rows:
             dxp = input_grad_by_rows(dy2, w_mat, padded_shape, kw, sw, wo)
-        else:
-            dcols = w_mat[:, :depth].T @ dy2  # (kh·kw·C, Ho·Wo·N); the bias has no input
-            dxp = col2im(dcols, padded_shape, kh, kw, sh, sw, ho, wo)
+        else:  # the bias has no input
+            dxp = input_grad_blocks(dy2, w_mat[:, :depth], padded_shape, kh, kw, sh, sw, ho, wo,
+                                    scratch)
         return dxp[:, top:top + h, left:left + w, :]

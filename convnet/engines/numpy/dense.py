@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import parallel
 from .base import Layer
 
 
@@ -22,7 +23,8 @@ class Dense(Layer):
             self.params["bias"] = np.zeros((units,), dtype)
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
-        y = self.params["weight"] @ x  # (U, D) @ (D, N): every unit sees every input
+        # (U, D) @ (D, N): every unit sees every input
+        y = parallel.matmul(self.params["weight"], x)
         if "bias" in self.params:
             y += self.params["bias"][:, None]
         if training:
@@ -32,12 +34,12 @@ class Dense(Layer):
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
         x = self.cache
         self.cache = None
-        self.grads["weight"] = dy @ x.T  # (U, N) @ (N, D)
+        self.grads["weight"] = parallel.matmul(dy, x.T)  # (U, N) @ (N, D)
         if "bias" in self.params:
             self.grads["bias"] = dy.sum(axis=1)
         if not self.needs_input_grad:
             return None
-        return self.params["weight"].T @ dy  # (D, U) @ (U, N)
+        return parallel.matmul(self.params["weight"].T, dy)  # (D, U) @ (U, N)
 
 
 class Flatten(Layer):

@@ -15,7 +15,7 @@ from ...layers.dropout import Dropout2d
 from ...layers.globalavgpool import GlobalAvgPool
 from ...layers.residual import Residual
 from ...shapes import LayerShape
-from . import activation, batchnorm, conv, dense, dropout, pool, residual
+from . import activation, batchnorm, blas, conv, dense, dropout, pool, residual
 from .base import Layer
 
 Build = Callable[[LayerShape, np.dtype, np.random.Generator], "Layer | None"]
@@ -95,26 +95,29 @@ class NumpyModel:
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         """Logits N×classes for an N×H×W×C batch (softmax is left to the loss and predict)."""
         x = to_engine_layout(x)
-        for layer in self.layers:
-            if layer is not None:
-                x = layer.forward(x, training)
+        with blas.one_core():  # products on this thread alone, the large ones shared out
+            for layer in self.layers:
+                if layer is not None:
+                    x = layer.forward(x, training)
         return x.T  # classes×N → N×classes
 
     def activations(self, x: np.ndarray) -> list[tuple[np.ndarray | None, dict]]:
         """Every layer's output for an N×H×W×C batch (evaluation mode), in the user's layout
         (N×H×W×C for activation volumes, N×D for vectors; None for the final softmax), each with
         its paths' outputs when it is a block: [(output, {"inner": [...], "shortcut": [...]})]."""
-        return _trace(self.layers, to_engine_layout(x))[0]
+        with blas.one_core():
+            return _trace(self.layers, to_engine_layout(x))[0]
 
     def backward(self, d_logits: np.ndarray) -> None:
         """From d(loss)/d(logits) (N×classes), every layer's gradients after a training forward."""
         d = np.ascontiguousarray(d_logits.T)
-        for layer in reversed(self.layers):
-            if layer is None:
-                continue
-            d = layer.backward(d)
-            if d is None:
-                break
+        with blas.one_core():
+            for layer in reversed(self.layers):
+                if layer is None:
+                    continue
+                d = layer.backward(d)
+                if d is None:
+                    break
 
     def named(self, *kinds: str) -> dict[str, np.ndarray]:
         """{"i.name": array} of the layers' params, grads and/or buffers, in layer order

@@ -6,6 +6,12 @@ so the channels of a C×… array can be handed to a few threads at once: each d
     parts(n)               the row ranges [(start, stop), …] of n rows, one per thread (one range
                            when the work is too small to pay for the threads)
     each(fn, n, size)      fn(start, stop) for every range, in parallel; the results in order
+    spread(fn, count)      fn(item, thread) for items 0 … count − 1, thread t doing t, t + T, …,
+                           with the BLAS on one thread (blas.one_core): T products side by side
+    matmul(a, b, out)      a @ b, its output's columns (or rows) shared between the threads
+
+Where the BLAS's threads can't be set (blas.available() is False), `spread` runs the items on
+the calling thread and `matmul` is NumPy's: the BLAS splits each product itself.
 """
 
 from __future__ import annotations
@@ -13,6 +19,10 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, TypeVar
+
+import numpy as np
+
+from . import blas
 
 T = TypeVar("T")
 MIN_VALUES = 1 << 17  # below this many values a thread's start costs more than it saves
@@ -38,7 +48,7 @@ _size = 0
 
 def _executor(count: int) -> ThreadPoolExecutor:
     global _pool, _size
-    if _pool is None or _size != count:
+    if _pool is None or _size < count:  # (a larger pool serves fewer ranges too)
         _pool = ThreadPoolExecutor(max_workers=count, thread_name_prefix="convnet-numpy")
         _size = count
     return _pool
@@ -62,3 +72,52 @@ def each(fn: Callable[[int, int], T], n: int, values: int) -> list[T]:
     futures = [pool.submit(fn, start, stop) for start, stop in ranges[1:]]
     first = fn(*ranges[0])  # this thread does a share too
     return [first] + [future.result() for future in futures]
+
+
+def spread_threads(count: int) -> int:
+    """How many threads `spread` uses for `count` items."""
+    return min(threads(), count) if blas.available() else 1
+
+
+def spread(fn: Callable[[int, int], None], count: int) -> None:
+    """fn(item, thread) for every item. fn must not call `each`, `spread` or `matmul`."""
+    width = spread_threads(count)
+
+    def run(thread: int) -> None:
+        for item in range(thread, count, width):
+            fn(item, thread)
+
+    if width == 1:
+        run(0)
+        return
+    with blas.one_core():
+        pool = _executor(width)
+        futures = [pool.submit(run, thread) for thread in range(1, width)]
+        run(0)
+        for future in futures:
+            future.result()
+
+
+MIN_PRODUCT = 1 << 21  # multiply-adds below which a product stays on one thread
+
+
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """a @ b for 2-D a and b, the output split between threads along its longer side."""
+    m, n = a.shape[0], b.shape[1]
+    if out is None:
+        out = np.empty((m, n), np.result_type(a, b))
+    width = min(threads(), max(m, n))
+    if not blas.available() or width <= 1 or m * n * a.shape[1] < MIN_PRODUCT:
+        return np.matmul(a, b, out=out)
+    along = n if n >= m else m
+    step = -(-along // width)
+
+    def part(item: int, thread: int) -> None:
+        s = slice(item * step, min(along, (item + 1) * step))
+        if n >= m:
+            np.matmul(a, b[:, s], out=out[:, s])
+        else:
+            np.matmul(a[s], b, out=out[s])
+
+    spread(part, -(-along // step))
+    return out
