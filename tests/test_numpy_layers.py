@@ -216,10 +216,11 @@ BLOCK_CASES = [("conv(5,3,pad=same)", (7, 6, 3)), ("conv(6,3,pad=same,bias=false
 def test_convolution_in_blocks_matches_pytorch(monkeypatch, text, shape, dtype, budget):
     # Each block's im2col matrix is at most BLOCK_BYTES: 1 byte makes every block one position,
     # 200 pieces of a row, 900 a few whole rows (float64 halves them); forward, the weight
-    # gradient and both input gradients (the flipped kernel, K ≤ C; col2im otherwise) are summed
-    # over the blocks.
+    # gradient and both input gradients (the flipped kernel, K ≤ C; col2im otherwise, here in
+    # blocks as well) are summed over the blocks.
     from convnet.engines.numpy import conv
     monkeypatch.setattr(conv, "BLOCK_BYTES", budget)
+    monkeypatch.setattr(conv, "WHOLE_BYTES", 0)  # the input gradient in blocks too
     calls = []
     original = conv.blocks
     monkeypatch.setattr(conv, "blocks", lambda *a: calls.append(len(original(*a))) or original(*a))

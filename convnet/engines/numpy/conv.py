@@ -77,6 +77,10 @@ def add_windows(dcols: np.ndarray, dxp: np.ndarray, kh: int, kw: int, sh: int, s
 # 19 ms (AMD EPYC Zen 4, 2 cores, 32 MB L3; 1–8 MB blocks measured within noise of each other).
 BLOCK_BYTES = 4 << 20
 MIN_BLOCKS = 8  # (fast93's first layer, 9 × 100,352 values, was one block and one thread)
+# The input gradient's blocks run one after another, each product and each window sum split
+# between the threads on its own: for small layers those hand-offs cost more than the cache
+# saves (LeNet's conv(16,5): 4.1 ms in blocks, 1.1 ms whole), so below this it is done whole.
+WHOLE_BYTES = 16 << 20
 
 
 class Block(NamedTuple):
@@ -173,10 +177,13 @@ def weight_grad_blocks(xp: np.ndarray, dy2: np.ndarray, kh: int, kw: int, sh: in
 def input_grad_blocks(dy2: np.ndarray, w_mat: np.ndarray, padded_shape: tuple[int, ...], kh: int,
                       kw: int, sh: int, sw: int, ho: int, wo: int,
                       scratch: np.ndarray) -> np.ndarray:
-    """dL/dxp = col2im(Wᵀ @ dy), block by block: C×Hp×Wp×N."""
-    dxp = np.zeros(padded_shape, dy2.dtype)
+    """dL/dxp = col2im(Wᵀ @ dy): C×Hp×Wp×N. Whole where the matrix is at most WHOLE_BYTES, else
+    block by block, one after another (neighbouring blocks add to the same rows)."""
     n, depth = padded_shape[3], w_mat.shape[1]
     w_t = w_mat.T
+    if depth * dy2.shape[1] * dy2.itemsize <= WHOLE_BYTES:
+        return col2im(parallel.matmul(w_t, dy2), padded_shape, kh, kw, sh, sw, ho, wo)
+    dxp = np.zeros(padded_shape, dy2.dtype)
     for block in blocks(ho, wo, n, depth, dy2.itemsize):  # neighbours add to the same rows: serial
         m = block.stop - block.start
         dcols = parallel.matmul(w_t, dy2[:, block.start:block.stop],

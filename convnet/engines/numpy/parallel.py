@@ -98,7 +98,7 @@ def spread(fn: Callable[[int, int], None], count: int) -> None:
             future.result()
 
 
-MIN_PRODUCT = 1 << 21  # multiply-adds below which a product stays on one thread
+MIN_PRODUCT = 1 << 24  # multiply-adds below which a product stays on one thread (LeNet's fc(120))
 
 
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
