@@ -1,6 +1,7 @@
-"""Where the NumPy engine's time goes: forward and backward of each layer, batch 128.
+"""Where the NumPy engine's time goes: forward and backward of each layer, batch 128 (or B).
 
-    .venv/bin/python bench/profile_layers.py [lenet|mnist-cnn|fast91|fast91-pool-first|fast93]
+    .venv/bin/python bench/profile_layers.py [lenet|mnist-cnn|fast91|fast91-pool-first|fast93|
+                                              fast91-16-32] [--batch B]
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ NETWORKS = {
     "fast93": ("conv(32,3,pad=same,bias=false) batchnorm relu conv(32,3,pad=same,bias=false) "
                "batchnorm relu pool(2) conv(64,3,pad=same,bias=false) batchnorm relu pool(2) "
                "fc(128,bias=false) batchnorm relu fc(10)", (28, 28, 1)),
+    # fast91 since issue 16: 16/32 filters, pooling first
+    "fast91-16-32": ("conv(16,3,pad=same,bias=false) pool(2) batchnorm relu conv(32,3,pad=same,"
+                     "bias=false) pool(2) batchnorm relu fc(128,bias=false) batchnorm relu fc(10)",
+                     (28, 28, 1)),
 }
 
 
@@ -73,5 +78,11 @@ def main(name: str, steps: int = 20, batch: int = 128) -> None:
 
 
 if __name__ == "__main__":
-    for name in sys.argv[1:] or list(NETWORKS):
-        main(name)
+    args = sys.argv[1:]
+    size = 128
+    if "--batch" in args:
+        at = args.index("--batch")
+        size = int(args[at + 1])
+        del args[at:at + 2]
+    for name in args or list(NETWORKS):
+        main(name, batch=size)

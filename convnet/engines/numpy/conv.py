@@ -381,7 +381,11 @@ class Conv2D(Layer):
             return None
         top, bottom, left, right = self.padding
         h, w = input_shape[1:3]
-        if not rows and (sh, sw) == (1, 1) and k <= c and \
+        # by the flipped kernel where its matrix is no larger than col2im's (K ≤ C) or col2im's
+        # would be done in blocks one after another (fast91's 16 → 32 layer at batch 256:
+        # 14.2 ms backward that way, 10 ms so)
+        large = depth * dy2.shape[1] * dy.itemsize > WHOLE_BYTES
+        if not rows and (sh, sw) == (1, 1) and (k <= c or large) and \
                 min(kh - 1 - top, kh - 1 - bottom, kw - 1 - left, kw - 1 - right) >= 0:
             return input_grad_by_flipped_kernel(dy, self.params["weight"], self.padding, h, w,
                                                 scratch)
