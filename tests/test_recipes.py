@@ -23,9 +23,10 @@ def batch(n=64, seed=0):
     return rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8), rng.integers(0, 10, n)
 
 
+@pytest.mark.parametrize("path", ["bf16", "fp32"])
 @pytest.mark.parametrize("name", list(RECIPES))
-def test_recipes_are_written_in_the_description_language(name):
-    settings = RECIPES[name]
+def test_recipes_are_written_in_the_description_language(name, path):
+    settings = recipe(name, path)  # the float32 path may have a network of its own (fast93)
     network = parse(settings["network"]).with_input((28, 28, 1))
     Network(network, engine="torch")  # builds: the geometry fits Fashion-MNIST
     assert settings["network"].startswith("conv(") and "pool(2)" in settings["network"]

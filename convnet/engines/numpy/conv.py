@@ -9,6 +9,11 @@ weights are used at every position. Computed as im2col + one matrix product:
 The bias rides along as one more column of W against a row of ones under cols, so the product
 adds it, and the weight-gradient product sums its gradient, with no extra pass over y.
 
+The matrix is built and multiplied a block of output positions at a time (`blocks`), each block
+while it is still in the cache, the blocks shared between threads; the backward builds them again
+from the padded input rather than keeping the whole matrix. Layers with few filters compute by
+kernel rows instead (`conv_by_rows`).
+
 Shapes (batch innermost, see __init__): x C×H×W×N, padded xp C×Hp×Wp×N, y K×Ho×Wo×N, with
 Ho = (H − F + 2P)/S + 1. The weight is stored as PyTorch's K×C×F×F; W is its K × (F, F, C) view.
 """

@@ -1,7 +1,8 @@
-"""Element-wise work on every core. NumPy runs a ufunc on one thread, while the matrix products
-(BLAS) use them all; with the matrix work that fast, batch norm, ReLU, pooling and the copies of
-im2col became most of a batch-norm network's step. NumPy releases the GIL inside a ufunc's loop,
-so the channels of a C×… array can be handed to a few threads at once: each does its rows.
+"""The engine's work on every core. NumPy runs a ufunc on one thread; with the matrix work fast,
+batch norm, ReLU, pooling and the copies of im2col became most of a batch-norm network's step.
+NumPy releases the GIL inside a ufunc's loop (and inside a matrix product), so the channels of a
+C×… array can be handed to a few threads at once, each doing its rows; and while a batch runs the
+BLAS is kept on one thread (blas.py) and the large products are shared out here instead.
 
     parts(n)               the row ranges [(start, stop), …] of n rows, one per thread (one range
                            when the work is too small to pay for the threads)
