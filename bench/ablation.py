@@ -86,6 +86,8 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=2)
     p.add_argument("--only", nargs="+", help="these variants (their labels' first words)")
     p.add_argument("--compile-line", action="store_true")
+    p.add_argument("--no-baseline", action="store_true",
+                   help="leave out 'recipe as is' (when its figures exist from the same seeds)")
     args = p.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     data = load_dataset("fashion-mnist")
@@ -95,6 +97,8 @@ def main() -> None:
     if args.only:
         variants = {k: v for k, v in variants.items()
                     if k == "recipe as is" or any(k.startswith(o) for o in args.only)}
+    if args.no_baseline:
+        variants.pop("recipe as is", None)
     path = recipes.path_for()[0]
     base = {k: v for k, v in recipes.recipe(args.recipe, path).items() if k != "recipe"}
     results = {}
