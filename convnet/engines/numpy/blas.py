@@ -7,13 +7,13 @@ convolutions' blocks) that spinning takes a core away. So while the engine runs 
 is told to use one thread (`one_core`), and the engine shares the large products out between its
 own threads itself (parallel.matmul, parallel.spread): each thread copies and multiplies its own
 blocks, and OpenBLAS's threads are never woken. Measured on fast93's network (AMD EPYC Zen 4,
-2 cores, batch 128, training step): 116–120 ms with OpenBLAS splitting the products, 94–96 ms so.
+2 cores, batch 128, training step): 116–120 ms with OpenBLAS splitting the products, 96–99 ms so.
 
 OpenBLAS's thread count is one setting for the whole process (its "_local" setter too, in the
 builds NumPy ships), so it is set once around a batch and put back after.
 
     available()   whether this process's BLAS is an OpenBLAS whose threads can be set
-    one_core()    a context: products on the calling thread alone, the setting put back after
+    one_core()    a context: OpenBLAS on one thread (for the whole process), put back after
 
 Where it cannot be set (another BLAS, another system) the products are split by the BLAS as
 before: the same results, a little slower. CONVNET_BLAS_THREADS=keep leaves it alone, to measure.
