@@ -52,6 +52,7 @@ COMMON = {  # one change at a time, to any recipe
     "+ test-time shifts of 1 pixel": {"tta_shift": 1},
     "+ random erasing": {"augment": "erase"},
     "+ whitened first layer": {"whiten": True},
+    "no whitened first layer": {"whiten": False},
     "+ batch norm learning 4× faster": {"bn_lr_scale": 4.0},
 }
 DEEPER_POOL_FIRST = ("conv(32,3,pad=same,bias=false) batchnorm relu "
@@ -62,13 +63,20 @@ NARROW = ("conv(24,3,pad=same,bias=false) batchnorm relu "
           "conv(24,3,pad=same,bias=false) batchnorm relu pool(2) "
           "conv(48,3,pad=same,bias=false) batchnorm relu pool(2) "
           "fc(128,bias=false) batchnorm relu fc(10)")
-NARROW_POOL_FIRST = recipes.NARROW_FP32 + recipes.HEAD  # fast93's float32 path since issue 16
+NARROW_POOL_FIRST = ("conv(24,3,pad=same,bias=false) batchnorm relu "  # fast93's float32 path
+                     "conv(24,3,pad=same,bias=false) pool(2) batchnorm relu "  # until its
+                     "conv(48,3,pad=same,bias=false) pool(2) batchnorm relu "  # 2nd session
+                     "fc(128,bias=false) batchnorm relu fc(10)")
+EARLY_POOL = recipes.EARLY_POOL + recipes.HEAD  # fast93's float32 path now
+EARLY_POOL_32 = EARLY_POOL.replace("conv(24,", "conv(32,").replace("conv(48,", "conv(64,")
 VARIANTS = {
     "fast91": {**COMMON,
                "batch norm and ReLU before pooling": {"network": POOL_AFTER},
                "24/48 filters, lr 0.2": {"network": MIDDLE, "lr": 0.2},
                "32/64 filters, lr 0.2": {"network": WIDER, "lr": 0.2}},
     "fast93": {**COMMON,
+               "the network until its third session (32/32/64, two convs at 28x28)": {
+                   "network": recipes.DEEPER + recipes.HEAD, "whiten": False},
                "+ random erasing": {"augment": "crop,erase"},
                "+ identity-initialised conv 32 → 32": {"identity_init": True},
                "a residual block instead of conv 32 → 32": {"network": RESIDUAL},
@@ -76,7 +84,17 @@ VARIANTS = {
                # for the float32 path (CONVNET_CPU_FLAGS=avx512f): narrower, cheaper networks
                "24/24/48 filters": {"network": NARROW},
                "24/24/48 filters, batch norm and ReLU after pooling": {
-                   "network": NARROW_POOL_FIRST}},
+                   "network": NARROW_POOL_FIRST},
+               "7 epochs": {"epochs": 7},
+               "6 epochs": {"epochs": 6},
+               "pooling after the first conv, 24/48/48 filters": {"network": EARLY_POOL},
+               "pooling after the first conv, 32/64/64 filters": {"network": EARLY_POOL_32},
+               "pooling after the first conv, 24/48/48, + weight average": {
+                   "network": EARLY_POOL, "ema": 0.99},
+               "pooling after the first conv, 24/48/48, + whitened first layer": {
+                   "network": EARLY_POOL, "whiten": True},
+               "pooling after the first conv, 24/48/48, + whitening and weight average": {
+                   "network": EARLY_POOL, "whiten": True, "ema": 0.99}},
 }
 
 

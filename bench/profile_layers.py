@@ -1,12 +1,11 @@
 """Where the NumPy engine's time goes: forward and backward of each layer, batch 128 (or B).
 
     .venv/bin/python bench/profile_layers.py [lenet|mnist-cnn|fast91|fast91-pool-first|fast93|
-                                              fast91-16-32] [--batch B]
+                                              fast94|fast91-16-32] [--batch B]
 """
 
 from __future__ import annotations
 
-import sys
 import time
 from collections import defaultdict
 
@@ -27,7 +26,11 @@ NETWORKS = {
     "fast91-pool-first": ("conv(24,3,pad=same,bias=false) pool(2) batchnorm relu conv(48,3,"
                           "pad=same,bias=false) pool(2) batchnorm relu fc(128,bias=false) "
                           "batchnorm relu fc(10)", (28, 28, 1)),
-    "fast93": ("conv(32,3,pad=same,bias=false) batchnorm relu conv(32,3,pad=same,bias=false) "
+    "fast93": ("conv(24,3,pad=same,bias=false) pool(2) batchnorm relu conv(48,3,pad=same,"
+               "bias=false) batchnorm relu conv(48,3,pad=same,bias=false) pool(2) batchnorm relu "
+               "fc(128,bias=false) batchnorm relu fc(10)", (28, 28, 1)),
+    # fast94's and best's (fast93's until its third session)
+    "fast94": ("conv(32,3,pad=same,bias=false) batchnorm relu conv(32,3,pad=same,bias=false) "
                "batchnorm relu pool(2) conv(64,3,pad=same,bias=false) batchnorm relu pool(2) "
                "fc(128,bias=false) batchnorm relu fc(10)", (28, 28, 1)),
     # fast91 since issue 16: 16/32 filters, pooling first
@@ -78,11 +81,16 @@ def main(name: str, steps: int = 20, batch: int = 128) -> None:
 
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    size = 128
-    if "--batch" in args:
-        at = args.index("--batch")
-        size = int(args[at + 1])
-        del args[at:at + 2]
-    for name in args or list(NETWORKS):
-        main(name, batch=size)
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("networks", nargs="*", metavar="NETWORK",
+                        help=f"any of {', '.join(NETWORKS)} (default: all)")
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=20)
+    args = parser.parse_args()
+    unknown = [name for name in args.networks if name not in NETWORKS]
+    if unknown:
+        parser.error(f"unknown network {unknown[0]!r}; choose from {', '.join(NETWORKS)}")
+    for name in args.networks or list(NETWORKS):
+        main(name, steps=args.steps, batch=args.batch)

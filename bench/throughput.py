@@ -26,12 +26,13 @@ from convnet.config import SpeedOptions  # noqa: E402
 from convnet import cpu  # noqa: E402
 from convnet.recipes import FP32, RECIPES  # noqa: E402
 
-# the batch-norm networks measured: each recipe's (the float32 path runs the same networks; a
-# path that had its own would be listed too), and fast91 before issue 16
+# the batch-norm networks measured: each recipe's (a float32 path with a network of its own
+# would be listed too), and fast91 before issue 16
 NETWORKS = {
     "fast91": RECIPES["fast91"]["network"],
     **{f"{name} fp32 path": path["network"] for name, path in FP32.items() if "network" in path},
-    "fast93/94": RECIPES["fast93"]["network"],
+    "fast93": RECIPES["fast93"]["network"],
+    "fast94/best": RECIPES["fast94"]["network"],
     "fast91 of issue 5": ("conv(32,3,pad=same,bias=false) batchnorm relu pool(2) "
                           "conv(64,3,pad=same,bias=false) batchnorm relu pool(2) "
                           "fc(128,bias=false) batchnorm relu fc(10)"),

@@ -38,7 +38,7 @@ from .network import Network, check_training_fits
 from .schedules import make_schedule
 from .shapes import format_shape, infer
 from .spec import load as load_spec
-from .spec import parse_input_shape
+from .spec import Conv, parse_input_shape
 
 BALANCE = ("none", "weights", "sampler")
 
@@ -391,6 +391,13 @@ class Trainer:
             self.notes.append(f"a small training set ({len(self.train):,} images): "
                               f"{' and '.join(regularised)} (--augment, --label-smoothing "
                               "choose otherwise)")
+        if config.whiten and config.recipe and not isinstance(network.layers[0], Conv):
+            # the recipe's float32 path whitens its own first conv; a network of the user's
+            # that starts otherwise trains without it (asked for by hand it is an error)
+            config = self.config = replace(config, whiten=False)
+            self.notes.append(f"recipe {config.recipe}: the first layer is "
+                              f"{network.layers[0].to_text()}, not a conv, so it is not "
+                              "initialised by whitening")
         self.net = build_network(config, network, self.train.images, self.train.labels)
         self.averages = Averages(self.net, config.ema, config.lookahead)
         if self.world.size > 1:

@@ -292,6 +292,34 @@ def test_train_says_which_path_a_recipe_takes(capsys, tmp_path, fashion_dir, cpu
     assert saved["bf16"] is False
 
 
+def test_fast93_on_the_float32_path_whitens_its_first_conv(capsys, tmp_path, fashion_dir,
+                                                    cpu_without_bf16):
+    from convnet.recipes import recipe
+
+    assert recipe("fast93", "fp32")["whiten"] and recipe("fast91", "fp32")["whiten"]
+    code = main(["train", "--recipe", "fast93", "--data-dir", str(fashion_dir), "--epochs", "1",
+                 "--out", str(tmp_path / "run"), "--val-size", "300", "--batch-size", "64"])
+    assert code == 0 and "whiten=True" in capsys.readouterr().out.splitlines()[0]
+    saved = json.loads((tmp_path / "run/train.json").read_text())
+    assert saved["whiten"] is True and saved["ema"] == 0.99 and saved["bf16"] is False
+
+
+def test_a_recipe_leaves_out_its_whitening_for_a_network_without_a_first_conv(
+        capsys, tmp_path, fashion_dir, cpu_without_bf16):
+    code = main(["train", "--recipe", "fast93", "pool(2) conv(4,3) relu fc(10)", "--data-dir",
+                 str(fashion_dir), "--epochs", "1", "--out", str(tmp_path / "run"),
+                 "--val-size", "300"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "recipe fast93: the first layer is pool(2), not a conv, so it is not initialised " \
+           "by whitening" in captured.out + captured.err
+    assert json.loads((tmp_path / "run/train.json").read_text())["whiten"] is False
+    # asked for by hand, the same network is an error: the user said --whiten
+    code = main(["train", "pool(2) conv(4,3) relu fc(10)", "--whiten", "--data-dir",
+                 str(fashion_dir), "--epochs", "1", "--out", str(tmp_path / "run2")])
+    assert code == 2 and "--whiten sets the first layer's filters" in capsys.readouterr().err
+
+
 def test_a_recipe_on_the_numpy_engine_takes_its_float32_path(capsys, tmp_path, fashion_dir):
     code = main(["train", "--recipe", "fast91", "--engine", "numpy", "--data-dir",
                  str(fashion_dir), "--epochs", "1", "--out", str(tmp_path / "run"),
