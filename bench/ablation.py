@@ -67,7 +67,7 @@ NARROW_POOL_FIRST = ("conv(24,3,pad=same,bias=false) batchnorm relu "  # fast93'
                      "conv(24,3,pad=same,bias=false) pool(2) batchnorm relu "  # until its
                      "conv(48,3,pad=same,bias=false) pool(2) batchnorm relu "  # 2nd session
                      "fc(128,bias=false) batchnorm relu fc(10)")
-EARLY_POOL = recipes.EARLY_POOL + recipes.HEAD  # fast93's float32 path now
+EARLY_POOL = recipes.EARLY_POOL + recipes.HEAD  # fast93's network now (both paths)
 EARLY_POOL_32 = EARLY_POOL.replace("conv(24,", "conv(32,").replace("conv(48,", "conv(64,")
 VARIANTS = {
     "fast91": {**COMMON,
@@ -95,6 +95,10 @@ VARIANTS = {
                    "network": EARLY_POOL, "whiten": True},
                "pooling after the first conv, 24/48/48, + whitening and weight average": {
                    "network": EARLY_POOL, "whiten": True, "ema": 0.99}},
+    "fast94": {**COMMON,
+               "+ whitening and weight average": {"whiten": True, "ema": 0.99},
+               "pooling after the first conv, 32/64/64, + whitening and weight average": {
+                   "network": EARLY_POOL_32, "whiten": True, "ema": 0.99}},
 }
 
 
