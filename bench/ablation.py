@@ -63,9 +63,10 @@ NARROW = ("conv(24,3,pad=same,bias=false) batchnorm relu "
           "conv(24,3,pad=same,bias=false) batchnorm relu pool(2) "
           "conv(48,3,pad=same,bias=false) batchnorm relu pool(2) "
           "fc(128,bias=false) batchnorm relu fc(10)")
-NARROW_POOL_FIRST = ("conv(24,3,pad=same,bias=false) batchnorm relu "  # fast93's float32 path
-                     "conv(24,3,pad=same,bias=false) pool(2) batchnorm relu "  # until its
-                     "conv(48,3,pad=same,bias=false) pool(2) batchnorm relu "  # 2nd session
+# fast93's float32 path in its second session
+NARROW_POOL_FIRST = ("conv(24,3,pad=same,bias=false) batchnorm relu "
+                     "conv(24,3,pad=same,bias=false) pool(2) batchnorm relu "
+                     "conv(48,3,pad=same,bias=false) pool(2) batchnorm relu "
                      "fc(128,bias=false) batchnorm relu fc(10)")
 EARLY_POOL = recipes.EARLY_POOL + recipes.HEAD  # fast93's network now (both paths)
 EARLY_POOL_32 = EARLY_POOL.replace("conv(24,", "conv(32,").replace("conv(48,", "conv(64,")

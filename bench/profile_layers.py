@@ -12,6 +12,7 @@ from collections import defaultdict
 import numpy as np
 
 from convnet import Network
+from convnet.recipes import RECIPES
 from convnet.spec import layer_to_string
 
 NETWORKS = {
@@ -26,13 +27,10 @@ NETWORKS = {
     "fast91-pool-first": ("conv(24,3,pad=same,bias=false) pool(2) batchnorm relu conv(48,3,"
                           "pad=same,bias=false) pool(2) batchnorm relu fc(128,bias=false) "
                           "batchnorm relu fc(10)", (28, 28, 1)),
-    "fast93": ("conv(24,3,pad=same,bias=false) pool(2) batchnorm relu conv(48,3,pad=same,"
-               "bias=false) batchnorm relu conv(48,3,pad=same,bias=false) pool(2) batchnorm relu "
-               "fc(128,bias=false) batchnorm relu fc(10)", (28, 28, 1)),
-    # fast94's and best's (fast93's until its third session)
-    "fast94": ("conv(32,3,pad=same,bias=false) batchnorm relu conv(32,3,pad=same,bias=false) "
-               "batchnorm relu pool(2) conv(64,3,pad=same,bias=false) batchnorm relu pool(2) "
-               "fc(128,bias=false) batchnorm relu fc(10)", (28, 28, 1)),
+    # the recipes' own, so that they follow the recipes: fast93's, and fast94's and best's
+    # (which was fast93's until its third session)
+    "fast93": (RECIPES["fast93"]["network"], (28, 28, 1)),
+    "fast94": (RECIPES["fast94"]["network"], (28, 28, 1)),
     # fast91 since issue 16: 16/32 filters, pooling first
     "fast91-16-32": ("conv(16,3,pad=same,bias=false) pool(2) batchnorm relu conv(32,3,pad=same,"
                      "bias=false) pool(2) batchnorm relu fc(128,bias=false) batchnorm relu fc(10)",

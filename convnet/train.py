@@ -392,8 +392,8 @@ class Trainer:
                               f"{' and '.join(regularised)} (--augment, --label-smoothing "
                               "choose otherwise)")
         if config.whiten and config.recipe and not isinstance(network.layers[0], Conv):
-            # the recipe's float32 path whitens its own first conv; a network of the user's
-            # that starts otherwise trains without it (asked for by hand it is an error)
+            # a recipe whitens its own first conv; a network of the user's that starts
+            # otherwise trains without it (asked for by hand, --whiten there is an error)
             config = self.config = replace(config, whiten=False)
             self.notes.append(f"recipe {config.recipe}: the first layer is "
                               f"{network.layers[0].to_text()}, not a conv, so it is not "

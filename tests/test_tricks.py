@@ -293,7 +293,7 @@ def test_train_says_which_path_a_recipe_takes(capsys, tmp_path, fashion_dir, cpu
 
 
 def test_fast93_on_the_float32_path_whitens_its_first_conv(capsys, tmp_path, fashion_dir,
-                                                    cpu_without_bf16):
+                                                           cpu_without_bf16):
     from convnet.recipes import recipe
 
     assert recipe("fast93", "fp32")["whiten"] and recipe("fast91", "fp32")["whiten"]
