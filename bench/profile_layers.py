@@ -1,7 +1,7 @@
 """Where the NumPy engine's time goes: forward and backward of each layer, batch 128 (or B).
 
     .venv/bin/python bench/profile_layers.py [lenet|mnist-cnn|fast91|fast91-pool-first|fast93|
-                                              fast94|fast91-16-32] [--batch B]
+                                              fast94|best|fast91-16-32] [--batch B]
 """
 
 from __future__ import annotations
@@ -27,10 +27,11 @@ NETWORKS = {
     "fast91-pool-first": ("conv(24,3,pad=same,bias=false) pool(2) batchnorm relu conv(48,3,"
                           "pad=same,bias=false) pool(2) batchnorm relu fc(128,bias=false) "
                           "batchnorm relu fc(10)", (28, 28, 1)),
-    # the recipes' own, so that they follow the recipes: fast93's, and fast94's and best's
-    # (which was fast93's until its third session)
+    # the recipes' own, so that they follow the recipes: fast93's, fast94's (which was fast93's
+    # until its third session and best's until its fourth) and best's
     "fast93": (RECIPES["fast93"]["network"], (28, 28, 1)),
     "fast94": (RECIPES["fast94"]["network"], (28, 28, 1)),
+    "best": (RECIPES["best"]["network"], (28, 28, 1)),
     # fast91 since issue 16: 16/32 filters, pooling first
     "fast91-16-32": ("conv(16,3,pad=same,bias=false) pool(2) batchnorm relu conv(32,3,pad=same,"
                      "bias=false) pool(2) batchnorm relu fc(128,bias=false) batchnorm relu fc(10)",

@@ -32,7 +32,8 @@ NETWORKS = {
     "fast91": RECIPES["fast91"]["network"],
     **{f"{name} fp32 path": path["network"] for name, path in FP32.items() if "network" in path},
     "fast93": RECIPES["fast93"]["network"],
-    "fast94/best": RECIPES["fast94"]["network"],
+    "fast94": RECIPES["fast94"]["network"],
+    "best/ensemble": RECIPES["best"]["network"],
     "fast91 of issue 5": ("conv(32,3,pad=same,bias=false) batchnorm relu pool(2) "
                           "conv(64,3,pad=same,bias=false) batchnorm relu pool(2) "
                           "fc(128,bias=false) batchnorm relu fc(10)"),
