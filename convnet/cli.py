@@ -239,12 +239,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     option("--init", "weight initialiser", choices=("auto", "he", "xavier", "normal"))
     option("--dtype", "float type of the network", choices=("float32", "float64"))
     option("--channels-last", "torch engine: N×H×W×C memory for the convolutions",
-           action="store_true")
+           action=argparse.BooleanOptionalAction)
     option("--bf16", "torch engine: bfloat16 matrix work where the hardware has it",
-           action="store_true")
-    option("--compile", "torch engine: torch.compile the model", action="store_true")
+           action=argparse.BooleanOptionalAction)
+    option("--compile", "torch engine: torch.compile the model",
+           action=argparse.BooleanOptionalAction)
     option("--tta", "test-time augmentation: each image and its mirror vote",
-           action="store_true")
+           action=argparse.BooleanOptionalAction)
     option("--tta-shift", "test-time augmentation: the image moved N pixels up, down, left and "
                           "right votes too", type=int, metavar="N")
     option("--ema", "evaluate and save an exponential moving average of the weights with this "
@@ -252,9 +253,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     option("--lookahead", "every K steps pull the weights halfway back to slow weights "
                           "(0: off)", type=int, metavar="K")
     option("--whiten", "initialise the first conv layer by whitening the images' patches",
-           action="store_true")
+           action=argparse.BooleanOptionalAction)
     option("--identity-init", "convs from C to C channels start as the identity (plus noise)",
-           action="store_true")
+           action=argparse.BooleanOptionalAction)
     option("--bn-lr-scale", "torch engine: batch norm's scale and shift learn this many times "
                             "faster than the other weights", type=_number, metavar="X")
     option("--tensorboard", "write TensorBoard logs (scalars, histograms, filters, activation "

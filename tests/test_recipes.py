@@ -45,6 +45,17 @@ def test_recipe_settings_and_command_line_precedence(capsys, tmp_path, fashion_d
     assert saved["channels_last"] == expected["channels_last"]
 
 
+def test_a_recipes_switches_can_be_turned_off_on_the_command_line(capsys, tmp_path, fashion_dir):
+    assert recipe("fast91", "bf16")["whiten"] and recipe("fast91", "bf16")["bf16"]
+    code = main(["train", "--recipe", "fast91", "--data-dir", str(fashion_dir), "--epochs", "1",
+                 "--out", str(tmp_path / "run"), "--val-size", "300", "--no-whiten", "--no-bf16",
+                 "--no-channels-last"])
+    assert code == 0
+    saved = json.loads((tmp_path / "run" / "train.json").read_text())
+    assert saved["recipe"] == "fast91" and saved["lr"] == RECIPES["fast91"]["lr"]
+    assert not saved["whiten"] and not saved["bf16"] and not saved["channels_last"]
+
+
 def test_bf16_and_channels_last_agree_with_float32():
     x, y = batch()
     plain = Network(NET, input="28x28x1", engine="torch", seed=3)

@@ -9,6 +9,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from convnet import augment as augmentation
 from convnet import checkpoint
@@ -124,6 +126,22 @@ def test_tta_shift_is_kept_in_the_checkpoint_and_checked(tmp_path):
     (tmp_path / "m/model.json").write_text(json.dumps(meta))
     with pytest.raises(Exception, match="'tta_shift' must be"):
         checkpoint.load(tmp_path / "m")
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 6), h=st.integers(3, 12), w=st.integers(3, 12), c=st.sampled_from([1, 3]),
+       pad=st.integers(0, 2), seed=st.integers(0, 2**16))
+def test_a_crop_is_each_image_shifted_by_at_most_the_padding_with_zeros_coming_in(n, h, w, c, pad,
+                                                                                 seed):
+    x = np.random.default_rng(seed).integers(1, 256, (n, h, w, c), dtype=np.uint8)
+    kept = x.copy()
+    y = augmentation.augment(x, ("crop",), np.random.default_rng(seed), pad=pad)
+    assert y.shape == x.shape and y.dtype == np.uint8 and y.flags.c_contiguous
+    assert np.array_equal(x, kept)  # the caller's images are not touched
+    padded = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    for i in range(n):  # some window of the zero-padded image, the same in every channel
+        assert any(np.array_equal(y[i], padded[i, dy:dy + h, dx:dx + w])
+                   for dy in range(2 * pad + 1) for dx in range(2 * pad + 1))
 
 
 def test_random_erasing_fills_one_rectangle_in_about_half_the_images():

@@ -1,0 +1,90 @@
+"""Augmentation of one batch: convnet's crop and erasing against the same choices made with
+whole-batch fancy indexing (how convnet did it until issue 16's fifth session), side by side.
+
+    .venv/bin/python bench/augment_speed.py [--batch 256] [--shape 28x28x1] [--rounds 7]
+
+Both sides draw the same random numbers in the same order, so their batches are checked to be
+equal before anything is timed. Prints ms per batch (median of the rounds) and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from convnet import augment as augmentation  # noqa: E402
+from convnet import cpu  # noqa: E402
+
+
+def crop_by_indexing(images: np.ndarray, rng: np.random.Generator, pad: int = 2) -> np.ndarray:
+    n, h, w, _ = images.shape
+    padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    dy = rng.integers(0, 2 * pad + 1, n)
+    dx = rng.integers(0, 2 * pad + 1, n)
+    rows = dy[:, None] + np.arange(h)[None, :]
+    cols = dx[:, None] + np.arange(w)[None, :]
+    return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
+
+
+def erase_by_mask(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    images = images.copy()
+    n, h, w, c = images.shape
+    chosen = rng.random(n) < 0.5
+    area = rng.uniform(*augmentation.ERASE_AREA, n) * h * w
+    aspect = np.exp(rng.uniform(*np.log(augmentation.ERASE_ASPECT), n))
+    eh = np.clip(np.round(np.sqrt(area * aspect)), 1, h).astype(int)
+    ew = np.clip(np.round(np.sqrt(area / aspect)), 1, w).astype(int)
+    top = (rng.random(n) * (h - eh + 1)).astype(int)
+    left = (rng.random(n) * (w - ew + 1)).astype(int)
+    fill = rng.integers(0, 256, (n, c), dtype=np.uint8)
+    rows, cols = np.arange(h)[None, :], np.arange(w)[None, :]
+    inside = ((rows >= top[:, None]) & (rows < (top + eh)[:, None]))[:, :, None] & \
+        ((cols >= left[:, None]) & (cols < (left + ew)[:, None]))[:, None, :]
+    inside &= chosen[:, None, None]
+    images[inside] = fill[np.nonzero(inside)[0]]
+    return images
+
+
+def timed(fn, rounds: int, repeats: int = 50) -> float:
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(repeats):
+            fn()
+        times.append((time.perf_counter() - start) / repeats * 1000)
+    return statistics.median(times)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--shape", default="28x28x1")
+    p.add_argument("--rounds", type=int, default=7)
+    args = p.parse_args()
+    h, w, c = (int(v) for v in args.shape.split("x"))
+    images = np.random.default_rng(0).integers(0, 256, (args.batch, h, w, c), dtype=np.uint8)
+    pairs = {
+        "crop": (lambda rng: augmentation.augment(images, ("crop",), rng),
+                 lambda rng: crop_by_indexing(images, rng)),
+        "erase": (lambda rng: augmentation.augment(images, ("erase",), rng),
+                  lambda rng: erase_by_mask(images, rng)),
+    }
+    print(f"# batch {args.batch} of {args.shape} uint8 images; {cpu.describe()}")
+    print(f"{'augmentation':14} {'convnet ms':>11} {'indexing ms':>12} {'speed-up':>9}")
+    for name, (ours, theirs) in pairs.items():
+        a, b = ours(np.random.default_rng(1)), theirs(np.random.default_rng(1))
+        if not np.array_equal(a, b):
+            raise SystemExit(f"{name}: the two ways gave different batches")
+        ms_ours = timed(lambda: ours(np.random.default_rng(2)), args.rounds)
+        ms_theirs = timed(lambda: theirs(np.random.default_rng(2)), args.rounds)
+        print(f"{name:14} {ms_ours:11.3f} {ms_theirs:12.3f} {ms_theirs / ms_ours:8.1f}×")
+
+
+if __name__ == "__main__":
+    main()
