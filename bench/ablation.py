@@ -69,7 +69,7 @@ NARROW_POOL_FIRST = ("conv(24,3,pad=same,bias=false) batchnorm relu "
                      "conv(48,3,pad=same,bias=false) pool(2) batchnorm relu "
                      "fc(128,bias=false) batchnorm relu fc(10)")
 EARLY_POOL = recipes.EARLY_POOL + recipes.HEAD  # fast93's network now (both paths)
-EARLY_POOL_32 = recipes.EARLY_POOL_32 + recipes.HEAD  # best's and the ensemble's now
+EARLY_POOL_32 = recipes.EARLY_POOL_32 + recipes.HEAD  # best's, the ensemble's, fast94's (bf16)
 FAST94_UNTIL_5 = {"network": recipes.DEEPER + recipes.HEAD, "epochs": 16, "lr": 0.2, "ema": 0.0,
                   "whiten": False, "tta_shift": 0}
 THIRD_AT_7 = ("conv(32,3,pad=same,bias=false) pool(2) batchnorm relu "

@@ -66,7 +66,7 @@ DEEPER = ("conv(32,3,pad=same,bias=false) batchnorm relu "
 EARLY_POOL = ("conv(24,3,pad=same,bias=false) pool(2) batchnorm relu "
               "conv(48,3,pad=same,bias=false) batchnorm relu "
               "conv(48,3,pad=same,bias=false) pool(2) batchnorm relu ")
-# the same at fast94's width (32/64/64): best's and the ensemble's network
+# the same at 32/64/64: best's, the ensemble's and (with bf16) fast94's network
 EARLY_POOL_32 = ("conv(32,3,pad=same,bias=false) pool(2) batchnorm relu "
                  "conv(64,3,pad=same,bias=false) batchnorm relu "
                  "conv(64,3,pad=same,bias=false) pool(2) batchnorm relu ")
@@ -76,9 +76,9 @@ COMMON = {"engine": "torch", "batch_size": 256, "optimizer": "sgd", "lr": 0.2, "
           "label_smoothing": 0.1, "val_size": 0, "channels_last": True, "bf16": True}
 
 # best: 35 epochs with random erasing, and the test images shifted by a pixel each way voting (a
-# first run of 30 epochs: 94.48%, 94.58% with the shifts). Until its fourth session on fast94's
-# network (94.70%, 9 seeds on a GPU, about 13 minutes on 2 cores); now fast93's ideas at fast94's
-# width — 32/64/64 pooling after the first conv, whitening, EMA 0.99: 94.62% (94.52 / 94.64 /
+# first run of 30 epochs: 94.48%, 94.58% with the shifts). Until its fourth session on DEEPER
+# (fast94's network then; 94.70%, 9 seeds on a GPU, about 13 minutes on 2 cores); now fast93's
+# ideas at 32/64/64 — pooling after the first conv, whitening, EMA 0.99: 94.62% (94.52 / 94.64 /
 # 94.69) after 533 s of training on 2 cores with bf16 (bench/ablation.py --recipe best --seeds 3).
 BEST: dict[str, Any] = {"network": EARLY_POOL_32 + HEAD, **COMMON, "epochs": 35,
                         "augment": "crop,erase", "tta_shift": 1, "whiten": True, "ema": 0.99}
