@@ -27,17 +27,21 @@ from convnet import cpu  # noqa: E402
 from convnet.recipes import FP32, RECIPES  # noqa: E402
 
 # the batch-norm networks measured: each recipe's (a float32 path with a network of its own
-# would be listed too), and fast91 before issue 16
-NETWORKS = {
-    "fast91": RECIPES["fast91"]["network"],
-    **{f"{name} fp32 path": path["network"] for name, path in FP32.items() if "network" in path},
-    "fast93": RECIPES["fast93"]["network"],
-    "fast94": RECIPES["fast94"]["network"],
-    "best/ensemble": RECIPES["best"]["network"],
-    "fast91 of issue 5": ("conv(32,3,pad=same,bias=false) batchnorm relu pool(2) "
+# too), and fast91 before issue 16; recipes that share a network share a row
+NAMED = [
+    ("fast91", RECIPES["fast91"]["network"]),
+    *((f"{name} fp32 path", path["network"]) for name, path in FP32.items() if "network" in path),
+    ("fast93", RECIPES["fast93"]["network"]),
+    ("fast94", RECIPES["fast94"]["network"]),
+    ("best/ensemble", RECIPES["best"]["network"]),
+    ("fast91 of issue 5", "conv(32,3,pad=same,bias=false) batchnorm relu pool(2) "
                           "conv(64,3,pad=same,bias=false) batchnorm relu pool(2) "
                           "fc(128,bias=false) batchnorm relu fc(10)"),
-}
+]
+_labels: dict[str, list[str]] = {}
+for _label, _network in NAMED:
+    _labels.setdefault(_network, []).append(_label)
+NETWORKS = {"/".join(labels): network for network, labels in _labels.items()}
 
 BATCH = 256
 
@@ -68,7 +72,7 @@ def main() -> None:
     peak32, peak16 = peak_matmul_flops(torch.float32), peak_matmul_flops(torch.bfloat16)
     print(f"# {cpu.describe()}; measured peak matrix FLOP/s: fp32 {peak32 / 1e9:.0f} G, "
           f"bf16 {peak16 / 1e9:.0f} G (2048×2048 products); batch {BATCH}")
-    print(f"{'network':18} {'engine/path':16} {'train img/s':>11} {'GFLOP/s':>8} {'% peak':>7} "
+    print(f"{'network':20} {'engine/path':16} {'train img/s':>11} {'GFLOP/s':>8} {'% peak':>7} "
           f"{'infer img/s':>11} {'GFLOP/s':>8} {'% peak':>7}")
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (BATCH, 28, 28, 1), dtype=np.uint8)
@@ -86,12 +90,12 @@ def main() -> None:
             infer = images_per_second(lambda: net.logits(x, batch_size=BATCH))
             measured[label] = (train, infer)
             train_flops, infer_flops = train * 6 * macs, infer * 2 * macs
-            print(f"{name:18} {label:16} {train:11.0f} {train_flops / 1e9:8.1f} "
+            print(f"{name:20} {label:16} {train:11.0f} {train_flops / 1e9:8.1f} "
                   f"{100 * train_flops / peak:6.1f}% {infer:11.0f} {infer_flops / 1e9:8.1f} "
                   f"{100 * infer_flops / peak:6.1f}%", flush=True)
         (nt, ni), (tt, ti) = measured["numpy fp32"], measured["torch fp32"]
         (ft, fi) = measured["torch bf16+cl"]
-        print(f"{name:18} ratios: numpy/torch fp32 train {nt / tt:.2f}×, infer {ni / ti:.2f}×; "
+        print(f"{name:20} ratios: numpy/torch fp32 train {nt / tt:.2f}×, infer {ni / ti:.2f}×; "
               f"fast path/torch fp32 train {ft / tt:.2f}×, infer {fi / ti:.2f}×", flush=True)
 
 
