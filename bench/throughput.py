@@ -38,10 +38,16 @@ NAMED = [
                           "conv(64,3,pad=same,bias=false) batchnorm relu pool(2) "
                           "fc(128,bias=false) batchnorm relu fc(10)"),
 ]
-_labels: dict[str, list[str]] = {}
-for _label, _network in NAMED:
-    _labels.setdefault(_network, []).append(_label)
-NETWORKS = {"/".join(labels): network for network, labels in _labels.items()}
+
+def one_row_per_network(named: list[tuple[str, str]]) -> dict[str, str]:
+    """{"a/b": network} for the labels a, b, … that name the same network, in first-seen order."""
+    labels: dict[str, list[str]] = {}
+    for label, network in named:
+        labels.setdefault(network, []).append(label)
+    return {"/".join(names): network for network, names in labels.items()}
+
+
+NETWORKS = one_row_per_network(NAMED)
 
 BATCH = 256
 
