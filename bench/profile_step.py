@@ -1,14 +1,17 @@
 """Where one training step of a recipe spends its time: torch.profiler over a few steps of the
 real loop (`convnet.train.train_epoch`'s work: augmentation, the uint8 → float preparation, the
 forward, the loss, backward and the optimiser), grouped by kind of work, with the achieved FLOP/s
-of the matrix work as a share of this machine's measured peak.
+of the matrix work as a share of this machine's peak (2048×2048 products, measured in the same
+run, bf16 on the bf16 path and float32 on the float32 path).
 
-    .venv/bin/python bench/profile_step.py --recipe fast91 [--steps 20] [--fp32]
+    .venv/bin/python bench/profile_step.py --recipe fast91 [--steps 20] [--path fp32]
+    .venv/bin/python bench/profile_step.py --table     # every recipe on each path, one table
 
 Prints the ten most expensive operators, then the share of the step in: convolutions (forward
 and backward), the fc layers' matrix products, batch norm, element-wise layers and pooling, the
 optimiser, and everything outside PyTorch's operators (Python, NumPy: augmentation and the
-batch's preparation).
+batch's preparation). With --table, one column per recipe and path (the paths this CPU can run;
+the float32 path is also what a CPU without bf16 units runs), as in docs/BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -17,15 +20,18 @@ import argparse
 import os
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
 
+sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from throughput import peak_matmul_flops  # noqa: E402
+
 from convnet import augment as augmentation  # noqa: E402
 from convnet import cpu  # noqa: E402
-from convnet.recipes import RECIPES, recipe  # noqa: E402
+from convnet.recipes import PATH_WORDS, RECIPES, path_for, recipe  # noqa: E402
 from convnet.shapes import infer  # noqa: E402
 from convnet.spec import load as load_spec  # noqa: E402
 from convnet.train import TrainConfig, build_network  # noqa: E402
@@ -41,6 +47,15 @@ GROUPS = [  # (group, words in an operator's name)
     ("loss", ("cross_entropy", "log_softmax", "nll_loss")),
     ("optimiser", ("sgd", "_foreach", "optimizer")),
 ]
+OUTSIDE = "outside PyTorch (Python, NumPy)"
+# the table's rows: (label, the groups it adds up)
+ROWS = [("convolution", ("convolution",)),
+        ("element-wise", ("element-wise (ReLU, casts, copies)",)),
+        ("pooling", ("pooling",)),
+        ("batch norm", ("batch norm",)),
+        ("fc matrix products", ("fc matrix products",)),
+        ("optimiser, loss, other", ("optimiser", "loss", "other PyTorch operators")),
+        ("outside PyTorch (Python, NumPy)", (OUTSIDE,))]
 
 
 def group_of(name: str) -> str:
@@ -53,23 +68,37 @@ def group_of(name: str) -> str:
     return "other PyTorch operators"
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--recipe", default="fast91", choices=list(RECIPES))
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--path", choices=("bf16", "fp32"), default=None,
-                   help="the recipe's path (default: the one this CPU gets)")
-    p.add_argument("--network", help="another description, with the recipe's settings")
-    p.add_argument("--batch-size", type=int)
-    args = p.parse_args()
-    settings = recipe(args.recipe, path=args.path)
-    settings["path"] = args.path or __import__("convnet.recipes").recipes.path_for()[0]
-    if args.network:
-        settings["network"] = args.network
-    if args.batch_size:
-        settings["batch_size"] = args.batch_size
-    config = TrainConfig(**{**asdict(TrainConfig()),
-                            **{k: v for k, v in settings.items() if k != "path"}}).check()
+@dataclass
+class Profile:
+    recipe: str
+    path: str
+    batch: int
+    wall: float  # seconds per step, without the profiler
+    profiled: float  # seconds per step under the profiler (the shares are of this)
+    flops: float  # matrix work per step
+    peak: float  # FLOP/s of this path's 2048×2048 products
+    groups: dict[str, float] = field(default_factory=dict)  # seconds per step
+    operators: list[tuple[str, float]] = field(default_factory=list)  # the ten most expensive
+
+    @property
+    def achieved(self) -> float:
+        return self.flops / self.wall
+
+    @property
+    def slowed(self) -> bool:
+        """Whether the profiler took the step more than a fifth longer (then its shares are
+        those of a distorted step)."""
+        return self.profiled > 1.2 * self.wall
+
+
+def profile(name: str, path: str, steps: int, network_text: str | None = None,
+            batch_size: int | None = None) -> Profile:
+    settings = recipe(name, path=path)
+    if network_text:
+        settings["network"] = network_text
+    if batch_size:
+        settings["batch_size"] = batch_size
+    config = TrainConfig(**{**asdict(TrainConfig()), **settings}).check()
     network = load_spec(config.network).with_input((28, 28, 1))
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (config.batch_size * 4, 28, 28, 1), dtype=np.uint8)
@@ -85,32 +114,84 @@ def main() -> None:
     for i in range(5):
         step(i)
     start = time.perf_counter()
+    for i in range(steps):
+        step(i)
+    wall = (time.perf_counter() - start) / steps
+    start = time.perf_counter()
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-        for i in range(args.steps):
+        for i in range(steps):
             step(i)
-    wall = (time.perf_counter() - start) / args.steps
-    events = prof.key_averages()
-    tops = [e for e in events if e.key.startswith("aten::") or "Optimizer" in e.key]
-    total_self = sum(e.self_cpu_time_total for e in tops) / args.steps / 1e6
-    grouped: dict[str, float] = {}
+    profiled = (time.perf_counter() - start) / steps
+    tops = [e for e in prof.key_averages() if e.key.startswith("aten::") or "Optimizer" in e.key]
+    groups: dict[str, float] = {}
     for e in tops:
-        grouped[group_of(e.key)] = grouped.get(group_of(e.key), 0.0) + \
-            e.self_cpu_time_total / args.steps / 1e6
+        groups[group_of(e.key)] = groups.get(group_of(e.key), 0.0) + \
+            e.self_cpu_time_total / steps / 1e6
+    groups[OUTSIDE] = max(0.0, profiled - sum(groups.values()))
+    operators = [(e.key, e.self_cpu_time_total / steps / 1e6)
+                 for e in sorted(tops, key=lambda e: -e.self_cpu_time_total)[:10]]
     macs = sum(row.macs for top in infer(network) for row in top.walk())
-    flops = 3 * 2 * macs * config.batch_size  # forward + two backward products
-    print(f"# {args.recipe}, {settings.get('path')} path, batch {config.batch_size}, "
-          f"{torch.get_num_threads()} threads, {cpu.describe()}")
-    print(f"one step: {1000 * wall:.1f} ms wall ({config.batch_size / wall:,.0f} img/s), "
-          f"{flops / wall / 1e9:.0f} GFLOP/s of matrix work")
+    peak = peak_matmul_flops(torch.bfloat16 if config.bf16 else torch.float32)
+    return Profile(name, path, config.batch_size, wall, profiled,
+                   3 * 2 * macs * config.batch_size,  # forward + two backward products
+                   peak, groups, operators)
+
+
+def print_one(p: Profile) -> None:
+    print(f"# {p.recipe}, {p.path} path, batch {p.batch}, {torch.get_num_threads()} threads, "
+          f"{cpu.describe()}")
+    print(f"one step: {1000 * p.wall:.1f} ms wall ({p.batch / p.wall:,.0f} img/s), "
+          f"{p.achieved / 1e9:.0f} GFLOP/s of matrix work = {p.achieved / p.peak:.0%} of the "
+          f"{'bf16' if p.path == 'bf16' else 'float32'} peak ({p.peak / 1e9:.0f} GFLOP/s)")
+    print(f"under the profiler: {1000 * p.profiled:.1f} ms a step; the shares below are of that"
+          + (" (the profiler slows this step down: read them with care)" if p.slowed else ""))
     print(f"\n{'operator':40} {'ms/step':>8} {'share':>6}")
-    for e in sorted(tops, key=lambda e: -e.self_cpu_time_total)[:10]:
-        ms = e.self_cpu_time_total / args.steps / 1e3
-        print(f"{e.key[:40]:40} {ms:8.2f} {ms / 1000 / wall:6.1%}")
+    for key, seconds in p.operators:
+        print(f"{key[:40]:40} {1000 * seconds:8.2f} {seconds / p.profiled:6.1%}")
     print(f"\n{'kind of work':40} {'ms/step':>8} {'share':>6}")
-    for group, seconds in sorted(grouped.items(), key=lambda kv: -kv[1]):
-        print(f"{group:40} {1000 * seconds:8.2f} {seconds / wall:6.1%}")
-    outside = max(0.0, wall - total_self)
-    print(f"{'outside PyTorch (Python, NumPy)':40} {1000 * outside:8.2f} {outside / wall:6.1%}")
+    for group, seconds in sorted(p.groups.items(), key=lambda kv: -kv[1]):
+        print(f"{group[:40]:40} {1000 * seconds:8.2f} {seconds / p.profiled:6.1%}")
+
+
+def print_table(profiles: list[Profile]) -> None:
+    print(f"# batch {profiles[0].batch}, {torch.get_num_threads()} threads, {cpu.describe()}\n")
+    print("| recipe, path | one step (img/s) | matrix work (share of the path's peak) | "
+          + " | ".join(label for label, _ in ROWS) + " |")
+    print("| --- | ---: | ---: |" + " ---: |" * len(ROWS))
+    for p in profiles:
+        shares = [sum(p.groups.get(g, 0.0) for g in groups) / p.profiled
+                  for _, groups in ROWS]
+        slowed = f" ({1000 * p.profiled:.0f} ms profiled)" if p.slowed else ""
+        print(f"| {p.recipe}, {PATH_WORDS[p.path]} | "
+              f"{1000 * p.wall:.1f} ms ({p.batch / p.wall:,.0f}){slowed} | "
+              f"{p.achieved / 1e9:.0f} GFLOP/s ({p.achieved / p.peak:.0%}) | "
+              + " | ".join(f"{share:.1%}" for share in shares) + " |")
+    peaks = {PATH_WORDS[p.path]: p.peak for p in profiles}  # each path's last measurement
+    print("\nthe step timed without the profiler, the shares of the step under it; peaks "
+          "(2048×2048 products): " + ", ".join(f"{path} {peak / 1e9:.0f} GFLOP/s"
+                                                for path, peak in peaks.items()))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--recipe", default="fast91", choices=list(RECIPES))
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--path", choices=("bf16", "fp32"), default=None,
+                   help="the recipe's path (default: the one this CPU gets)")
+    p.add_argument("--network", help="another description, with the recipe's settings")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--table", action="store_true",
+                   help="every recipe (the ensemble's members are best's) on each path this "
+                        "CPU runs, as one table")
+    args = p.parse_args()
+    if not args.table:
+        print_one(profile(args.recipe, args.path or path_for()[0], args.steps, args.network,
+                          args.batch_size))
+        return
+    paths = ("bf16", "fp32") if path_for()[0] == "bf16" else ("fp32",)
+    profiles = [profile(name, path, args.steps, batch_size=args.batch_size)
+                for name in RECIPES if name != "ensemble" for path in paths]
+    print_table(profiles)
 
 
 if __name__ == "__main__":

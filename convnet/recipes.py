@@ -32,6 +32,10 @@ from .errors import UserError
 #          random erasing lost 0.1–0.3 points at this length (one seed); the third conv at 7×7
 #          or fast93's 24/48/48 for 14 epochs reached 93.87% and 94.00% in about 150 s (one
 #          seed). Until its fifth session: DEEPER, 16 epochs, 262.5 s to 94% (94.24%).
+#          Nine epochs miss 94% by a tenth (93.93%); label smoothing 0.2–0.3 or none, EMA
+#          0.97, identity init, batch norm learning 4× faster, weight decay 1e-3 and more
+#          test-time views did not win it back, nor 32/48/64 filters for 10 epochs (93.97%)
+#          (bench/ablation.py --recipe fast94 --only "9 epochs", docs/BENCHMARKS.md).
 # fast93 — crop augmentation, 6 epochs at lr 0.3 (7 on the float32 path), evaluated
 #          and kept as a weight average (EMA 0.98), the first conv
 #          whitening the patches, pooling after it
@@ -102,10 +106,13 @@ RECIPES: dict[str, dict[str, Any]] = {
 FP32: dict[str, dict[str, Any]] = {
     "fast91": {"bf16": False, "channels_last": False},
     "fast93": {"bf16": False, "channels_last": False, "epochs": 7},
-    # the float32 path keeps fast94's network until its fifth session: the bf16 path's settings
-    # in float32 ended at 93.71% after 236 s, this at 94.34% after 460 s (one seed)
-    "fast94": {"bf16": False, "channels_last": False, "network": DEEPER + HEAD, "epochs": 16,
-               "lr": 0.2, "ema": 0.0, "whiten": False, "tta_shift": 0},
+    # fast93's network for 16 epochs with the bf16 path's settings: in float32 it takes 70 ms a
+    # step where best's takes 118 and DEEPER 131 (bench/profile_step.py --table). 94% after
+    # 292.3 s (94.22%) against 549.1 s (94.31%) for DEEPER's 16 epochs at lr 0.2, the path
+    # until its sixth session, side by side, 3 seeds (CONVNET_CPU_FLAGS=avx512f
+    # bench/ablation.py --recipe fast94 --seeds 3 --only "fast93's network, 16 epochs"); the
+    # bf16 path's own network in float32 ended at 93.71% after 10 epochs (236 s, one seed)
+    "fast94": {"bf16": False, "channels_last": False, "network": EARLY_POOL + HEAD, "epochs": 16},
     "best": {"bf16": False, "channels_last": False},
     "ensemble": {"bf16": False, "channels_last": False},
 }
