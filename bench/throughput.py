@@ -39,6 +39,7 @@ NAMED = [
                           "fc(128,bias=false) batchnorm relu fc(10)"),
 ]
 
+
 def one_row_per_network(named: list[tuple[str, str]]) -> dict[str, str]:
     """{"a/b": network} for the labels a, b, … that name the same network, in first-seen order."""
     labels: dict[str, list[str]] = {}

@@ -120,16 +120,23 @@ def command_run(name: str, seed: int, path: str) -> tuple[float, float]:
     return wall, accuracy
 
 
-def recipe_run(data, name: str, seed: int, engine: str | None = None, path: str | None = None
-               ) -> list[tuple[float, float]]:
+def recipe_setup(data, name: str, seed: int, engine: str | None = None, path: str | None = None,
+                 **changes):
+    """A recipe's config (with `changes`), network, weight averages and augmentation, exactly
+    as `convnet train --recipe NAME` builds them."""
     settings = recipe(name, "fp32" if engine == "numpy" else path)
     if engine:
         settings = {**settings, "engine": engine, "channels_last": False, "bf16": False}
-    config = TrainConfig(**{**asdict(TrainConfig()), **settings, "seed": seed}).check()
+    config = TrainConfig(**{**asdict(TrainConfig()), **settings, **changes, "seed": seed}).check()
     network = load_spec(config.network).with_input(data.shape)
-    net = build_network(config, network, data.train.images)  # exactly as convnet train does
-    averages = Averages(net, config.ema, config.lookahead)
-    kinds = augmentation.parse(config.augment)
+    net = build_network(config, network, data.train.images)
+    return config, net, Averages(net, config.ema, config.lookahead), \
+        augmentation.parse(config.augment)
+
+
+def recipe_run(data, name: str, seed: int, engine: str | None = None, path: str | None = None
+               ) -> list[tuple[float, float]]:
+    config, net, averages, kinds = recipe_setup(data, name, seed, engine, path)
     history, clock = [], 0.0
     for epoch in range(config.epochs):
         stats = train_epoch(net, data.train.images, data.train.labels, config, epoch, kinds,

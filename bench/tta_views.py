@@ -16,20 +16,19 @@ import argparse
 import os
 import statistics
 import sys
-from dataclasses import asdict
 
 import numpy as np
 import torch
 
+sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from convnet import augment as augmentation  # noqa: E402
+from time_to_accuracy import recipe_setup  # noqa: E402
+
 from convnet import cpu  # noqa: E402
-from convnet.averaging import Averages  # noqa: E402
 from convnet.data import load_dataset  # noqa: E402
 from convnet.network import SHIFTS, shifted  # noqa: E402
-from convnet.recipes import RECIPES, path_for, recipe  # noqa: E402
-from convnet.spec import load as load_spec  # noqa: E402
-from convnet.train import TrainConfig, build_network, train_epoch  # noqa: E402
+from convnet.recipes import RECIPES, path_for  # noqa: E402
+from convnet.train import train_epoch  # noqa: E402
 
 DIAGONALS = ((-1, -1), (-1, 1), (1, -1), (1, 1))
 # name: ((dy, dx, pixels, weight), ...)
@@ -57,14 +56,8 @@ SHORT = dict(zip(VIEW_SETS, ("alone", "5", "9 diagonal", "9 two-pixel", "13", "5
 def trained(data, name: str, seed: int, path: str, epochs: int | None):
     """The recipe trained as `convnet train --recipe` trains it; (network, averages, accuracy
     as the recipe evaluates it)."""
-    settings = recipe(name, path)
-    if epochs:
-        settings["epochs"] = epochs
-    config = TrainConfig(**{**asdict(TrainConfig()), **settings, "seed": seed}).check()
-    net = build_network(config, load_spec(config.network).with_input(data.shape),
-                        data.train.images)
-    averages = Averages(net, config.ema, config.lookahead)
-    kinds = augmentation.parse(config.augment)
+    config, net, averages, kinds = recipe_setup(data, name, seed, path=path,
+                                                **({"epochs": epochs} if epochs else {}))
     for epoch in range(config.epochs):
         train_epoch(net, data.train.images, data.train.labels, config, epoch, kinds,
                     after_step=averages.after_step)
