@@ -301,6 +301,15 @@ def test_a_recipe_takes_the_float32_path_where_there_are_no_bf16_units(cpu_witho
     assert path_for("numpy")[0] == "fp32" and RECIPES["fast91"]["bf16"] is True
 
 
+def test_the_ensembles_members_are_best_on_either_path():
+    from convnet.recipes import PATHS, recipe
+
+    for path in PATHS:
+        members = recipe("ensemble", path)
+        assert members.pop("ensemble") == 3
+        assert {**members, "recipe": None} == {**recipe("best", path), "recipe": None}
+
+
 def test_train_says_which_path_a_recipe_takes(capsys, tmp_path, fashion_dir, cpu_without_bf16):
     code = main(["train", "--recipe", "fast91", "--data-dir", str(fashion_dir), "--epochs", "1",
                  "--out", str(tmp_path / "run"), "--val-size", "300"])
