@@ -91,6 +91,54 @@ def test_optimiser_steps_give_the_same_losses_as_pytorch(config, text, shape, cl
         assert rel_err(net.state_dict()[name], value.numpy()) <= 1e-9, name
 
 
+@pytest.mark.parametrize("config", [
+    OptimizerConfig("sgd", lr=0.05, momentum=0.0),
+    OptimizerConfig("sgd", lr=0.05, momentum=0.9, weight_decay=5e-4),
+    OptimizerConfig("sgd", lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3,
+                    bn_lr_scale=4.0),
+    OptimizerConfig("adam", lr=1e-3),
+    OptimizerConfig("adam", lr=1e-3, weight_decay=1e-2, beta1=0.8, beta2=0.99, eps=1e-6,
+                    bn_lr_scale=2.0),
+    OptimizerConfig("adamw", lr=1e-3, weight_decay=0.05),
+])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_torch_engines_optimisers_are_torch_optims_to_the_bit(config, dtype):
+    """The torch engine writes SGD, Adam and AdamW out (torch.optim's first step imports
+    TorchDynamo, seconds of start-up): the same weights as torch.optim to the last bit, through
+    a changing learning rate, batch norm's own rate, and a save and reload of the state."""
+    nets = [Network(WITH_BN, input=(16, 16, 3), engine="torch", dtype=dtype, seed=3,
+                    optimizer=config, label_smoothing=0.1) for _ in range(2)]
+    ours, theirs = nets
+    norms = {f"{i}.{w}" for i, layer in enumerate(theirs.spec.layers)
+             if layer.to_text() == "batchnorm" for w in ("weight", "bias")}
+    named = list(theirs.engine.model.named_parameters())
+    groups = [{"params": [p for _, p in named], "lr": config.lr, "scale": 1.0}]
+    if config.bn_lr_scale != 1:  # batch norm's weights in a group of their own
+        groups = [{"params": [p for n, p in named if (n in norms) == is_norm],
+                   "lr": config.lr * scale, "scale": scale}
+                  for is_norm, scale in ((False, 1.0), (True, config.bn_lr_scale))]
+    assert norms and all(n in dict(named) for n in norms)
+    if config.name == "sgd":
+        theirs.engine.optimizer = torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum,
+                                                  nesterov=config.nesterov,
+                                                  weight_decay=config.weight_decay)
+    else:
+        cls = torch.optim.Adam if config.name == "adam" else torch.optim.AdamW
+        theirs.engine.optimizer = cls(groups, lr=config.lr, betas=(config.beta1, config.beta2),
+                                      eps=config.eps, weight_decay=config.weight_decay)
+    for step in range(6):
+        x, y = batch((16, 16, 3), classes=5, seed=step)
+        for net in nets:
+            net.lr = config.lr * (1 - step / 10)
+            net.train_step(x, y)
+        if step == 2:  # the state goes through a checkpoint's arrays and back
+            ours.engine.load_optimizer_state(
+                {k: v.copy() for k, v in ours.engine.optimizer_state().items()})
+            assert int(ours.engine.optimizer_state()["steps"][0]) == 3
+    for name, value in theirs.state_dict().items():
+        assert np.array_equal(ours.state_dict()[name], value), name
+
+
 @pytest.mark.parametrize("text", [WITH_BN, RESIDUAL])
 def test_state_dict_loads_unchanged_into_pytorch_and_back(text):
     net = Network(text, input="16x16x3", seed=0)

@@ -20,9 +20,6 @@ from ..allocator import keep_freed_memory
 from ..numpy.init import initial_weights
 from .build import build_sequential
 
-# torch.optim's per-parameter state → the NumPy engine's slot names
-SLOTS = {"momentum_buffer": "momentum", "exp_avg": "exp_avg", "exp_avg_sq": "exp_avg_sq"}
-
 
 def notice(message: str) -> None:
     import sys
@@ -85,10 +82,6 @@ class TorchEngine:
                     bias.zero_()
         self.model.to(self.device)
         self.optimizer = self._make_optimizer(optimizer)
-        # the optimiser numbers its parameters group after group: their names in that order
-        name_of = {id(p): name for name, p in self.model.named_parameters()}
-        self.names = [name_of[id(p)] for group in self.optimizer.param_groups
-                      for p in group["params"]]
         self._configure_speed(speed, dtype)
 
     def _configure_speed(self, speed: SpeedOptions, dtype: str) -> None:
@@ -129,21 +122,20 @@ class TorchEngine:
             self.forward = self.torch.compile(self.forward)
 
     def _make_optimizer(self, c: OptimizerConfig):
-        optim = self.torch.optim
-        params = list(self.model.parameters())
+        from .optim import make_optimizer
+
+        named = list(self.model.named_parameters())
+        groups = [{"names": [n for n, _ in named], "params": [p for _, p in named],
+                   "lr": c.lr, "scale": 1.0}]
         if c.bn_lr_scale != 1:  # batch norm's scale and shift in a group of their own
             norms = {id(p) for m in self.model.modules()
                      if isinstance(m, self.torch.nn.modules.batchnorm._BatchNorm)
                      for p in m.parameters()}
-            params = [{"params": [p for p in params if id(p) not in norms], "scale": 1.0},
-                      {"params": [p for p in params if id(p) in norms], "scale": c.bn_lr_scale,
-                       "lr": c.lr * c.bn_lr_scale}]
-        if c.name == "sgd":
-            return optim.SGD(params, lr=c.lr, momentum=c.momentum, nesterov=c.nesterov,
-                             weight_decay=c.weight_decay)
-        cls = optim.Adam if c.name == "adam" else optim.AdamW
-        return cls(params, lr=c.lr, betas=(c.beta1, c.beta2), eps=c.eps,
-                   weight_decay=c.weight_decay)
+            groups = [{"names": [n for n, p in named if (id(p) in norms) == is_norm],
+                       "params": [p for _, p in named if (id(p) in norms) == is_norm],
+                       "lr": c.lr * scale, "scale": scale}
+                      for is_norm, scale in ((False, 1.0), (True, c.bn_lr_scale))]
+        return make_optimizer(groups, c)
 
     # -- computing -------------------------------------------------------------------------
     def _tensor(self, x: np.ndarray):
@@ -164,7 +156,7 @@ class TorchEngine:
         """Loss, gradients, and the logits of the forward pass (N×classes)."""
         torch = self.torch
         self.model.train()
-        self.optimizer.zero_grad(set_to_none=True)
+        self.optimizer.zero_grad()
         labels = torch.from_numpy(y).to(self.device)
         # the loss in the network's float type (float32 under bf16 autocast)
         loss_type = torch.float64 if self.dtype == torch.float64 else torch.float32
@@ -191,34 +183,15 @@ class TorchEngine:
             own[k].dtype) for k in own})
 
     def optimizer_state(self) -> dict[str, np.ndarray]:
-        flat: dict[str, np.ndarray] = {}
-        steps = 0
-        for index, slots in self.optimizer.state_dict()["state"].items():
-            name = self.names[index]
-            for slot, value in slots.items():
-                if slot == "step":
-                    steps = int(value)
-                elif slot in SLOTS and value is not None:
-                    flat[f"{name}.{SLOTS[slot]}"] = value.detach().cpu().numpy()
-        flat["steps"] = np.array([steps], np.int64)
+        flat = {k: v.detach().cpu().numpy() for k, v in self.optimizer.state_dict().items()}
+        flat["steps"] = np.array([self.optimizer.steps], np.int64)
         return flat
 
     def load_optimizer_state(self, flat: dict[str, np.ndarray]) -> None:
-        torch = self.torch
         steps = int(np.asarray(flat.get("steps", 0)).reshape(-1)[0])
-        reverse = {v: k for k, v in SLOTS.items()}
-        state: dict[int, dict] = {}
-        for key, value in flat.items():
-            if key == "steps":
-                continue
-            name, slot = key.rsplit(".", 1)
-            entry = state.setdefault(self.names.index(name), {})
-            entry[reverse[slot]] = torch.from_numpy(np.array(value)).to(self.device, self.dtype)
-            if slot.startswith("exp_avg"):
-                entry["step"] = torch.tensor(float(steps))
-        whole = self.optimizer.state_dict()
-        whole["state"] = state
-        self.optimizer.load_state_dict(whole)
+        self.optimizer.load_state_dict(
+            {k: self.torch.from_numpy(np.array(v)).to(self.device, self.dtype)
+             for k, v in flat.items() if k != "steps"}, steps)
 
     def rng_state(self) -> dict:
         """PyTorch's CPU generator state (dropout masks), JSON-able."""
