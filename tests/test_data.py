@@ -7,11 +7,14 @@ import functools
 import hashlib
 import http.server
 import pickle
+import struct
 import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from convnet.data import load_dataset, sources
 from convnet.data.cifar import read_cifar10
@@ -70,6 +73,37 @@ def test_corrupt_gzip_is_refused(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(UserError, match="cannot read|truncated|not an IDX"):
         read_idx(path, 3)
+
+
+@settings(max_examples=60, deadline=None)
+@given(images=st.integers(0, 4), members=st.integers(1, 3), zeros=st.integers(0, 3),
+       cut=st.integers(0, 30), extra=st.integers(0, 2))
+def test_a_gzipped_idx_file_reads_as_the_gzip_module_reads_it(tmp_path_factory, images, members,
+                                                               zeros, cut, extra):
+    """read_idx decompresses a gzip file in one call per member (not gzip.open's 8 KiB reads):
+    whatever the gzip module makes of a file — several members, zero padding, a file cut short,
+    more data than the header promises — it reads the same array or refuses it in one line."""
+    import gzip
+
+    body = np.arange(images * 28 * 28 + extra, dtype=np.uint32).astype(np.uint8).tobytes()
+    content = b"\x00\x00\x08\x03" + struct.pack(">III", images, 28, 28) + body
+    bounds = np.linspace(0, len(content), members + 1).astype(int)
+    packed = b"".join(gzip.compress(content[a:b]) for a, b in zip(bounds, bounds[1:]))
+    packed = (packed + b"\x00" * zeros)[:len(packed) + zeros - cut]
+    path = tmp_path_factory.mktemp("gz") / "x.gz"
+    path.write_bytes(packed)
+    try:
+        with gzip.open(path, "rb") as f:
+            whole = f.read()
+        expected = whole[16:] if whole[:16] == content[:16] else None  # a whole header first
+    except (OSError, EOFError):
+        expected = None
+    if expected is not None and len(expected) == images * 28 * 28:
+        assert np.array_equal(read_idx(path, 3), np.frombuffer(expected, np.uint8).reshape(
+            images, 28, 28))
+    else:  # cut short, or more data than promised: one line, not a traceback
+        with pytest.raises(UserError, match="cannot read|truncated|more data|not an IDX"):
+            read_idx(path, 3)
 
 
 def test_images_and_labels_must_match(tmp_path):
