@@ -75,7 +75,7 @@ def _gunzip(path: Path, skip: int, limit: int) -> memoryview:
                 raise EOFError("the compressed file ends before its end-of-stream marker")
             break  # the limit reached: the caller says that the file holds more than promised
         compressed = member.unused_data.lstrip(b"\0")  # as gzip: zeros may pad a file
-    return memoryview(b"".join(parts) if len(parts) > 1 else parts[0] if parts else b"")[skip:]
+    return memoryview(b"".join(parts))[skip:]  # (one part is joined without a copy)
 
 
 def read_images_and_labels(images_path: Path, labels_path: Path
