@@ -84,6 +84,7 @@ MIDDLE_48 = ("conv(32,3,pad=same,bias=false) pool(2) batchnorm relu "
              "conv(48,3,pad=same,bias=false) batchnorm relu "
              "conv(64,3,pad=same,bias=false) pool(2) batchnorm relu " + recipes.HEAD)
 
+
 def strided_stem(first: int, rest: str, kernel: int = 4) -> str:
     """The first conv and its pooling replaced by one conv of stride 2 (a kernel×kernel
     window every 2 pixels, padded to keep 28 → 14): a quarter of the first layer's outputs to
@@ -96,6 +97,7 @@ AFTER_FIRST_48 = ("conv(48,3,pad=same,bias=false) batchnorm relu "
                   "conv(48,3,pad=same,bias=false) pool(2) batchnorm relu " + recipes.HEAD)
 AFTER_FIRST_64 = ("conv(64,3,pad=same,bias=false) batchnorm relu "
                   "conv(64,3,pad=same,bias=false) pool(2) batchnorm relu " + recipes.HEAD)
+
 VARIANTS = {
     "fast91": {**COMMON,
                "batch norm and ReLU before pooling": {"network": POOL_AFTER},

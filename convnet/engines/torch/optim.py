@@ -100,6 +100,7 @@ class Adam(Optimizer):
         denom = (exp_avg_sq.sqrt() / bias_correction2 ** 0.5).add_(c.eps)
         p.addcdiv_(exp_avg, denom, value=-step_size)
 
+
 class AdamW(Adam):
     decoupled = True
 
