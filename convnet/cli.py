@@ -772,7 +772,7 @@ def _add_ensemble(sub: argparse._SubParsersAction) -> None:
 def _run_ensemble(args: argparse.Namespace) -> int:
     from . import checkpoint
     from .ensemble import Ensemble, check_classes, save
-    from .evaluate import data_for, evaluate
+    from .evaluate import data_for, report
 
     if len(args.models) < 2:
         raise UserError("an ensemble needs at least two models")
@@ -786,10 +786,11 @@ def _run_ensemble(args: argparse.Namespace) -> int:
         raise UserError(f"{args.out} already exists; use --force to replace it")
     data = data_for(loaded[0][1], nets[0].input_shape, args.data, args.data_dir)
     test = data.test
-    rows = [(meta["directory"], evaluate(net, test.images, test.labels, classes).accuracy)
-            for net, meta in loaded]
+    scores = [net.logits(test.images) for net in nets]  # each member's once, for every row
+    rows = [(meta["directory"], report(s, test.labels, classes).accuracy)
+            for s, (_, meta) in zip(scores, loaded)]
     rows += [(f"ensemble, {'mean of softmax' if c == 'softmax' else 'sum of logits'}",
-              evaluate(e, test.images, test.labels, classes).accuracy)
+              report(e.vote(scores), test.labels, classes).accuracy)
              for c, e in ensembles.items()]
     if args.out:
         save(ensembles[args.combine], [meta for _, meta in loaded], Path(args.out))

@@ -42,7 +42,11 @@ class Ensemble:
         self.dtype = "float32"
 
     def logits(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
-        scores = [m.logits(x, batch_size).astype(np.float64) for m in self.members]
+        return self.vote([m.logits(x, batch_size) for m in self.members])
+
+    def vote(self, scores: list[np.ndarray]) -> np.ndarray:
+        """The members' logits (one array each, in member order) combined: the ensemble's."""
+        scores = [s.astype(np.float64) for s in scores]
         if self.combine == "logits":
             return np.sum(scores, axis=0)
         probabilities = np.mean([softmax(s) for s in scores], axis=0)
@@ -92,7 +96,7 @@ def train_ensemble(config, directory: Path, count: int, force: bool = False,
     from dataclasses import replace
 
     from .checkpoint import load
-    from .evaluate import evaluate
+    from .evaluate import report
     from .train import Trainer
 
     directory = Path(directory)
@@ -110,8 +114,8 @@ def train_ensemble(config, directory: Path, count: int, force: bool = False,
     classes = check_classes([meta for _, meta in loaded])
     ensemble = Ensemble([net for net, _ in loaded], classes)
     test = trainer.data.test  # type: ignore[union-attr]
-    members = [(run, evaluate(net, test.images, test.labels, classes).accuracy)
-               for run, (net, _) in zip(runs, loaded)]
-    accuracy = evaluate(ensemble, test.images, test.labels, classes).accuracy
+    scores = [net.logits(test.images) for net, _ in loaded]  # each member's once
+    members = [(run, report(s, test.labels, classes).accuracy) for run, s in zip(runs, scores)]
+    accuracy = report(ensemble.vote(scores), test.labels, classes).accuracy
     save(ensemble, [meta for _, meta in loaded], directory / "ensemble")
     return Trained(directory / "ensemble", members, accuracy)

@@ -58,7 +58,11 @@ class Report:
 
 
 def evaluate(net: Network, images: np.ndarray, labels: np.ndarray, classes: list[str]) -> Report:
-    logits = net.logits(images)
+    return report(net.logits(images), labels, classes)
+
+
+def report(logits: np.ndarray, labels: np.ndarray, classes: list[str]) -> Report:
+    """The report of scores already computed (N×classes logits, or log-probabilities)."""
     log_probs = log_softmax(logits)
     predicted = logits.argmax(axis=1)
     k = len(classes)
