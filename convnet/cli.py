@@ -306,14 +306,16 @@ def _run_train(args: argparse.Namespace) -> int:
             if members and given.get("ensemble") is None:
                 given["ensemble"] = members
             values.update(settings)
-            from .distributed import world
-            if world().main:
-                shown = describe(given["recipe"], path).split(": ", 1)[1]
-                print(f"recipe {given['recipe']} ({PATH_WORDS[path]} path: {why}): {shown}",
-                      flush=True)
         values.update({k: v for k, v in given.items() if k in values})
         if given.get("description"):
             values["network"] = given["description"]
+        if given.get("recipe"):
+            from .distributed import world
+            if world().main:
+                shown = describe(given["recipe"], path,
+                                 changed={**values, "ensemble": given.get("ensemble")})
+                print(f"recipe {given['recipe']} ({PATH_WORDS[path]} path: {why}): {shown}",
+                      flush=True)
         config = TrainConfig(**values)
         name = Path(config.data).name or "data"
         directory = Path(given.get("out") or f"runs/{name}-{time.strftime('%Y%m%d-%H%M%S')}")

@@ -79,6 +79,7 @@ EARLY_POOL_32 = ("conv(32,3,pad=same,bias=false) pool(2) batchnorm relu "
                  "conv(64,3,pad=same,bias=false) pool(2) batchnorm relu ")
 # the ensemble's members (bf16 path): best's network with its 64 → 64 conv made a residual block
 # of two, added to its input before the pooling — 1.6–1.9× best's step, 0.3 points more a model
+# at best's 35 epochs
 RESIDUAL_32 = ("conv(32,3,pad=same,bias=false) pool(2) batchnorm relu "
                "conv(64,3,pad=same,bias=false) batchnorm relu "
                "residual(conv(64,3,pad=same,bias=false) batchnorm relu "
@@ -104,11 +105,13 @@ RECIPES: dict[str, dict[str, Any]] = {
                "augment": "crop", "ema": 0.98, "whiten": True, "tta_shift": 1},
     # one model, as good as 10 minutes on 2 cores allow (BEST, above)
     "best": BEST,
-    # three models, seeds SEED … SEED+2, voting: best's settings on RESIDUAL_32 (with bf16).
-    # Intel Xeon with AMX, 2 cores: models 94.82% on average (seeds 0–8), 10–15 minutes each;
-    # voting, seeds 0–2 95.04%, 3–5 94.90%, 6–8 95.04%, mean 94.99% (best's own network:
-    # 94.79%, and 94.74% on the EPYC, for seeds 0–2). docs/BENCHMARKS.md, "Residual members".
-    "ensemble": {**BEST, "network": RESIDUAL_32 + HEAD, "ensemble": 3},
+    # three models, seeds SEED … SEED+2, voting: best's settings on RESIDUAL_32 for 45 epochs
+    # (with bf16). Intel Xeon with AMX, 2 cores: at 35 epochs, models 94.82% on average (seeds
+    # 0–8), 10–15 minutes each, voting 95.04 / 94.90 / 95.04% (seeds 0–2, 3–5, 6–8; mean
+    # 94.99%); at 45 epochs, models 94.89% (seeds 0–5), 16.5–20 minutes each, voting
+    # 95.23 / 95.07 / 95.02% (the recipe's seeds 0, 1, 2: models 0–2, 1–3, 2–4; mean 95.11%),
+    # 95.17% for seeds 0 and 3 (no model shared). docs/BENCHMARKS.md, "Longer members".
+    "ensemble": {**BEST, "network": RESIDUAL_32 + HEAD, "epochs": 45, "ensemble": 3},
 }
 # Where the CPU has no bf16 units (or on the NumPy engine) a recipe runs its float32 path: these
 # settings replace the bf16 path's (chosen on this machine with bf16 turned off; see
@@ -166,8 +169,21 @@ def recipe(name: str, path: str | None = None) -> dict[str, Any]:
     return dict(settings, recipe=name)
 
 
-def describe(name: str, path: str | None = None) -> str:
+def describe(name: str, path: str | None = None,
+             changed: dict[str, Any] | None = None) -> str:
+    """`NAME: network — setting=value, …`; with `changed` (the settings a run will use), only
+    the network and settings, each the run's value with the recipe's own beside it where the
+    command line changed it."""
     settings = recipe(name, path)
     settings.pop("recipe")
-    rest = ", ".join(f"{k}={v}" for k, v in settings.items() if k != "network")
-    return f"{name}: {settings['network']} — {rest}"
+
+    def value(key: str) -> str:
+        mine = settings[key]
+        if changed is None or key not in changed or changed[key] == mine:
+            return str(mine)
+        return f"{changed[key]} (the recipe's: {mine})" if key != "network" else \
+            f"{changed[key]} (in place of the recipe's network)"
+
+    rest = ", ".join(f"{k}={value(k)}" for k in settings if k != "network")
+    shown = f"{value('network')} — {rest}"
+    return shown if changed is not None else f"{name}: {shown}"

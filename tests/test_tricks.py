@@ -310,7 +310,11 @@ def test_the_ensembles_members_are_best_with_a_residual_block_where_bf16_runs():
         members, best = recipe("ensemble", path), recipe("best", path)
         assert members.pop("ensemble") == 3
         network = members["network"]
-        assert {**members, "recipe": None} == {**best, "recipe": None} | {"network": network}
+        epochs = members["epochs"]
+        assert {**members, "recipe": None} == \
+            {**best, "recipe": None} | {"network": network, "epochs": epochs}
+        # bf16: ten epochs more than best's; float32: best's own (its 25)
+        assert epochs == (best["epochs"] + 10 if path == "bf16" else best["epochs"])
         spec = parse(network)
         assert infer(spec, (28, 28, 1))[-1].output == (10,)
         kinds = [layer.type for layer in spec.layers]
@@ -328,6 +332,19 @@ def test_train_says_which_path_a_recipe_takes(capsys, tmp_path, fashion_dir, cpu
     assert code == 0 and "float32 path: this CPU has no bf16 units" in out.splitlines()[0]
     saved = json.loads((tmp_path / "run/train.json").read_text())
     assert saved["bf16"] is False
+
+
+def test_the_recipe_line_shows_what_the_command_line_changed(capsys, tmp_path, fashion_dir,
+                                                             cpu_without_bf16):
+    net = "conv(4,3,pad=same,bias=false) pool(2) batchnorm relu fc(10)"
+    code = main(["train", "--recipe", "fast91", net, "--data-dir", str(fashion_dir),
+                 "--epochs", "1", "--out", str(tmp_path / "run"), "--val-size", "300"])
+    first = capsys.readouterr().out.splitlines()[0]
+    assert code == 0 and first.startswith("recipe fast91 (float32 path")
+    # the run's network and epochs, each with the recipe's beside it; the rest as the recipe has it
+    assert f": {net} (in place of the recipe's network) — " in first
+    assert "epochs=1 (the recipe's: 2)" in first and "lr=0.3," in first
+    assert "conv(16,3" not in first  # the recipe's own network is not what runs
 
 
 def test_fast93_on_the_float32_path_whitens_its_first_conv(capsys, tmp_path, fashion_dir,
