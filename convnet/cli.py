@@ -313,7 +313,8 @@ def _run_train(args: argparse.Namespace) -> int:
             from .distributed import world
             if world().main:
                 shown = describe(given["recipe"], path,
-                                 changed={**values, "ensemble": given.get("ensemble")})
+                                 changed={**values, "ensemble": given.get("ensemble")}
+                                 ).split(": ", 1)[1]
                 print(f"recipe {given['recipe']} ({PATH_WORDS[path]} path: {why}): {shown}",
                       flush=True)
         config = TrainConfig(**values)

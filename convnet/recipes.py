@@ -171,9 +171,8 @@ def recipe(name: str, path: str | None = None) -> dict[str, Any]:
 
 def describe(name: str, path: str | None = None,
              changed: dict[str, Any] | None = None) -> str:
-    """`NAME: network — setting=value, …`; with `changed` (the settings a run will use), only
-    the network and settings, each the run's value with the recipe's own beside it where the
-    command line changed it."""
+    """`NAME: network — setting=value, …`; with `changed` (the settings a run will use), each
+    the run's value, with the recipe's own beside it where the command line changed it."""
     settings = recipe(name, path)
     settings.pop("recipe")
 
@@ -185,5 +184,4 @@ def describe(name: str, path: str | None = None,
             f"{changed[key]} (in place of the recipe's network)"
 
     rest = ", ".join(f"{k}={value(k)}" for k in settings if k != "network")
-    shown = f"{value('network')} — {rest}"
-    return shown if changed is not None else f"{name}: {shown}"
+    return f"{name}: {value('network')} — {rest}"
