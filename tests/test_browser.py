@@ -288,6 +288,47 @@ def tab_to(page, selector: str, limit: int = 80) -> int:
     raise AssertionError(f"Tab never reached {selector}")
 
 
+def test_an_image_picked_while_the_first_one_loads_stays(browser, model, fashion_dir):
+    """The page shows test image 0 by itself; a user who picks another image before image 0's
+    bytes arrive keeps theirs — the late first image neither replaces it nor is asked about."""
+    held = []
+
+    def hold_the_first_image(route):
+        request = route.request
+        if (not held and request.resource_type == "fetch"
+                and request.url.split("?")[0].endswith("/api/examples/0")):
+            held.append(route)  # answered below, after the user's choice
+        else:
+            route.continue_()
+
+    with running_server(model, fashion_dir) as url:
+        page = browser.new_page(viewport=SIZES["desktop"], bypass_csp=True)
+        page.errors = []
+        page.on("pageerror", lambda e: page.errors.append(str(e)))
+        asked = []
+        page.on("request", lambda r: asked.append(r.url) if "/api/activations" in r.url else None)
+        page.route("**/api/examples/**", hold_the_first_image)
+        page.goto(url + "/")
+        for _ in range(300):
+            if held:
+                break
+            page.wait_for_timeout(50)
+        assert held, "the page never asked for its first image"
+        page.click('#examples button[data-index="2"]')
+        page.wait_for_selector('#examples button[data-index="2"][aria-pressed="true"]')
+        drawn(page, 1)
+        with page.expect_event("requestfinished", lambda r: r.url.split("?")[0]
+                               .endswith("/api/examples/0") and r.resource_type == "fetch"):
+            held[0].continue_()
+        page.wait_for_timeout(300)  # room for a wrong answer to be asked and drawn
+        assert len(asked) == 1, asked
+        assert page.get_attribute('#examples button[data-index="2"]', "aria-pressed") == "true"
+        assert page.get_attribute('#examples button[data-index="0"]', "aria-pressed") == "false"
+        assert page.evaluate("window.convnetTimings.drawn") == 1
+        assert page.errors == []
+        page.close()
+
+
 def test_the_page_works_with_the_keyboard_alone(browser, model, fashion_dir):
     with running_server(model, fashion_dir) as url:
         page = open_page(browser, url)

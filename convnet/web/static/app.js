@@ -157,6 +157,16 @@ function bytes(b64) {
   for (let i = 0; i < raw.length; i++) out[i] = raw.charCodeAt(i);
   return out;
 }
+async function imageAt(path) {  // an image the server holds, as a Blob; its error as api's
+  const response = await fetch(path);
+  if (!response.ok) {
+    const body = response.headers.get("content-type")?.includes("json") ? await response.json() : null;
+    const error = new Error(body?.error || `${response.status} ${response.statusText}`);
+    error.status = response.status;
+    throw error;
+  }
+  return response.blob();
+}
 async function api(path, options) {
   const response = await fetch(path, options);
   const body = response.headers.get("content-type")?.includes("json") ? await response.json() : null;
@@ -271,12 +281,17 @@ function form(blob) {
   return data;
 }
 let asking = 0;
-async function lookInside(blob, exampleIndex = null) {
+// The image may still be on its way (a promise of a Blob): the question counts from the moment it
+// is asked, so a later choice always wins over an earlier one whose bytes arrive late — the first
+// image the page shows by itself never replaces one the user picked meanwhile.
+async function lookInside(image, exampleIndex = null) {
   const question = ++asking;
-  state.blob = blob;
   showError("");
   const asked = performance.now();
   try {
+    const blob = await image;
+    if (question !== asking) return;
+    state.blob = blob;
     const answer = await api(`/api/activations?maps=${MAPS_IN_COLUMN}`, {method: "POST", body: form(blob)});
     if (question !== asking) return;  // a later image was given meanwhile
     state.exampleIndex = exampleIndex;
@@ -1177,10 +1192,7 @@ function renderExamples() {
                                  "aria-label": label, "aria-pressed": String(state.exampleIndex === item.index),
                                  "data-index": item.index},
                       el("img", {src: `/api/examples/${item.index}?v=${state.version}`, alt: "", loading: "lazy"}));
-    button.onclick = async () => {
-      try { lookInside(await (await fetch(`/api/examples/${item.index}?v=${state.version}`)).blob(), item.index); }
-      catch (e) { showError(e.message); }
-    };
+    button.onclick = () => lookInside(imageAt(`/api/examples/${item.index}?v=${state.version}`), item.index);
     button.onkeydown = (event) => moveInExamples(event, button);
     box.append(button);
   }
@@ -1258,10 +1270,9 @@ async function poll() {
 }
 async function startImage() {
   if (state.model.examples) {
-    const blob = await (await fetch(`/api/examples/0?v=${state.version}`)).blob();
-    return lookInside(blob, 0);
+    return lookInside(imageAt(`/api/examples/0?v=${state.version}`), 0);
   }
-  return lookInside(await (await fetch("/api/sample")).blob());
+  return lookInside(imageAt("/api/sample"));
 }
 async function start2() {  // once a model is there
   renderAnimationChoices();
@@ -1286,7 +1297,7 @@ async function start() {
     const open = $("draw-box").hidden;
     $("draw-box").hidden = !open; $("draw-toggle").setAttribute("aria-expanded", String(open));
   };
-  $("sample").onclick = async () => lookInside(await (await fetch("/api/sample")).blob());
+  $("sample").onclick = () => lookInside(imageAt("/api/sample"));
   $("upload").onchange = () => { if ($("upload").files[0]) lookInside($("upload").files[0]); $("upload").value = ""; };
   $("lang").onclick = switchLanguage;
   $("mistakes-only").onchange = renderExamples;
