@@ -194,7 +194,11 @@ VARIANTS = {
                       ("EMA 0.97", {"ema": 0.97}),
                       ("identity-initialised convs", {"identity_init": True}),
                       ("batch norm learning 4× faster", {"bn_lr_scale": 4.0}),
-                      ("weight decay 1e-3", {"weight_decay": 1e-3}))}},
+                      ("weight decay 1e-3", {"weight_decay": 1e-3}))},
+               # Muon for the conv kernels (airbench94_muon's optimiser; the rest SGD as before)
+               **{f"{n} epochs, Muon lr {rate}": {**FAST94_BF16_5, "epochs": n,
+                                                 "optimizer": "muon", "muon_lr": rate}
+                  for n in (8, 9, 10) for rate in (0.01, 0.02, 0.05, 0.1, 0.2)}},
 }
 
 

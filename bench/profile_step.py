@@ -5,6 +5,7 @@ of the matrix work as a share of this machine's peak (2048×2048 products, measu
 run, bf16 on the bf16 path and float32 on the float32 path).
 
     .venv/bin/python bench/profile_step.py --recipe fast91 [--steps 20] [--path fp32]
+    .venv/bin/python bench/profile_step.py --recipe fast94 --optimizer muon
     .venv/bin/python bench/profile_step.py --table     # every recipe on each path, one table
 
 Prints the ten most expensive operators, then the share of the step in: convolutions (forward
@@ -60,7 +61,7 @@ ROWS = [("convolution", ("convolution",)),
 
 def group_of(name: str) -> str:
     low = name.lower()
-    if "optimizer" in low or "sgd" in low or "_foreach" in low:
+    if "optimizer" in low or "sgd" in low or "_foreach" in low or "muon" in low:
         return "optimiser"
     for group, words in GROUPS:
         if any(word in low for word in words):
@@ -92,8 +93,10 @@ class Profile:
 
 
 def profile(name: str, path: str, steps: int, network_text: str | None = None,
-            batch_size: int | None = None) -> Profile:
+            batch_size: int | None = None, optimizer: str | None = None) -> Profile:
     settings = recipe(name, path=path)
+    if optimizer:
+        settings["optimizer"] = optimizer
     if network_text:
         settings["network"] = network_text
     if batch_size:
@@ -180,13 +183,15 @@ def main() -> None:
                    help="the recipe's path (default: the one this CPU gets)")
     p.add_argument("--network", help="another description, with the recipe's settings")
     p.add_argument("--batch-size", type=int)
+    p.add_argument("--optimizer", choices=("sgd", "adam", "adamw", "muon"),
+                   help="another optimiser, with the recipe's settings")
     p.add_argument("--table", action="store_true",
                    help="every recipe (the ensemble's members are best's) on each path this "
                         "CPU runs, as one table")
     args = p.parse_args()
     if not args.table:
         print_one(profile(args.recipe, args.path or path_for()[0], args.steps, args.network,
-                          args.batch_size))
+                          args.batch_size, args.optimizer))
         return
     paths = ("bf16", "fp32") if path_for()[0] == "bf16" else ("fp32",)
     profiles = [profile(name, path, args.steps, batch_size=args.batch_size)

@@ -221,7 +221,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                         "batches) or none", choices=("none", "weights", "sampler"))
     option("--batch-size", "images per step", type=_positive_int)
     option("--lr", "peak learning rate", type=_number)
-    option("--optimizer", "sgd, adam or adamw", choices=("sgd", "adam", "adamw"))
+    option("--optimizer", "sgd, adam, adamw, or muon (conv kernels by Muon, the other weights by "
+                          "SGD)", choices=("sgd", "adam", "adamw", "muon"))
+    option("--muon-lr", "muon: the conv kernels' peak learning rate (default 0.02; --lr is the "
+                        "other weights')", type=_number, metavar="LR")
     option("--momentum", "SGD momentum", type=_number)
     p.add_argument("--no-nesterov", dest="nesterov", action="store_false",
                    help="plain momentum instead of Nesterov's")

@@ -7,12 +7,13 @@ from typing import Any
 
 from .errors import UserError
 
-OPTIMIZERS = ("sgd", "adam", "adamw")
+OPTIMIZERS = ("sgd", "adam", "adamw", "muon")
 
 
 @dataclass(frozen=True)
 class OptimizerConfig:
-    name: str = "sgd"  # sgd | adam | adamw (AdamW: decoupled weight decay)
+    name: str = "sgd"  # sgd | adam | adamw (AdamW: decoupled weight decay) | muon (conv
+    # kernels by Muon, the other weights by SGD: engines/*/optim.py)
     lr: float = 0.01  # learning rate (the step size)
     momentum: float = 0.9  # SGD: fraction of the previous step kept (0 = plain SGD)
     nesterov: bool = False  # SGD: look-ahead momentum
@@ -21,6 +22,8 @@ class OptimizerConfig:
     beta2: float = 0.999  # Adam: decay of the squared gradient's running mean
     eps: float = 1e-8  # Adam: keeps the division finite
     bn_lr_scale: float = 1.0  # batch norm's scale and shift learn this many times faster
+    muon_lr: float = 0.02  # Muon: the conv kernels' learning rate (follows the schedule as lr)
+    ns_steps: int = 5  # Muon: Newton–Schulz iterations that orthogonalise a kernel's update
 
     def __post_init__(self) -> None:
         if self.name not in OPTIMIZERS:
@@ -35,6 +38,8 @@ class OptimizerConfig:
             (self.eps > 0, f"eps must be positive, got {self.eps}"),
             (not self.nesterov or self.momentum > 0, "nesterov needs momentum > 0"),
             (self.bn_lr_scale > 0, f"bn_lr_scale must be positive, got {self.bn_lr_scale}"),
+            (self.muon_lr > 0, f"the Muon learning rate must be positive, got {self.muon_lr}"),
+            (1 <= self.ns_steps <= 20, f"ns_steps is 1 to 20, got {self.ns_steps}"),
         ]
         for ok, message in checks:
             if not ok:

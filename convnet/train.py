@@ -85,7 +85,8 @@ class TrainConfig:
     # accuracy; None: a fifth of the epochs (at least 8) when --epochs was not given, else never
     balance: str = "none"  # none | weights (class-weighted loss) | sampler (balanced batches)
     batch_size: int = 128
-    optimizer: str = "sgd"  # sgd | adam | adamw
+    optimizer: str = "sgd"  # sgd | adam | adamw | muon (conv kernels by Muon, the rest by SGD)
+    muon_lr: float | None = None  # muon: the conv kernels' peak learning rate (None: 0.02)
     lr: float = 0.05  # peak learning rate
     momentum: float = 0.9  # SGD
     nesterov: bool = True  # SGD
@@ -139,6 +140,11 @@ class TrainConfig:
              f"--lookahead takes the steps between pulls (at least 2, e.g. 5; 0 turns it off), "
              f"got {self.lookahead}"),
             (self.bn_lr_scale > 0, f"--bn-lr-scale must be above 0, got {self.bn_lr_scale:g}"),
+            (self.muon_lr is None or self.optimizer == "muon",
+             f"--muon-lr is the conv kernels' rate under --optimizer muon, and the optimizer "
+             f"is {self.optimizer}: add --optimizer muon or drop --muon-lr"),
+            (self.muon_lr is None or self.muon_lr > 0,
+             f"--muon-lr must be above 0, got {self.muon_lr}"),
         ]
         for ok, message in problems:
             if not ok:
@@ -157,10 +163,11 @@ class TrainConfig:
         return SpeedOptions(self.channels_last, self.bf16, self.compile)
 
     def optimizer_config(self) -> OptimizerConfig:
+        muon = {} if self.muon_lr is None else {"muon_lr": self.muon_lr}
         return OptimizerConfig(name=self.optimizer, lr=self.lr, momentum=self.momentum,
-                               nesterov=self.nesterov and self.optimizer == "sgd"
+                               nesterov=self.nesterov and self.optimizer in ("sgd", "muon")
                                and self.momentum > 0, weight_decay=self.weight_decay,
-                               bn_lr_scale=self.bn_lr_scale)
+                               bn_lr_scale=self.bn_lr_scale, **muon)
 
 
 @dataclass

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from convnet import Network
 from convnet.config import OptimizerConfig
@@ -137,6 +139,149 @@ def test_the_torch_engines_optimisers_are_torch_optims_to_the_bit(config, dtype)
             assert int(ours.engine.optimizer_state()["steps"][0]) == 3
     for name, value in theirs.state_dict().items():
         assert np.array_equal(ours.state_dict()[name], value), name
+
+
+# -- Muon: conv kernels orthogonalised, the other weights by SGD ------------------------------
+
+class TorchMuonReference:
+    """torch.optim.SGD for the weights that are not conv kernels, and torch.optim.Muon's own
+    update (its functional form: torch.optim.Muon takes only matrices) for each kernel seen as
+    a filters × (channels·kh·kw) matrix — the optimiser convnet's Muon must equal."""
+
+    def __init__(self, model: torch.nn.Module, c: OptimizerConfig) -> None:
+        from torch.optim._muon import _single_tensor_muon
+
+        self.muon, self.c = _single_tensor_muon, c
+        named = list(model.named_parameters())
+        self.kernels = [p for _, p in named if p.ndim == 4]
+        others = [p for _, p in named if p.ndim != 4]
+        self.sgd = torch.optim.SGD(others, lr=c.lr, momentum=c.momentum, nesterov=c.nesterov,
+                                   weight_decay=c.weight_decay)
+        self.buffers = [torch.zeros_like(p).view(len(p), -1) for p in self.kernels]
+        self.param_groups = [*self.sgd.param_groups,  # the Network's lr setter sets these
+                             {"lr": c.muon_lr, "scale": c.muon_lr / c.lr}]
+
+    def zero_grad(self) -> None:
+        self.sgd.zero_grad()
+        for p in self.kernels:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.sgd.step()
+        c = self.c
+        self.muon([p.view(len(p), -1) for p in self.kernels],
+                  [p.grad.view(len(p), -1) for p in self.kernels], self.buffers,
+                  lr=self.param_groups[-1]["lr"], weight_decay=c.weight_decay,
+                  momentum=c.momentum, nesterov=c.nesterov, ns_coefficients=(3.4445, -4.775,
+                                                                              2.0315),
+                  ns_steps=c.ns_steps, eps=1e-7, adjust_lr_fn=None, has_complex=False)
+
+
+MUON_CONFIGS = [
+    OptimizerConfig("muon", lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4,
+                    muon_lr=0.02),
+    OptimizerConfig("muon", lr=0.1, momentum=0.6, nesterov=False, weight_decay=0.0,
+                    muon_lr=0.1, ns_steps=3),
+]
+
+
+@pytest.mark.parametrize("config", MUON_CONFIGS)
+def test_muon_is_the_same_in_both_engines(config):
+    """float64, through a changing learning rate and a save and reload of the optimiser's
+    state; the residual network has a kernel taller than wide (the 1×1 shortcut: 16 × 8)."""
+    nets = [Network(RESIDUAL, input=(12, 12, 3), engine=engine, dtype="float64", seed=3,
+                    optimizer=config, label_smoothing=0.1) for engine in ("torch", "numpy")]
+    before = nets[0].state_dict()
+    for step in range(6):
+        x, y = batch((12, 12, 3), classes=5, seed=step)
+        for net in nets:
+            net.lr = config.lr * (1 - step / 10)
+            net.train_step(x, y)
+        if step == 2:
+            for net in nets:
+                net.engine.load_optimizer_state(
+                    {k: v.copy() for k, v in net.engine.optimizer_state().items()})
+    torch_net, numpy_net = nets
+    for name, value in torch_net.state_dict().items():
+        assert rel_err(numpy_net.state_dict()[name], value) <= 1e-9, name
+        if value.ndim == 4:  # the kernels did move
+            assert not np.allclose(before[name], value), name
+
+
+def test_the_newton_schulz_iteration_is_pytorchs_to_the_bit():
+    """On a bfloat16 matrix the torch engine's iteration is torch.optim.Muon's, bit for bit (the
+    engines run it in the weights' float type, where PyTorch rounds to bfloat16 first)."""
+    from torch.optim._muon import _zeropower_via_newtonschulz
+
+    from convnet.engines.torch.optim import orthogonalise
+
+    rng = np.random.default_rng(0)
+    for shape in [(8, 27), (27, 8), (16, 16), (1, 9), (64, 576)]:
+        g = torch.from_numpy(rng.standard_normal(shape)).bfloat16()
+        theirs = _zeropower_via_newtonschulz(g.clone(), (3.4445, -4.775, 2.0315), 5, 1e-7)
+        assert torch.equal(orthogonalise(g, 5), theirs), shape
+
+
+@pytest.mark.parametrize("engine", ["torch", "numpy"])
+@pytest.mark.parametrize("config", MUON_CONFIGS)
+def test_muon_is_torch_optim_muon_in_float32(config, engine, monkeypatch):
+    """Against torch.optim.Muon's own update — its momentum, Nesterov, decay and the learning
+    rate's adjustment for the kernel's shape — with its Newton–Schulz iteration run in float32
+    instead of bfloat16 (the iteration itself is PyTorch's to the bit, above; rounded to
+    bfloat16 the kernels' steps differ by 3–6%), on a network with batch norm, a strided conv
+    and dense layers (which SGD moves)."""
+    import torch.optim._muon
+
+    from convnet.engines.torch.optim import orthogonalise
+
+    monkeypatch.setattr(torch.optim._muon, "_zeropower_via_newtonschulz",
+                        lambda g, coefficients, steps, eps: orthogonalise(g, steps, eps))
+    net = Network(WITH_BN, input=(16, 16, 3), engine=engine, dtype="float32", seed=1,
+                  optimizer=config, label_smoothing=0.1)
+    model = build_sequential(net.spec, net.input_shape)
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in net.state_dict().items()})
+    model.train()
+    opt = TorchMuonReference(model, config)
+    before = net.state_dict()
+    for step in range(4):
+        x, y = batch((16, 16, 3), classes=5, seed=step)
+        x = x.astype(np.float32)
+        loss = net.train_step(x, y)
+        opt.zero_grad()
+        loss_t = F.cross_entropy(model(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())),
+                                 torch.from_numpy(y), label_smoothing=0.1)
+        loss_t.backward()
+        opt.step()
+        assert abs(loss - loss_t.item()) <= 1e-5 * abs(loss_t.item()), f"step {step}"
+    weights = dict(model.named_parameters())
+    for name, value in model.state_dict().items():
+        ours, theirs = net.state_dict()[name], value.numpy()
+        if name in weights:  # how far each weight moved
+            assert rel_err(ours - before[name], theirs - before[name]) <= 1e-4, name
+            assert np.abs(theirs - before[name]).max() > 1e-3, name
+        elif value.dtype.is_floating_point:  # batch norm's statistics
+            assert rel_err(ours, theirs) <= 1e-5, name
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows=st.integers(1, 24), columns=st.integers(1, 40), scale=st.floats(1e-3, 1e3),
+       steps=st.integers(1, 6), seed=st.integers(0, 2**16))
+def test_newton_schulz_keeps_the_singular_vectors_and_maps_each_singular_value(
+        rows, columns, scale, steps, seed):
+    """An independent route: the SVD. The iteration multiplies G/‖G‖ by polynomials of GGᵀ, so
+    it keeps G's singular vectors and sends each singular value σ/‖G‖ through the quintic
+    x ↦ ax + bx³ + cx⁵, `steps` times."""
+    from convnet.engines.numpy.optim import NS_COEFFICIENTS, orthogonalise
+
+    g = np.random.default_rng(seed).standard_normal((rows, columns)) * scale
+    u, sigma, vt = np.linalg.svd(g, full_matrices=False)
+    x = sigma / np.linalg.norm(g)
+    a, b, c = NS_COEFFICIENTS
+    for _ in range(steps):
+        x = a * x + b * x ** 3 + c * x ** 5
+    expected = (u * x) @ vt
+    assert np.allclose(orthogonalise(g, steps), expected, atol=1e-9)
 
 
 @pytest.mark.parametrize("text", [WITH_BN, RESIDUAL])

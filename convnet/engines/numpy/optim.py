@@ -5,6 +5,9 @@ SGD with momentum μ, weight decay λ:   g ← g + λp;  b ← μb + g (b = g at
 Adam:  m ← β1·m + (1 − β1)·g;  v ← β2·v + (1 − β2)·g²;
        p ← p − lr/(1 − β1^t) · m / (√v / √(1 − β2^t) + ε)
 AdamW: as Adam without λp in g, and p ← p·(1 − lr·λ) first (decoupled weight decay).
+Muon: conv kernels (K×C×kh×kw) by torch.optim.Muon's rule on the K × C·kh·kw matrix (see
+engines/torch/optim.py), the other weights by SGD; the Newton–Schulz iteration runs in the
+network's own float type, as the torch engine's does (torch.optim.Muon's rounds to bfloat16).
 """
 
 from __future__ import annotations
@@ -94,5 +97,41 @@ class AdamW(Adam):
     decoupled = True
 
 
+NS_COEFFICIENTS = (3.4445, -4.775, 2.0315)  # torch.optim.Muon's quintic
+
+
+def orthogonalise(update: np.ndarray, steps: int, eps: float = 1e-7) -> np.ndarray:
+    """Newton–Schulz: a matrix with update's singular vectors and singular values near 1."""
+    a, b, c = NS_COEFFICIENTS
+    wide = update.shape[0] <= update.shape[1]
+    x = update if wide else update.T
+    x = x / max(float(np.linalg.norm(x)), eps)
+    for _ in range(steps):
+        gram = x @ x.T
+        x = a * x + (b * gram + c * (gram @ gram)) @ x
+    return x if wide else x.T
+
+
+class Muon(SGD):
+    """Conv kernels by Muon, everything else by SGD (momentum, Nesterov, weight decay)."""
+
+    def update(self, name: str, p: np.ndarray, g: np.ndarray) -> None:
+        if p.ndim != 4:
+            return super().update(name, p, g)
+        c = self.config
+        lr = self.lr * (c.muon_lr / c.lr)
+        slots = self.state.setdefault(name, {})
+        if "muon_momentum" not in slots:
+            slots["muon_momentum"] = np.zeros_like(p)
+        buf = slots["muon_momentum"]
+        buf += (1 - c.momentum) * (g - buf)
+        update = g + c.momentum * (buf - g) if c.nesterov else buf
+        matrix = update.reshape(len(update), -1)
+        rows, columns = matrix.shape
+        ortho = orthogonalise(matrix, c.ns_steps).reshape(p.shape)
+        p *= p.dtype.type(1 - lr * c.weight_decay)
+        p -= (lr * math.sqrt(max(1.0, rows / columns)) * ortho).astype(p.dtype, copy=False)
+
+
 def make_optimizer(config: OptimizerConfig) -> Optimizer:
-    return {"sgd": SGD, "adam": Adam, "adamw": AdamW}[config.name](config)
+    return {"sgd": SGD, "adam": Adam, "adamw": AdamW, "muon": Muon}[config.name](config)
