@@ -55,6 +55,8 @@ COMMON = {  # one change at a time, to any recipe
     "+ whitened first layer": {"whiten": True},
     "no whitened first layer": {"whiten": False},
     "+ batch norm learning 4× faster": {"bn_lr_scale": 4.0},
+    # conv kernels by Muon (airbench94_muon's optimiser), the other weights by SGD as before
+    **{f"+ Muon lr {rate}": {"optimizer": "muon", "muon_lr": rate} for rate in (0.05, 0.1, 0.2)},
 }
 DEEPER_POOL_FIRST = ("conv(32,3,pad=same,bias=false) batchnorm relu "
                      "conv(32,3,pad=same,bias=false) pool(2) batchnorm relu "
@@ -144,7 +146,14 @@ VARIANTS = {
                "stride-2 first conv 4×4, 32/48/48": {"network": strided_stem(32, AFTER_FIRST_48)},
                "stride-2 first conv 2×2, 32/48/48": {
                    "network": strided_stem(32, AFTER_FIRST_48, kernel=2)},
-               "stride-2 first conv 4×4, 32/64/64": {"network": strided_stem(32, AFTER_FIRST_64)}},
+               "stride-2 first conv 4×4, 32/64/64": {"network": strided_stem(32, AFTER_FIRST_64)},
+               # Muon for the conv kernels, the rest SGD as before (both paths); the bf16 path
+               # is Muon since 12-01 evening (the rows above ran against SGD)
+               "SGD, 6 epochs (the bf16 path until 12-01 evening)": {
+                   "epochs": 6, "optimizer": "sgd", "muon_lr": None},
+               **{f"{n} epochs, Muon lr {rate}": {"epochs": n, "optimizer": "muon",
+                                                  "muon_lr": rate}
+                  for n in (4, 5, 6, 7) for rate in (0.05, 0.1, 0.2)}},
     # `best` within 10 minutes on 2 cores: fast93's ideas on best's 35 epochs (the recipe now;
     # its first three seeds: 94.62%, 533 s) against best until its fourth session
     "best": {"recipe as is": {},

@@ -310,6 +310,8 @@ def _run_train(args: argparse.Namespace) -> int:
                 given["ensemble"] = members
             values.update(settings)
         values.update({k: v for k, v in given.items() if k in values})
+        if values["optimizer"] != "muon" and given.get("muon_lr") is None:
+            values["muon_lr"] = None  # a recipe's Muon rate leaves with its optimiser
         if given.get("description"):
             values["network"] = given["description"]
         if given.get("recipe"):

@@ -304,6 +304,26 @@ def test_a_recipe_takes_the_float32_path_where_there_are_no_bf16_units(cpu_witho
     assert path_for("numpy")[0] == "fp32" and RECIPES["fast91"]["bf16"] is True
 
 
+def test_fast93_and_fast94_move_their_kernels_by_muon_where_it_was_measured():
+    """fast93 with Muon on both paths (5 epochs), fast94 on its bf16 path (9 epochs); fast94's
+    float32 path was not measured with it and keeps SGD and its 16 epochs — with no Muon rate
+    left behind."""
+    from convnet.recipes import recipe
+    from convnet.train import TrainConfig
+
+    for name, epochs, rate in (("fast93", 5, 0.1), ("fast94", 9, 0.2)):
+        bf16, fp32 = recipe(name, "bf16"), recipe(name, "fp32")
+        assert (bf16["optimizer"], bf16["muon_lr"], bf16["epochs"]) == ("muon", rate, epochs)
+        if name == "fast93":
+            assert {**fp32, "bf16": True, "channels_last": True} == bf16
+        else:
+            assert fp32["optimizer"] == "sgd" and fp32["muon_lr"] is None
+            assert fp32["epochs"] == 16
+        for settings in (bf16, fp32):
+            config = TrainConfig(**settings).check()
+            assert config.optimizer_config().nesterov  # Muon's momentum is Nesterov's too
+
+
 def test_the_ensembles_members_are_best_with_a_residual_block_where_bf16_runs():
     from convnet.recipes import PATHS, recipe
     from convnet.shapes import infer
@@ -348,6 +368,31 @@ def test_the_recipe_line_shows_what_the_command_line_changed(capsys, tmp_path, f
     assert f": {net} (in place of the recipe's network) — " in first
     assert "epochs=1 (the recipe's: 2)" in first and "lr=0.3," in first
     assert "conv(16,3" not in first  # the recipe's own network is not what runs
+
+
+def test_muon_trains_from_the_command_line_and_a_recipes_rate_leaves_with_it(
+        capsys, tmp_path, fashion_dir, monkeypatch):
+    """--optimizer muon trains (both engines) and is saved with the run; a recipe that brings
+    Muon and its rate, run with another optimiser, drops the rate instead of refusing it."""
+    from convnet import recipes
+
+    for engine in ("numpy", "torch"):
+        code = main(["train", SMALL, "--data-dir", str(fashion_dir), "--epochs", "1",
+                     "--val-size", "300", "--engine", engine, "--optimizer", "muon",
+                     "--muon-lr", "0.05", "--out", str(tmp_path / engine)])
+        assert code == 0, capsys.readouterr().err
+        saved = json.loads((tmp_path / engine / "train.json").read_text())
+        assert saved["optimizer"] == "muon" and saved["muon_lr"] == 0.05
+    monkeypatch.setitem(recipes.RECIPES, "muon-test", {
+        "network": SMALL, "epochs": 1, "optimizer": "muon", "muon_lr": 0.05, "engine": "numpy",
+        "val_size": 300})
+    monkeypatch.setitem(recipes.FP32, "muon-test", {})
+    code = main(["train", "--recipe", "muon-test", "--optimizer", "sgd", "--data-dir",
+                 str(fashion_dir), "--out", str(tmp_path / "sgd")])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    saved = json.loads((tmp_path / "sgd/train.json").read_text())
+    assert saved["optimizer"] == "sgd" and saved["muon_lr"] is None
 
 
 def test_fast93_on_the_float32_path_whitens_its_first_conv(capsys, tmp_path, fashion_dir,
