@@ -40,6 +40,19 @@ def batch(shape, n=16, classes=10, seed=0):
     return rng.standard_normal((n, *shape)), rng.integers(0, classes, n)
 
 
+def step_both(net: Network, model: torch.nn.Module, opt, x: np.ndarray,
+              y: np.ndarray) -> tuple[float, float]:
+    """One training step of the Network and of its PyTorch twin with `opt` (label smoothing
+    0.1, as the Network was made): their two losses."""
+    loss = net.train_step(x, y)
+    opt.zero_grad()
+    loss_t = F.cross_entropy(model(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())),
+                             torch.from_numpy(y), label_smoothing=0.1)
+    loss_t.backward()
+    opt.step()
+    return loss, loss_t.item()
+
+
 @pytest.mark.parametrize("text, shape, classes", [(LENET, (32, 32, 3), 10),
                                                   (WITH_BN, (16, 16, 3), 5),
                                                   (RESIDUAL, (16, 16, 3), 5)])
@@ -81,14 +94,8 @@ def test_optimiser_steps_give_the_same_losses_as_pytorch(config, text, shape, cl
         opt = cls(model.parameters(), lr=c.lr, betas=(c.beta1, c.beta2), eps=c.eps,
                   weight_decay=c.weight_decay)
     for step in range(5):
-        x, y = batch(shape, classes=classes, seed=step)
-        loss = net.train_step(x, y)
-        opt.zero_grad()
-        loss_t = F.cross_entropy(model(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())),
-                                 torch.from_numpy(y), label_smoothing=0.1)
-        loss_t.backward()
-        opt.step()
-        assert abs(loss - loss_t.item()) <= 1e-10 * abs(loss_t.item()), f"step {step}"
+        loss, loss_t = step_both(net, model, opt, *batch(shape, classes=classes, seed=step))
+        assert abs(loss - loss_t) <= 1e-10 * abs(loss_t), f"step {step}"
     for name, value in model.state_dict().items():  # weights and batch-norm statistics
         assert rel_err(net.state_dict()[name], value.numpy()) <= 1e-9, name
 
@@ -246,14 +253,8 @@ def test_muon_is_torch_optim_muon_in_float32(config, engine, monkeypatch):
     before = net.state_dict()
     for step in range(4):
         x, y = batch((16, 16, 3), classes=5, seed=step)
-        x = x.astype(np.float32)
-        loss = net.train_step(x, y)
-        opt.zero_grad()
-        loss_t = F.cross_entropy(model(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())),
-                                 torch.from_numpy(y), label_smoothing=0.1)
-        loss_t.backward()
-        opt.step()
-        assert abs(loss - loss_t.item()) <= 1e-5 * abs(loss_t.item()), f"step {step}"
+        loss, loss_t = step_both(net, model, opt, x.astype(np.float32), y)
+        assert abs(loss - loss_t) <= 1e-5 * abs(loss_t), f"step {step}"
     weights = dict(model.named_parameters())
     for name, value in model.state_dict().items():
         ours, theirs = net.state_dict()[name], value.numpy()
