@@ -8,6 +8,9 @@ from typing import Any
 from .errors import UserError
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "muon")
+# Muon's Newton–Schulz quintic x ↦ ax + bx³ + cx⁵ on a kernel's singular values (torch.optim.Muon's,
+# Keller Jordan's): both engines' iteration
+NS_COEFFICIENTS = (3.4445, -4.775, 2.0315)
 
 
 @dataclass(frozen=True)

@@ -25,11 +25,12 @@ from .errors import UserError
 #          (float32), 3 seeds each, at no cost in time (bench/ablation.py --recipe fast91
 #          --seeds 3 --only "+ whitened").
 # fast94 — since 12-01 evening (bf16 path) the conv kernels move by Muon (rate 0.2; the other
-#          weights SGD at lr 0.3) for 9 epochs: on an Intel Xeon with AMX, 3 seeds, 94.07%
-#          (94.14 / 94.05 / 94.02), every seed past 94% by its 9th epoch, where SGD's 10 epochs
-#          ended at 94.00% (93.99 / 94.03 / 93.98, 94% in one seed); 8 epochs of Muon 94.10% but
-#          94% in 2 seeds of 3 (bench/ablation.py --recipe fast94 --seeds 3 --only "8 epochs,
-#          Muon lr 0.2" and "9 epochs, Muon lr 0.2"; docs/BENCHMARKS.md, "Muon"). Before:
+#          weights SGD at lr 0.3) for 9 epochs: on an Intel Xeon with AMX, 3 seeds, 94% after
+#          126.3 s, 94.09% (94.21 / 94.05 / 94.02) (bench/time_to_accuracy.py --recipes fast94
+#          --no-reference), where SGD's 10 epochs ended at 94.00% (93.99 / 94.03 / 93.98, 94% in
+#          one seed); 8 epochs of Muon 94.10% but 94% in 2 seeds of 3 (bench/ablation.py
+#          --recipe fast94 --seeds 3 --only "8 epochs, Muon lr 0.2"; docs/BENCHMARKS.md,
+#          "Muon"). Before:
 #          best's network (EARLY_POOL_32) with fast93's lessons: 10 epochs at lr 0.3, EMA 0.98,
 #          whitening, the test images shifted a pixel each way voting. 3 seeds (bench/ablation.py
 #          --recipe fast94 --seeds 3 --only "pooling early, 9 epochs, lr 0.3, EMA 0.98, shifts"
@@ -46,7 +47,8 @@ from .errors import UserError
 #          93% after the 4th epoch in every seed, 55.0 s against 83.4 s for SGD's 6 epochs side
 #          by side (1.5×), 93.38% against 93.46% at the end (Intel Xeon with AMX, 3 seeds,
 #          bench/ablation.py --recipe fast93 --seeds 3 --only "5 epochs, Muon lr 0.1"); 4 epochs
-#          of Muon pass 93% in 2 seeds of 3. Before: SGD,
+#          of Muon pass 93% in 2 seeds of 3; the recipe as it is in a later run 56.1 s, 93.38%
+#          (bench/time_to_accuracy.py --recipes fast93 --no-reference). Before: SGD,
 #          crop augmentation, 6 epochs at lr 0.3 (7 on the float32 path), evaluated
 #          and kept as a weight average (EMA 0.98), the first conv
 #          whitening the patches, pooling after it

@@ -273,7 +273,8 @@ def test_newton_schulz_keeps_the_singular_vectors_and_maps_each_singular_value(
     """An independent route: the SVD. The iteration multiplies G/‖G‖ by polynomials of GGᵀ, so
     it keeps G's singular vectors and sends each singular value σ/‖G‖ through the quintic
     x ↦ ax + bx³ + cx⁵, `steps` times."""
-    from convnet.engines.numpy.optim import NS_COEFFICIENTS, orthogonalise
+    from convnet.config import NS_COEFFICIENTS
+    from convnet.engines.numpy.optim import orthogonalise
 
     g = np.random.default_rng(seed).standard_normal((rows, columns)) * scale
     u, sigma, vt = np.linalg.svd(g, full_matrices=False)

@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from ...config import OptimizerConfig
+from ...config import NS_COEFFICIENTS, OptimizerConfig
 
 
 class Optimizer:
@@ -95,9 +95,6 @@ class Adam(Optimizer):
 
 class AdamW(Adam):
     decoupled = True
-
-
-NS_COEFFICIENTS = (3.4445, -4.775, 2.0315)  # torch.optim.Muon's quintic
 
 
 def orthogonalise(update: np.ndarray, steps: int, eps: float = 1e-7) -> np.ndarray:

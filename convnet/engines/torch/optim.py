@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from ...config import OptimizerConfig
+from ...config import NS_COEFFICIENTS, OptimizerConfig
 
 
 class Optimizer:
@@ -111,9 +111,6 @@ class Adam(Optimizer):
 
 class AdamW(Adam):
     decoupled = True
-
-
-NS_COEFFICIENTS = (3.4445, -4.775, 2.0315)  # torch.optim.Muon's (Keller Jordan's) quintic
 
 
 def orthogonalise(update: torch.Tensor, steps: int, eps: float = 1e-7) -> torch.Tensor:
