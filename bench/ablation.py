@@ -74,10 +74,11 @@ NARROW_POOL_FIRST = ("conv(24,3,pad=same,bias=false) batchnorm relu "
 EARLY_POOL = recipes.EARLY_POOL + recipes.HEAD  # fast93's network now (both paths)
 EARLY_POOL_32 = recipes.EARLY_POOL_32 + recipes.HEAD  # best's, the ensemble's, fast94's (bf16)
 FAST94_UNTIL_5 = {"network": recipes.DEEPER + recipes.HEAD, "epochs": 16, "lr": 0.2, "ema": 0.0,
-                  "whiten": False, "tta_shift": 0}
-# the bf16 path from its fifth session: best's network for 10 epochs
+                  "whiten": False, "tta_shift": 0, "optimizer": "sgd"}
+# the bf16 path from its fifth session to 12-01 evening: best's network for 10 epochs, SGD
 FAST94_BF16_5 = {"network": recipes.EARLY_POOL_32 + recipes.HEAD, "epochs": 10, "lr": 0.3,
-                 "ema": 0.98, "whiten": True, "tta_shift": 1, "augment": "crop"}
+                 "ema": 0.98, "whiten": True, "tta_shift": 1, "augment": "crop",
+                 "optimizer": "sgd"}
 THIRD_AT_7 = ("conv(32,3,pad=same,bias=false) pool(2) batchnorm relu "
               "conv(64,3,pad=same,bias=false) pool(2) batchnorm relu "
               "conv(128,3,pad=same,bias=false) batchnorm relu " + recipes.HEAD)
@@ -150,7 +151,7 @@ VARIANTS = {
                # Muon for the conv kernels, the rest SGD as before (both paths); the bf16 path
                # is Muon since 12-01 evening (the rows above ran against SGD)
                "SGD, 6 epochs (the bf16 path until 12-01 evening)": {
-                   "epochs": 6, "optimizer": "sgd", "muon_lr": None},
+                   "epochs": 6, "optimizer": "sgd"},
                **{f"{n} epochs, Muon lr {rate}": {"epochs": n, "optimizer": "muon",
                                                   "muon_lr": rate}
                   for n in (4, 5, 6, 7) for rate in (0.05, 0.1, 0.2)}},
@@ -168,8 +169,9 @@ VARIANTS = {
              # the ensemble's members on the bf16 path (convnet ensemble of seeds 0–2: 95.04%)
              "a residual block of two 64 → 64 convs (the ensemble's members)": {
                  "network": recipes.RESIDUAL_32 + recipes.HEAD}},
-    # fast94 is best's network for 10 epochs since its fifth session; the variants below the
-    # common ones are written against fast94 until then (FAST94_UNTIL_5), or in full
+    # fast94 is best's network for 10 epochs since its fifth session (9 with Muon since 12-01
+    # evening); the variants below the common ones are written against fast94 until then
+    # (FAST94_UNTIL_5), or in full, each naming its optimiser
     "fast94": {**COMMON,
                "fast94 until its fifth session (16 epochs, fast91's network made deeper)":
                    FAST94_UNTIL_5,
@@ -180,7 +182,7 @@ VARIANTS = {
                # 32/64/64 pooling early, fewer epochs, the test images shifted a pixel each way
                **{f"pooling early, {n} epochs, lr {lr}, EMA 0.98, shifts{extra}": {
                    "network": EARLY_POOL_32, "whiten": True, "epochs": n, "lr": lr,
-                   "ema": 0.98, "tta_shift": 1, **change}
+                   "ema": 0.98, "tta_shift": 1, "optimizer": "sgd", **change}
                   for n in (9, 10, 11, 12) for lr in (0.3, 0.4)
                   for extra, change in (("", {}), (", erasing", {"augment": "crop,erase"}))},
                # cheaper networks: the 64 → 64 conv at 14×14 is 40% of a step (bf16, batch
@@ -188,7 +190,7 @@ VARIANTS = {
                # fast93's 24/48/48 trained longer, or 48 filters in the middle conv
                **{f"{label}, {n} epochs, lr 0.3, EMA 0.98, shifts": {
                    "network": network, "whiten": True, "epochs": n, "lr": 0.3, "ema": 0.98,
-                   "tta_shift": 1}
+                   "tta_shift": 1, "optimizer": "sgd"}
                   for label, network in (("third conv at 7x7", THIRD_AT_7),
                                          ("fast93's network", EARLY_POOL),
                                          ("32/48/64", MIDDLE_48))
@@ -240,7 +242,7 @@ def main() -> None:
     results = {}
     for label, change in variants.items():
         name = f"{args.recipe}:{label}"
-        recipes.RECIPES[name] = {**base, **change}
+        recipes.RECIPES[name] = recipes.changed(base, change)
         results[label] = [recipe_run(data, name, seed, path="bf16") for seed in
                           range(args.first_seed, args.first_seed + args.seeds)]
     seeds = ", ".join(map(str, range(args.first_seed, args.first_seed + args.seeds)))

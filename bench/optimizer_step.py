@@ -1,6 +1,6 @@
 """What an optimiser step costs on a recipe's network: the torch engine's SGD (the recipes'
-optimiser) against Muon (conv kernels orthogonalised by 5 Newton–Schulz iterations in bf16, the
-other weights by SGD), the same gradients, interleaved rounds, minimum and median per step —
+optimiser) against Muon (conv kernels orthogonalised by 5 Newton–Schulz iterations in float32,
+the other weights by SGD), the same gradients, interleaved rounds, minimum and median per step —
 beside the whole training step of the same recipe, timed in the same run.
 
     .venv/bin/python bench/optimizer_step.py --recipe fast94
@@ -22,7 +22,7 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from convnet import augment as augmentation  # noqa: E402
 from convnet import cpu  # noqa: E402
-from convnet.recipes import RECIPES, path_for, recipe  # noqa: E402
+from convnet.recipes import RECIPES, changed, path_for, recipe  # noqa: E402
 from convnet.spec import load as load_spec  # noqa: E402
 from convnet.train import TrainConfig, build_network  # noqa: E402
 
@@ -40,7 +40,8 @@ def main() -> None:
     rng = np.random.default_rng(0)
     nets, configs = {}, {}
     for name in ("sgd", "muon"):
-        config = TrainConfig(**{**asdict(TrainConfig()), **settings, "optimizer": name}).check()
+        config = TrainConfig(**changed({**asdict(TrainConfig()), **settings},
+                                       {"optimizer": name})).check()
         network = load_spec(config.network).with_input((28, 28, 1))
         images = rng.integers(0, 256, (config.batch_size, 28, 28, 1), dtype=np.uint8)
         labels = rng.integers(0, 10, len(images))

@@ -32,7 +32,7 @@ from throughput import peak_matmul_flops  # noqa: E402
 
 from convnet import augment as augmentation  # noqa: E402
 from convnet import cpu  # noqa: E402
-from convnet.recipes import PATH_WORDS, RECIPES, path_for, recipe  # noqa: E402
+from convnet.recipes import PATH_WORDS, RECIPES, changed, path_for, recipe  # noqa: E402
 from convnet.shapes import infer  # noqa: E402
 from convnet.spec import load as load_spec  # noqa: E402
 from convnet.train import TrainConfig, build_network  # noqa: E402
@@ -96,7 +96,7 @@ def profile(name: str, path: str, steps: int, network_text: str | None = None,
             batch_size: int | None = None, optimizer: str | None = None) -> Profile:
     settings = recipe(name, path=path)
     if optimizer:
-        settings["optimizer"] = optimizer
+        settings = changed(settings, {"optimizer": optimizer})
     if network_text:
         settings["network"] = network_text
     if batch_size:

@@ -286,7 +286,7 @@ def _run_train(args: argparse.Namespace) -> int:
     import time
     from dataclasses import asdict
 
-    from .recipes import describe, recipe
+    from .recipes import changed, describe, recipe
     from .train import TrainConfig, Trainer, resume
 
     given = vars(args)
@@ -309,9 +309,7 @@ def _run_train(args: argparse.Namespace) -> int:
             if members and given.get("ensemble") is None:
                 given["ensemble"] = members
             values.update(settings)
-        values.update({k: v for k, v in given.items() if k in values})
-        if values["optimizer"] != "muon" and given.get("muon_lr") is None:
-            values["muon_lr"] = None  # a recipe's Muon rate leaves with its optimiser
+        values = changed(values, {k: v for k, v in given.items() if k in values})
         if given.get("description"):
             values["network"] = given["description"]
         if given.get("recipe"):

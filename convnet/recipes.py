@@ -190,6 +190,15 @@ def recipe(name: str, path: str | None = None) -> dict[str, Any]:
     return dict(settings, recipe=name)
 
 
+def changed(settings: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """A recipe's settings with some replaced (by the command line, a benchmark's variant): a
+    Muon rate the changes did not set leaves with Muon when they pick another optimiser."""
+    result = {**settings, **changes}
+    if result.get("optimizer") != "muon" and "muon_lr" not in changes:
+        result["muon_lr"] = None
+    return result
+
+
 def describe(name: str, path: str | None = None,
              changed: dict[str, Any] | None = None) -> str:
     """`NAME: network — setting=value, …`; with `changed` (the settings a run will use), each

@@ -157,24 +157,23 @@ function bytes(b64) {
   for (let i = 0; i < raw.length; i++) out[i] = raw.charCodeAt(i);
   return out;
 }
-async function imageAt(path) {  // an image the server holds, as a Blob; its error as api's
+function failure(response, body) {  // the server's own message where it sent one
+  const error = new Error(body?.error || `${response.status} ${response.statusText}`);
+  error.status = response.status;
+  return error;
+}
+async function json(response) {
+  return response.headers.get("content-type")?.includes("json") ? response.json() : null;
+}
+async function imageAt(path) {  // an image the server holds, as a Blob
   const response = await fetch(path);
-  if (!response.ok) {
-    const body = response.headers.get("content-type")?.includes("json") ? await response.json() : null;
-    const error = new Error(body?.error || `${response.status} ${response.statusText}`);
-    error.status = response.status;
-    throw error;
-  }
+  if (!response.ok) throw failure(response, await json(response));
   return response.blob();
 }
 async function api(path, options) {
   const response = await fetch(path, options);
-  const body = response.headers.get("content-type")?.includes("json") ? await response.json() : null;
-  if (!response.ok) {
-    const error = new Error(body?.error || `${response.status} ${response.statusText}`);
-    error.status = response.status;
-    throw error;
-  }
+  const body = await json(response);
+  if (!response.ok) throw failure(response, body);
   return body;
 }
 
