@@ -120,13 +120,15 @@ RECIPES: dict[str, dict[str, Any]] = {
                "whiten": True, "tta_shift": 1},
     # one model, as good as 10 minutes on 2 cores allow (BEST, above)
     "best": BEST,
-    # three models, seeds SEED … SEED+2, voting: best's settings on RESIDUAL_32 for 45 epochs
-    # (with bf16). Intel Xeon with AMX, 2 cores: at 35 epochs, models 94.82% on average (seeds
-    # 0–8), 10–15 minutes each, voting 95.04 / 94.90 / 95.04% (seeds 0–2, 3–5, 6–8; mean
-    # 94.99%); at 45 epochs, models 94.89% (seeds 0–5), 16.5–20 minutes each, voting
-    # 95.23 / 95.07 / 95.02% (the recipe's seeds 0, 1, 2: models 0–2, 1–3, 2–4; mean 95.11%),
-    # 95.17% for seeds 0 and 3 (no model shared). docs/BENCHMARKS.md, "Longer members".
-    "ensemble": {**BEST, "network": RESIDUAL_32 + HEAD, "epochs": 45, "ensemble": 3},
+    # three models, seeds SEED … SEED+2, voting: best's settings on RESIDUAL_32 with Muon for
+    # the conv kernels, 35 epochs (with bf16). Intel Xeon with AMX, 2 cores, the recipe's seeds
+    # 0, 1, 2 (models 0–2, 1–3, 2–4): SGD for 35 epochs voted 95.04 / 94.99 / 94.92% (mean
+    # 94.98%, models 94.82%), SGD for 45 epochs 95.23 / 95.07 / 95.02% (95.11%, models 94.88%,
+    # 16.5–20 minutes each), Muon (rate 0.2) for 35 epochs 95.00 / 95.08 / 95.16% (95.08%,
+    # models 94.92%) in 7/9 of the time: 51.6 minutes for the whole command on a slow night.
+    # docs/BENCHMARKS.md, "Longer members", "Muon members".
+    "ensemble": {**BEST, "network": RESIDUAL_32 + HEAD, "epochs": 35, "optimizer": "muon",
+                 "muon_lr": 0.2, "ensemble": 3},
 }
 # Where the CPU has no bf16 units (or on the NumPy engine) a recipe runs its float32 path: these
 # settings replace the bf16 path's (chosen on this machine with bf16 turned off; see
@@ -156,8 +158,10 @@ FP32: dict[str, dict[str, Any]] = {
     "best": {"bf16": False, "channels_last": False, "epochs": 25},
 }
 # without bf16 units the members are best's float32 path (94.71% voting, 31.5 minutes): the
-# residual block's 1.7× step in float32 would make it about 50 minutes, not measured
-FP32["ensemble"] = {**FP32["best"], "network": EARLY_POOL_32 + HEAD}
+# residual block's 1.7× step in float32 would make it about 50 minutes, not measured; SGD, as
+# measured (Muon was not tried on this path)
+FP32["ensemble"] = {**FP32["best"], "network": EARLY_POOL_32 + HEAD, "optimizer": "sgd",
+                    "muon_lr": None}
 PATHS = ("bf16", "fp32")
 PATH_WORDS = {"bf16": "bf16", "fp32": "float32"}
 
