@@ -155,9 +155,11 @@ VARIANTS = {
                **{f"{n} epochs, Muon lr {rate}": {"epochs": n, "optimizer": "muon",
                                                   "muon_lr": rate}
                   for n in (4, 5, 6, 7) for rate in (0.05, 0.1, 0.2)}},
-    # `best` within 10 minutes on 2 cores: fast93's ideas on best's 35 epochs (the recipe now;
-    # its first three seeds: 94.62%, 533 s) against best until its fourth session
+    # `best` within 10 minutes on 2 cores: fast93's ideas on best's 35 epochs (its first three
+    # seeds: 94.62%, 533 s) against best until its fourth session; since 12-02 (bf16 path) Muon
+    # for 30 epochs (convnet train --recipe best, seeds 0–2: 94.68%, 472–548 s)
     "best": {"recipe as is": {},
+             "SGD, 35 epochs (the bf16 path until 12-02)": {"optimizer": "sgd", "epochs": 35},
              "fast94's network, no whitening, no weight average (until the fourth session)": {
                  "network": recipes.DEEPER + recipes.HEAD, "whiten": False, "ema": 0.0},
              # toward 94.5% within 10 minutes on a CPU without bf16 units (run with
