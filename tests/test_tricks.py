@@ -306,8 +306,8 @@ def test_a_recipe_takes_the_float32_path_where_there_are_no_bf16_units(cpu_witho
 
 def test_recipes_move_their_kernels_by_muon_where_it_was_measured():
     """fast93 with Muon on both paths (5 epochs), fast94 (9 epochs), best (30) and the
-    ensemble's members (35) on their bf16 paths; their float32 paths were not measured with it and keep SGD
-    and their own epochs — with no Muon rate left behind."""
+    ensemble's members (35) on their bf16 paths; their float32 paths were not measured with it
+    and keep SGD and their own epochs — with no Muon rate left behind."""
     from convnet.recipes import recipe
     from convnet.train import TrainConfig
 
