@@ -105,8 +105,9 @@ COMMON = {"engine": "torch", "batch_size": 256, "optimizer": "sgd", "lr": 0.2, "
 # best: (until 12-02) 35 epochs with random erasing, and the test images shifted by a pixel each
 # way voting (a first run of 30 epochs with SGD: 94.48%, 94.58% with the shifts). Until its
 # fourth session on DEEPER (fast94's network then; 94.70%, 9 seeds on a GPU, about 13 minutes
-# on 2 cores); then fast93's ideas at 32/64/64 — pooling after the first conv, whitening, EMA 0.99: 94.62% (94.52 / 94.64 /
-# 94.69) after 533 s of training on 2 cores with bf16 (bench/ablation.py --recipe best --seeds 3).
+# on 2 cores); then fast93's ideas at 32/64/64 — pooling after the first conv, whitening, EMA
+# 0.99: 94.62% (94.52 / 94.64 / 94.69) after 533 s of training on 2 cores with bf16
+# (bench/ablation.py --recipe best --seeds 3).
 # Since 12-02 (bf16 path): Muon for the conv kernels (rate 0.2, fast94's), 30 epochs instead of
 # 35 — 94.68% (94.77 / 94.72 / 94.56) after 472–548 s of training, where SGD's 35 epochs
 # gave 94.55% (94.51 / 94.46 / 94.68) after 558–602 s at midday (Intel Xeon with AMX;
