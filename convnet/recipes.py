@@ -139,6 +139,8 @@ RECIPES: dict[str, dict[str, Any]] = {
 # settings replace the bf16 path's (chosen on this machine with bf16 turned off; see
 # docs/BENCHMARKS.md). channels-last is the layout of oneDNN's bf16 kernels; in float32 it was
 # a little slower (fast91: 10.9 against 10.6 s), so the float32 path turns it off.
+# where a float32 path was not measured with its bf16 path's Muon: SGD, and no Muon rate left
+SGD = {"optimizer": "sgd", "muon_lr": None}
 FP32: dict[str, dict[str, Any]] = {
     "fast91": {"bf16": False, "channels_last": False},
     # fast93: the bf16 path's Muon and 5 epochs here too since 12-01 evening — 93% after 95.8 s
@@ -152,17 +154,14 @@ FP32: dict[str, dict[str, Any]] = {
     # until its sixth session, side by side, 3 seeds (CONVNET_CPU_FLAGS=avx512f
     # bench/ablation.py --recipe fast94 --seeds 3 --only "fast93's network, 16 epochs"); the
     # bf16 path's own network in float32 ended at 93.71% after 10 epochs (236 s, one seed)
-    # (SGD here: the bf16 path's Muon was not measured on this path's 16 epochs)
     "fast94": {"bf16": False, "channels_last": False, "network": EARLY_POOL + HEAD, "epochs": 16,
-               "optimizer": "sgd", "muon_lr": None},
+               **SGD},
     # 25 epochs instead of 35: in float32 best's step takes 118 ms, so 35 epochs are about
     # 14 minutes on 2 cores. 25 epochs: 94.54% (94.63 / 94.30 / 94.69) after 600–653 s of
     # training (CONVNET_CPU_FLAGS=avx512f bench/ablation.py --recipe best --seeds 3 --only
     # "25 epochs"); 20 epochs 94.35% and fast93's network (24/48/48) for 35 epochs 94.39%
     # (seed 0), lr 0.3 for 25 epochs 94.55% against 94.63% (seed 0)
-    # (SGD here: the bf16 path's Muon was not measured on this path)
-    "best": {"bf16": False, "channels_last": False, "epochs": 25, "optimizer": "sgd",
-             "muon_lr": None},
+    "best": {"bf16": False, "channels_last": False, "epochs": 25, **SGD},
 }
 # without bf16 units the members are best's float32 path (94.71% voting, 31.5 minutes): the
 # residual block's 1.7× step in float32 would make it about 50 minutes, not measured
