@@ -139,8 +139,6 @@ RECIPES: dict[str, dict[str, Any]] = {
 # settings replace the bf16 path's (chosen on this machine with bf16 turned off; see
 # docs/BENCHMARKS.md). channels-last is the layout of oneDNN's bf16 kernels; in float32 it was
 # a little slower (fast91: 10.9 against 10.6 s), so the float32 path turns it off.
-# where a float32 path was not measured with its bf16 path's Muon: SGD, and no Muon rate left
-SGD = {"optimizer": "sgd", "muon_lr": None}
 FP32: dict[str, dict[str, Any]] = {
     "fast91": {"bf16": False, "channels_last": False},
     # fast93: the bf16 path's Muon and 5 epochs here too since 12-01 evening — 93% after 95.8 s
@@ -148,22 +146,31 @@ FP32: dict[str, dict[str, Any]] = {
     # Xeon, CONVNET_CPU_FLAGS=avx512f bench/ablation.py --recipe fast93 --seeds 3 --only
     # "5 epochs, Muon lr 0.1")
     "fast93": {"bf16": False, "channels_last": False},
-    # fast93's network for 16 epochs with the bf16 path's settings: in float32 it takes 70 ms a
-    # step where best's takes 118 and DEEPER 131 (bench/profile_step.py --table). 94% after
-    # 292.3 s (94.22%) against 549.1 s (94.31%) for DEEPER's 16 epochs at lr 0.2, the path
-    # until its sixth session, side by side, 3 seeds (CONVNET_CPU_FLAGS=avx512f
-    # bench/ablation.py --recipe fast94 --seeds 3 --only "fast93's network, 16 epochs"); the
-    # bf16 path's own network in float32 ended at 93.71% after 10 epochs (236 s, one seed)
-    "fast94": {"bf16": False, "channels_last": False, "network": EARLY_POOL + HEAD, "epochs": 16,
-               **SGD},
-    # 25 epochs instead of 35: in float32 best's step takes 118 ms, so 35 epochs are about
-    # 14 minutes on 2 cores. 25 epochs: 94.54% (94.63 / 94.30 / 94.69) after 600–653 s of
-    # training (CONVNET_CPU_FLAGS=avx512f bench/ablation.py --recipe best --seeds 3 --only
-    # "25 epochs"); 20 epochs 94.35% and fast93's network (24/48/48) for 35 epochs 94.39%
-    # (seed 0), lr 0.3 for 25 epochs 94.55% against 94.63% (seed 0)
-    "best": {"bf16": False, "channels_last": False, "epochs": 25, **SGD},
+    # fast93's network with the bf16 path's settings: in float32 it takes 70 ms a step where
+    # best's takes 118 and DEEPER 131 (bench/profile_step.py --table). For 16 epochs with SGD
+    # (the path from 12-01 to 12-02): 94% after 292.3 s (94.22%) against 549.1 s (94.31%) for
+    # DEEPER's 16 epochs at lr 0.2, the path until its sixth session, side by side, 3 seeds
+    # (AMD EPYC, CONVNET_CPU_FLAGS=avx512f bench/ablation.py --recipe fast94 --seeds 3 --only
+    # "fast93's network, 16 epochs"); the bf16 path's own network in float32 ended at 93.71%
+    # after 10 epochs (236 s, one seed). Since 12-02 Muon for the conv kernels (fast93's rate,
+    # 0.1) and 11 epochs: 94% after 199.1 s against 309.1 s for SGD's 16 epochs side by side,
+    # 94.16% against 94.30% at the end, every seed at 94% (Intel Xeon, 3 seeds,
+    # CONVNET_CPU_FLAGS=avx512f bench/ablation.py --recipe fast94 --seeds 3 --only
+    # "fast93's network, 11 epochs, Muon lr 0.1"); rate 0.2 ended 0.17 points lower (seed 0)
+    "fast94": {"bf16": False, "channels_last": False, "network": EARLY_POOL + HEAD, "epochs": 11,
+               "muon_lr": 0.1},
+    # fewer epochs than the bf16 path's: in float32 best's step takes 118 ms, so 35 epochs are
+    # about 14 minutes on 2 cores. From 12-01 to 12-02 SGD for 25 epochs: 94.54% (94.63 / 94.30
+    # / 94.69) after 600–653 s of training (AMD EPYC, CONVNET_CPU_FLAGS=avx512f
+    # bench/ablation.py --recipe best --seeds 3 --only "25 epochs"); 20 epochs 94.35% and
+    # fast93's network (24/48/48) for 35 epochs 94.39% (seed 0), lr 0.3 for 25 epochs 94.55%
+    # against 94.63% (seed 0). Since 12-02 the bf16 path's Muon (rate 0.2) for 22 epochs:
+    # 94.52% (94.74 / 94.54 / 94.28), where SGD's 25 epochs gave seed 0 94.44% on the same CPU
+    # (Intel Xeon, bf16 off; docs/BENCHMARKS.md, "best's float32 path with Muon")
+    "best": {"bf16": False, "channels_last": False, "epochs": 22},
 }
-# without bf16 units the members are best's float32 path (94.71% voting, 31.5 minutes): the
+# without bf16 units the members are best's float32 path (Muon, 22 epochs: 94.77% voting,
+# about 34 minutes on a slow Xeon; SGD's 25 epochs 94.71%, 31.5 minutes on the EPYC): the
 # residual block's 1.7× step in float32 would make it about 50 minutes, not measured
 FP32["ensemble"] = {**FP32["best"], "network": EARLY_POOL_32 + HEAD}
 PATHS = ("bf16", "fp32")

@@ -305,21 +305,27 @@ def test_a_recipe_takes_the_float32_path_where_there_are_no_bf16_units(cpu_witho
 
 
 def test_recipes_move_their_kernels_by_muon_where_it_was_measured():
-    """fast93 with Muon on both paths (5 epochs), fast94 (9 epochs), best (30) and the
-    ensemble's members (35) on their bf16 paths; their float32 paths were not measured with it
-    and keep SGD and their own epochs — with no Muon rate left behind."""
-    from convnet.recipes import recipe
+    """Every recipe but fast91 moves its conv kernels by Muon on both paths: fast93 (5 epochs
+    at rate 0.1 on both), fast94 (9 epochs at 0.2 with bf16, 11 at 0.1 on fast93's network in
+    float32), best (30 epochs at 0.2 with bf16, 22 in float32) and the ensemble's members (35
+    with bf16, best's 22 in float32); fast91 keeps SGD, with no Muon rate left behind."""
+    from convnet.recipes import EARLY_POOL, HEAD, recipe
     from convnet.train import TrainConfig
 
-    for name, epochs, rate, fp32_epochs in (("fast93", 5, 0.1, 5), ("fast94", 9, 0.2, 16),
-                                            ("best", 30, 0.2, 25), ("ensemble", 35, 0.2, 25)):
+    for name, bf16_way, fp32_way in (("fast93", ("muon", 0.1, 5), ("muon", 0.1, 5)),
+                                     ("fast94", ("muon", 0.2, 9), ("muon", 0.1, 11)),
+                                     ("best", ("muon", 0.2, 30), ("muon", 0.2, 22)),
+                                     ("ensemble", ("muon", 0.2, 35), ("muon", 0.2, 22)),
+                                     ("fast91", ("sgd", None, 2), ("sgd", None, 2))):
         bf16, fp32 = recipe(name, "bf16"), recipe(name, "fp32")
-        assert (bf16["optimizer"], bf16["muon_lr"], bf16["epochs"]) == ("muon", rate, epochs)
-        assert fp32["epochs"] == fp32_epochs
+        for settings, way in ((bf16, bf16_way), (fp32, fp32_way)):
+            assert (settings["optimizer"], settings.get("muon_lr"), settings["epochs"]) == way
         if name == "fast93":
             assert {**fp32, "bf16": True, "channels_last": True} == bf16
-        else:
-            assert fp32["optimizer"] == "sgd" and fp32["muon_lr"] is None
+        if name == "fast94":  # the narrower network, everything else the bf16 path's
+            assert fp32["network"] == EARLY_POOL + HEAD != bf16["network"]
+            assert {**fp32, "bf16": True, "channels_last": True, "network": bf16["network"],
+                    "epochs": 9, "muon_lr": 0.2} == bf16
         for settings in (bf16, fp32):
             settings.pop("ensemble", None)  # how many models: the command's, not a model's
             config = TrainConfig(**settings).check()
@@ -338,7 +344,7 @@ def test_the_ensembles_members_are_best_with_a_residual_block_where_bf16_runs():
         epochs = members["epochs"]
         assert {**members, "recipe": None} == \
             {**best, "recipe": None} | {"network": network, "epochs": epochs}
-        # bf16: five epochs more than best's (both with Muon); float32: best's own (SGD, 25)
+        # bf16: five epochs more than best's (both with Muon); float32: best's own (22)
         assert epochs == (best["epochs"] + 5 if path == "bf16" else best["epochs"])
         spec = parse(network)
         assert infer(spec, (28, 28, 1))[-1].output == (10,)
