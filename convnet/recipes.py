@@ -156,7 +156,8 @@ FP32: dict[str, dict[str, Any]] = {
     # 0.1) and 11 epochs: 94% after 199.1 s against 309.1 s for SGD's 16 epochs side by side,
     # 94.16% against 94.30% at the end, every seed at 94% (Intel Xeon, 3 seeds,
     # CONVNET_CPU_FLAGS=avx512f bench/ablation.py --recipe fast94 --seeds 3 --only
-    # "fast93's network, 11 epochs, Muon lr 0.1"); rate 0.2 ended 0.17 points lower (seed 0)
+    # "fast93's network, 11 epochs, Muon lr 0.1"); rate 0.2 at 12 epochs ended 0.17 points
+    # below rate 0.1 (seed 0)
     "fast94": {"bf16": False, "channels_last": False, "network": EARLY_POOL + HEAD, "epochs": 11,
                "muon_lr": 0.1},
     # fewer epochs than the bf16 path's: in float32 best's step takes 118 ms, so 35 epochs are
