@@ -167,7 +167,8 @@ FP32: dict[str, dict[str, Any]] = {
     # fast93's network (24/48/48) for 35 epochs 94.39% (seed 0), lr 0.3 for 25 epochs 94.55%
     # against 94.63% (seed 0). Since 12-02 the bf16 path's Muon (rate 0.2) for 22 epochs:
     # 94.52% (94.74 / 94.54 / 94.28), where SGD's 25 epochs gave seed 0 94.44% on the same CPU
-    # (Intel Xeon, bf16 off; docs/BENCHMARKS.md, "best's float32 path with Muon")
+    # and Muon's 20 epochs 94.47% (Intel Xeon, bf16 off; docs/BENCHMARKS.md, "best's float32
+    # path with Muon")
     "best": {"bf16": False, "channels_last": False, "epochs": 22},
 }
 # without bf16 units the members are best's float32 path (Muon, 22 epochs: 94.77% voting,
