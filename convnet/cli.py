@@ -524,7 +524,9 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
                        description="Prints each image's top classes with probabilities.")
     p.add_argument("model", help="a model directory (or a training run: its best/)")
     p.add_argument("images", nargs="+", metavar="IMAGE",
-                   help="image files, or test:N for test image N of the model's data set")
+                   help="image files, folders (every image in them and their subfolders; "
+                        "other files are skipped and counted), or test:N for test image N of "
+                        "the model's data set")
     p.add_argument("--top", type=_positive_int, default=3)
     p.add_argument("--engine", choices=("numpy", "torch", "auto"), default="auto")
     p.add_argument("--device")
@@ -539,14 +541,36 @@ def _run_predict(args: argparse.Namespace) -> int:
 
     net, meta = checkpoint.load(args.model, engine=args.engine, device=args.device)
     classes = list(meta["classes"])
-    batch = [_load_image(name, net.input_shape, meta) for name in args.images]
-    probs = net.predict(np.stack(batch))
+    names, from_folders = _images_to_predict(args.images)
     top = min(args.top, len(classes))
-    results = []
-    for name, p in zip(args.images, probs):
-        order = np.argsort(-p, kind="stable")[:top]
-        results.append({"image": name, "top": [{"class": classes[i], "probability": float(p[i])}
-                                               for i in order]})
+    results, skipped = [], []
+    # a chunk of images at a time, so that a folder of any size fits in memory; everything is
+    # printed at the end, so a mistake in an image named on the line leaves no output behind
+    for start in range(0, len(names), PREDICT_CHUNK):
+        kept, batch = [], []
+        for name in names[start:start + PREDICT_CHUNK]:
+            try:
+                batch.append(_load_image(name, net.input_shape, meta))
+            except UserError:
+                if name not in from_folders:
+                    raise
+                skipped.append(name)  # a folder's other files: skipped and counted
+                continue
+            kept.append(name)
+        if not batch:
+            continue
+        for name, p in zip(kept, net.predict(np.stack(batch))):
+            order = np.argsort(-p, kind="stable")[:top]
+            results.append({"image": name, "top": [{"class": classes[i],
+                                                    "probability": float(p[i])}
+                                                   for i in order]})
+    if not results:
+        raise UserError(f"no readable image in {', '.join(args.images)} "
+                        f"({plural(len(skipped), 'file')} skipped, e.g. {skipped[0]})")
+    if skipped:
+        print(f"convnet: note: skipped {plural(len(skipped), 'file')} in the folders that "
+              f"{'is' if len(skipped) == 1 else 'are'} not a readable image, e.g. {skipped[0]}",
+              file=sys.stderr)
     if args.json:
         print(json.dumps(results, indent=2))
     else:
@@ -554,6 +578,29 @@ def _run_predict(args: argparse.Namespace) -> int:
             best = ", ".join(f"{t['class']} {t['probability']:.1%}" for t in r["top"])
             print(f"{r['image']}: {best}")
     return 0
+
+
+PREDICT_CHUNK = 1024  # images read and classified at a time by predict
+
+
+def _images_to_predict(given: list[str]) -> tuple[list[str], set[str]]:
+    """The images predict was given, folders opened: every file in a folder and its subfolders
+    (hidden ones left out), sorted; and which of them came from folders (their unreadable files
+    are skipped, where a file named on the line must be an image)."""
+    from .data.folder import list_files
+
+    names: list[str] = []
+    from_folders: set[str] = set()
+    for text in given:
+        if Path(text).is_dir():
+            found = [str(path) for path in list_files(Path(text))]
+            if not found:
+                raise UserError(f"no files in the folder {text}")
+            names += found
+            from_folders.update(found)
+        else:
+            names.append(text)
+    return names, from_folders
 
 
 def _one_network(model_dir: str, engine: str = "numpy"):

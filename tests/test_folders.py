@@ -53,6 +53,21 @@ def test_images_of_one_size_give_that_shape(tmp_path):
     assert inferred.reason == "all 12 images are 28×28 grey"
 
 
+def test_the_reason_counts_the_images_it_measured_not_the_files(tmp_path):
+    root = grey_folder(tmp_path / "digits")  # 12 images
+    (root / "a" / "notes.txt").write_text("not an image")
+    (root / "b" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nxxxx")
+    inferred = infer_input(files_of(root))
+    assert inferred.shape == (28, 28, 1)
+    assert inferred.reason == "the 12 readable images of 14 files are 28×28 grey"
+    single = tmp_path / "one"
+    single.mkdir()
+    Image.new("L", (20, 24)).save(single / "x.png")
+    (single / "readme.txt").write_text("x")
+    assert infer_input(files_of(single)).reason == \
+        "the one readable image of 2 files is 24×20 grey"
+
+
 def test_photos_are_scaled_so_the_short_side_is_64(tmp_path):
     for i, (w, h) in enumerate([(400, 300), (400, 300), (420, 310), (380, 300), (400, 298)]):
         Image.new("RGB", (w, h), (i, 2 * i, 3 * i)).save(tmp_path / f"{i}.jpg")

@@ -224,6 +224,40 @@ def test_predict_refuses_files_that_are_not_images(capsys, tmp_path, trained):
     assert code == 2 and "no image file" in err
 
 
+def test_predict_opens_folders_and_skips_their_other_files(capsys, tmp_path, trained,
+                                                           monkeypatch):
+    from PIL import Image
+    monkeypatch.setattr("convnet.cli.PREDICT_CHUNK", 2)  # images read two at a time
+    folder = tmp_path / "photos"
+    (folder / "more").mkdir(parents=True)
+    Image.new("L", (28, 28), 30).save(folder / "b.png")
+    Image.new("RGB", (40, 31), (200, 10, 10)).save(folder / "more" / "a.jpg")
+    (folder / "notes.txt").write_text("hello")
+    (folder / ".hidden.png").write_text("not looked at")
+    single = tmp_path / "one.png"
+    Image.new("L", (28, 28), 200).save(single)
+    code, out, err = run(capsys, "predict", trained, folder, single, "--json", "--top", 1)
+    assert code == 0, err
+    assert [r["image"] for r in json.loads(out)] == \
+        [str(folder / "b.png"), str(folder / "more" / "a.jpg"), str(single)]
+    assert "skipped 1 file in the folders that is not a readable image" in err
+    assert str(folder / "notes.txt") in err
+
+    (tmp_path / "empty").mkdir()
+    code, out, err = run(capsys, "predict", trained, tmp_path / "empty")
+    assert code == 2 and out == "" and "no files in the folder" in err
+    code, out, err = run(capsys, "predict", trained, folder / "notes.txt")  # named: must be one
+    assert code == 2 and out == "" and "is not a readable image" in err
+    texts = tmp_path / "texts"
+    texts.mkdir()
+    (texts / "a.txt").write_text("a")
+    code, out, err = run(capsys, "predict", trained, texts, single)
+    assert code == 0 and out.count("\n") == 1
+    code, out, err = run(capsys, "predict", trained, texts)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert "no readable image in" in err and "1 file skipped" in err
+
+
 def test_eval_refuses_data_with_other_classes_or_shapes(capsys, trained, tmp_path):
     from formats import write_cifar
     write_cifar(tmp_path / "d" / "cifar10" / "cifar-10-python.tar.gz", per_batch=3)

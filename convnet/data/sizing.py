@@ -49,27 +49,37 @@ def _grey_palette(image) -> bool:
     return bool(len(triples)) and bool((triples == triples[:, :1]).all())
 
 
+def _which(readable: int, read: int, sampled_of: int | None) -> str:
+    """The images a reason speaks of: "all 5,000 images", "the 4,990 readable images of 5,000
+    files", "the 20,000 sampled of 90,000 images" (the count is of those measured)."""
+    if sampled_of is not None:
+        unreadable = "" if readable == read else f" ({read - readable:,} not readable)"
+        return f"the {read:,} sampled of {sampled_of:,} images{unreadable}"
+    if readable < read:
+        return (f"the {readable:,} readable images of {read:,} files" if readable != 1
+                else f"the one readable image of {read:,} files")
+    return f"all {read:,} images" if read != 1 else "the one image"
+
+
 def infer_input(files: list[Path]) -> Inferred:
     """The input shape for these image files (see the module's rule)."""
-    if len(files) > ALL_HEADERS:
-        chosen = [files[i] for i in np.linspace(0, len(files) - 1, ALL_HEADERS).astype(int)]
-        which = f"the {len(chosen):,} sampled of {len(files):,} images"
-    else:
-        chosen = files
-        which = f"all {len(files):,} images" if len(files) != 1 else "the one image"
+    sampled = len(files) > ALL_HEADERS
+    chosen = ([files[i] for i in np.linspace(0, len(files) - 1, ALL_HEADERS).astype(int)]
+              if sampled else files)
     headers = [h for h in (_header(path) for path in chosen) if h is not None]
     if not headers:
         return Inferred((SHORT_SIDE, SHORT_SIDE, 3), "no readable image to measure")
     sizes = np.array([(h, w) for h, w, _ in headers])
     grey = all(g for _, _, g in headers)
     channels, colour = (1, "grey") if grey else (3, "colour")
-    which = which.replace("images", "readable images") if len(headers) < len(chosen) else which
+    which = _which(len(headers), len(chosen), len(files) if sampled else None)
+    are = "is" if len(headers) == 1 else "are"
     if (sizes == sizes[0]).all():
         h, w = (int(v) for v in sizes[0])
         scale = min(1.0, SHORT_SIDE / min(h, w))
         if scale == 1.0:
-            return Inferred((h, w, channels), f"{which} are {h}×{w} {colour}")
-        reason = f"{which} are {h}×{w} {colour}, scaled so the short side is {SHORT_SIDE}"
+            return Inferred((h, w, channels), f"{which} {are} {h}×{w} {colour}")
+        reason = f"{which} {are} {h}×{w} {colour}, scaled so the short side is {SHORT_SIDE}"
     else:
         h, w = (int(v) for v in np.median(sizes, axis=0))
         scale = min(1.0, SHORT_SIDE / min(h, w))
