@@ -321,7 +321,8 @@ def build_network(config: TrainConfig, network: Any, train_images: np.ndarray,
                   train_labels: np.ndarray | None = None) -> Network:
     """The Network a config describes (its epochs resolved), normalised by the training images'
     statistics, with its learning-rate schedule over the whole run."""
-    check_training_fits(infer(network), config.dtype, config.batch_size,
+    # a batch is never larger than the training set (88 photos in batches of 128: one of 88)
+    check_training_fits(infer(network), config.dtype, min(config.batch_size, len(train_images)),
                         _short(config.network or str(network.without_input())))
     weights = None
     if config.balance == "weights" and train_labels is not None:

@@ -353,7 +353,7 @@ def test_a_folder_larger_than_memory_trains_from_its_cache(tmp_path):
     done = subprocess.run([sys.executable, "-c", LIMITED, str(MEMORY_LIMIT), *argv], env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "3,200 from the cache" in done.stdout and "test accuracy" in done.stdout
+    assert "3,200 files from the cache" in done.stdout and "test accuracy" in done.stdout
     # and the same run without the cache cannot fit: the limit is real
     failed = subprocess.run([sys.executable, "-c", LIMITED, str(MEMORY_LIMIT), *argv,
                              "--no-cache", "--force"], env=env, capture_output=True, text=True,

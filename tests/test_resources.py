@@ -61,3 +61,28 @@ def test_running_out_of_memory_anyway_is_one_line_with_the_estimate_and_the_fix(
     assert len(lines) == 1, done.stderr[-2000:]
     assert "out of memory while training" in lines[0] and "--batch-size 128" in lines[0]
     assert "Traceback" not in done.stderr
+
+
+def test_the_check_counts_a_batch_no_larger_than_the_training_set(tmp_path, capsys,
+                                                                  monkeypatch):
+    """60 training images in batches of 256 are one batch of 60: memory for 60 images is
+    enough, and a machine with less is refused with the batch it really has."""
+    from convnet.cli import main
+    from convnet.network import training_need
+    from convnet.shapes import infer
+    from convnet.spec import parse
+    from convnet.train import default_network
+
+    folder = make_folder(tmp_path / "shapes", per_class=25, size=32)  # 75: 60 train, 15 test
+    network = parse(default_network((32, 32, 1), 3)).with_input((32, 32, 1))
+    need_60, _, per_image = training_need(infer(network), "float32", 60)
+    argv = ["train", "--data", str(folder), "--input", "32x32x1", "--batch-size", "256",
+            "--epochs", "1", "--engine", "numpy", "--val-size", "0", "--test-fraction", "0.2",
+            "--cache-dir", str(tmp_path / "cache")]
+    monkeypatch.setenv("CONVNET_MEMORY", str(need_60 + per_image // 2))  # < 256 images' worth
+    assert main([*argv, "--out", str(tmp_path / "fits")]) == 0
+    assert "test accuracy" in capsys.readouterr().out
+    monkeypatch.setenv("CONVNET_MEMORY", str(need_60 - per_image))
+    assert main([*argv, "--out", str(tmp_path / "refused")]) == 2
+    err = capsys.readouterr().err
+    assert "with batches of 60 needs about" in err and "--batch-size 59 or less fits" in err

@@ -73,7 +73,7 @@ class Decoded:
             parts.append(f"decoded {self.decoded:,} file{'s' if self.decoded != 1 else ''} in "
                          f"{self.seconds:.1f} s ({rate:,.0f} files/s)")
         if reused:
-            parts.append(f"{reused:,} from the cache")
+            parts.append(f"{reused:,} file{'s' if reused != 1 else ''} from the cache")
         if skipped:
             parts.append(f"{skipped:,} skipped (not readable images)")
         where = f" → {self.cache}" if self.cache is not None and self.decoded else ""
