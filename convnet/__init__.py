@@ -5,5 +5,6 @@ __version__ = "0.1.0"
 from .errors import UserError  # noqa: E402
 from .spec import Spec, parse  # noqa: E402
 from .network import Network  # noqa: E402
+from .api import fit, load, read_images  # noqa: E402
 
-__all__ = ["Network", "Spec", "UserError", "parse", "__version__"]
+__all__ = ["Network", "Spec", "UserError", "fit", "load", "parse", "read_images", "__version__"]

@@ -283,10 +283,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    import time
-    from dataclasses import asdict
-
-    from .recipes import changed, describe, recipe
+    from .api import default_directory, say, settings
     from .train import TrainConfig, Trainer, resume
 
     given = vars(args)
@@ -299,54 +296,30 @@ def _run_train(args: argparse.Namespace) -> int:
         trainer = resume(directory, given.get("epochs"))
         config = trainer.config
     else:
-        values = asdict(TrainConfig())
-        if given.get("recipe"):
-            from .recipes import PATH_WORDS, path_for
-
-            path, why = path_for(given.get("engine"), given.get("device"))
-            settings = recipe(given["recipe"], path)
-            members = settings.pop("ensemble", None)  # a recipe of several models
-            if members and given.get("ensemble") is None:
-                given["ensemble"] = members
-            values.update(settings)
-        values = changed(values, {k: v for k, v in given.items() if k in values})
-        if given.get("description"):
-            values["network"] = given["description"]
-        if given.get("recipe"):
+        options = {k: v for k, v in given.items()
+                   if k in TrainConfig.__dataclass_fields__ and k not in ("network", "recipe")}
+        chosen = settings(given.get("description"), given.get("recipe"), given.get("ensemble"),
+                          **options)
+        if chosen.recipe_line is not None:
             from .distributed import world
             if world().main:
-                shown = describe(given["recipe"], path,
-                                 changed={**values, "ensemble": given.get("ensemble")}
-                                 ).split(": ", 1)[1]
-                print(f"recipe {given['recipe']} ({PATH_WORDS[path]} path: {why}): {shown}",
-                      flush=True)
-        config = TrainConfig(**values)
-        name = Path(config.data).name or "data"
-        directory = Path(given.get("out") or f"runs/{name}-{time.strftime('%Y%m%d-%H%M%S')}")
-        if given.get("ensemble", 1) > 1:
+                print(chosen.recipe_line, flush=True)
+        config = chosen.config
+        directory = Path(given["out"]) if given.get("out") else default_directory(config)
+        if chosen.ensemble > 1:
             if given.get("serve"):
                 raise UserError("--serve watches one run; with --ensemble serve a member's run "
                                 "directory yourself (convnet serve DIR/model-1)")
-            return _train_ensemble(config, directory, given["ensemble"], given.get("force", False))
+            return _train_ensemble(config, directory, chosen.ensemble, given.get("force", False))
         trainer = Trainer(config, directory, force=given.get("force", False))
-    net, config = trainer.net, trainer.config
+    config = trainer.config
     if not trainer.world.main:  # other ranks of a torchrun train quietly
         trainer.run()
         return 0
-    from .networks import named
-
     for note in (*trainer.data.notes, *trainer.notes):
-        _say(note)
-    shown = config.network.strip().lower() if config.network and named(config.network) else \
-        net.spec.without_input()
-    length = plural(config.epochs, "epoch")
-    if given.get("epochs") is None and not given.get("recipe") and config.patience:
-        length += f" at most (stopping after {config.patience} without a better validation)"
-    print(f"training {shown} on {trainer.data.name} "
-          f"({format_count(len(trainer.train))} train, {format_count(len(trainer.val))} "
-          f"validation, {format_count(len(trainer.data.test))} test images of "
-          f"{'x'.join(map(str, net.input_shape))}), engine {net.engine.name}, "
-          f"{length} → {directory}", flush=True)
+        say(note)
+    print(trainer.plan(given.get("epochs") is not None or bool(given.get("recipe"))),
+          flush=True)
     page = None
     if given.get("serve"):
         from .web.serve import Background
@@ -430,14 +403,6 @@ def _train_ensemble(config, directory, count: int, force: bool) -> int:
         print(f"{run}: test accuracy {accuracy:.2%}")
     print(f"ensemble of {count}: test accuracy {result.accuracy:.2%} → {result.directory}")
     return 0
-
-
-def _say(note: str) -> None:
-    """A note of what loading or setting up did: warnings to stderr, the rest with the output."""
-    if note.startswith(("warning:", "cannot ")):
-        print(f"convnet: {note}", file=sys.stderr, flush=True)
-    else:
-        print(note, flush=True)
 
 
 def format_duration(seconds: float) -> str:

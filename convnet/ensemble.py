@@ -40,6 +40,7 @@ class Ensemble:
         self.input_shape = members[0].input_shape
         self.num_classes = len(classes)
         self.dtype = "float32"
+        self.meta: dict[str, Any] | None = None  # its model.json, when loaded (convnet.load)
 
     def logits(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
         return self.vote([m.logits(x, batch_size) for m in self.members])

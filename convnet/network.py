@@ -13,7 +13,7 @@ Every check of what the caller passes in lives here, so both engines get clean a
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -55,6 +55,9 @@ class Network:
         self.input_shape: tuple[int, int, int] = self.spec.input  # type: ignore[assignment]
         out = self.shapes[-1].output
         self.num_classes = out[0]
+        # the class names and model.json of a trained model (set by convnet.load), else None
+        self.classes: tuple[str, ...] | None = None
+        self.meta: dict[str, Any] | None = None
         if engine not in ENGINES:
             raise UserError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
         self.engine_name = engine

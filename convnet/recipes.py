@@ -207,6 +207,14 @@ def recipe(name: str, path: str | None = None) -> dict[str, Any]:
     return dict(settings, recipe=name)
 
 
+def own_network(name: str | None, network: str | None) -> bool:
+    """Whether `network` is recipe `name`'s own (on either path), not one the user gave:
+    the one that is fitted to a folder's images and classes (train.fit_network)."""
+    if not name or name not in RECIPES or not network:
+        return False
+    return any(network == recipe(name, path)["network"] for path in PATHS)
+
+
 def changed(settings: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     """A recipe's settings with some replaced (by the command line, a benchmark's variant): a
     Muon rate the changes did not set leaves with Muon when they pick another optimiser."""

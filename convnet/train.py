@@ -64,6 +64,35 @@ def default_network(shape: tuple[int, int, int], classes: int) -> str:
     return " ".join(stages + [head])
 
 
+def fit_network(network: Any, shape: tuple[int, int, int], classes: int | None
+                ) -> tuple[Any, list[str]]:
+    """A recipe's network (written for Fashion-MNIST's 28×28 images and 10 classes) fitted to
+    other data: each pooling whose window does not fit the maps floors (drops the odd row or
+    column, as PyTorch does), and the last fc has one output per class. Returns the network
+    (without input) and what changed, in words."""
+    import dataclasses
+
+    from .spec import FC, Pool, Spec
+
+    layers, changes = list(network.layers), []
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, Pool) or layer.floor:
+            continue
+        try:
+            infer(Spec(tuple(layers[:i + 1]), shape))
+        except UserError:
+            layers[i] = dataclasses.replace(layer, floor=True)
+            size = infer(Spec(tuple(layers[:i]), shape))[-1].output if i else shape  # H×W×C
+            changes.append(f"layer {i} {layer.to_text()} floors on {size[0]}x{size[1]} maps "
+                           f"({layers[i].to_text()})")
+    last = max((i for i, layer in enumerate(layers) if isinstance(layer, FC)), default=None)
+    if classes is not None and last is not None and layers[last].units != classes:
+        changes.append(f"the last layer is fc({classes}) for the {classes} classes, not "
+                       f"{layers[last].to_text()}")
+        layers[last] = dataclasses.replace(layers[last], units=classes)
+    return Spec(tuple(layers)), changes
+
+
 DEFAULT_NETWORK = default_network((28, 28, 1), 10)  # what the README quotes
 SMALL_DATA = 20_000  # fewer training images than this: crop augmentation and label smoothing
 # by default (a folder of 3,600 digits: 97.3% plain, 98.7% with both; docs/BENCHMARKS.md)
@@ -202,12 +231,16 @@ def prepare(config: TrainConfig) -> tuple[Dataset, Any]:
     against each other; a network that cannot fit is refused before any data is read."""
     from .data.sources import FolderOptions
 
+    from .recipes import own_network
+
     network = load_spec(config.network) if config.network else None
     shape = parse_input_shape(config.input) if config.input else \
         (network.input if network is not None else None)
     expected = shape or known_shape(config.data)
+    fitted = own_network(config.recipe, config.network)  # a recipe's, fitted to the data
     if network is not None and expected is not None:
-        check_training_fits(infer(network.with_input(expected)), config.dtype,
+        probe = fit_network(network, expected, None)[0] if fitted else network
+        check_training_fits(infer(probe.with_input(expected)), config.dtype,
                             config.batch_size, _short(config.network))
     importing = _import_torch_meanwhile() if config.engine in ("auto", "torch") else None
     try:
@@ -219,6 +252,8 @@ def prepare(config: TrainConfig) -> tuple[Dataset, Any]:
             importing.join()
     if network is None:
         network = load_spec(default_network(data.shape, len(data.classes)))
+    elif fitted:
+        network = fit_network(network, data.shape, len(data.classes))[0]
     elif network.input is not None and network.input != data.shape:
         raise UserError(f"the network's input is {format_shape(network.input)} but the "
                         f"{data.name} images are {format_shape(data.shape)}")
@@ -360,6 +395,12 @@ class Trainer:
             self.world.main
         self.data, network = prepare(config)
         classes = len(self.data.classes)
+        fitted_text = str(network.without_input())
+        refitted = config.network is not None and fitted_text != str(load_spec(
+            config.network).without_input())
+        if refitted:  # a recipe's network fitted to these images: saved so, for --resume
+            changes = fit_network(load_spec(config.network), self.data.shape, classes)[1]
+            config = replace(config, network=fitted_text)
         if network.num_classes is not None and network.num_classes != classes:
             raise UserError(f"the network ends in fc({network.num_classes}) but {self.data.name} "
                             f"has {classes} classes; end it with fc({classes})")
@@ -389,6 +430,9 @@ class Trainer:
             per_class = class_weights(self.train.labels, classes)
             self.sample_weights = per_class[self.train.labels] / per_class[self.train.labels].sum()
         self.notes = class_report(self.train.labels, self.data.classes)
+        if refitted:
+            self.notes.append(f"recipe {config.recipe} fitted to {self.data.name}'s "
+                              f"{format_shape(self.data.shape)} images: " + "; ".join(changes))
         total_steps = self.steps_per_epoch * config.epochs
         if config.ema and 1 / (1 - config.ema) > total_steps / 2:
             self.notes.append(f"warning: --ema {config.ema:g} averages over about "
@@ -479,6 +523,23 @@ class Trainer:
             self.rows = [row for row in rows if row.get("epoch", 0) <= self.start_epoch]
 
     # -- the loop ----------------------------------------------------------------------------
+    def plan(self, epochs_chosen: bool = True) -> str:
+        """What will be trained on what, for how long and where it goes: the line before the
+        first epoch. `epochs_chosen`: the epochs were given (by the caller or a recipe), so
+        the run is not said to stop early."""
+        from .networks import named
+
+        config, net = self.config, self.net
+        shown = config.network.strip().lower() if config.network and named(config.network) \
+            else net.spec.without_input()
+        length = f"{config.epochs} epoch{'s' if config.epochs != 1 else ''}"
+        if not epochs_chosen and config.patience:
+            length += f" at most (stopping after {config.patience} without a better validation)"
+        return (f"training {shown} on {self.data.name} ({len(self.train):,} train, "
+                f"{len(self.val):,} validation, {len(self.data.test):,} test images of "
+                f"{'x'.join(map(str, net.input_shape))}), engine {net.engine.name}, "
+                f"{length} → {self.directory}")
+
     def run(self, on_epoch_end: Callable[[int], None] | None = None) -> Result:
         config, started = self.config, time.perf_counter()
         for epoch in range(self.start_epoch, config.epochs):

@@ -56,10 +56,25 @@ def test_every_readme_command_is_accepted(argv, capsys, tmp_path, monkeypatch):
         assert main(argv) == 0, capsys.readouterr().err
 
 
-def test_the_python_example_runs():
-    (code,) = blocks("python")
+def test_the_python_examples_run(tmp_path, monkeypatch, capsys):
+    """The library's block on a small folder of photos (three classes of 28×28 grey shapes,
+    the recipe's two epochs), then the Network block."""
+    from PIL import Image
+
+    from crashing import make_folder
+
+    library, network = blocks("python")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CONVNET_CACHE", str(tmp_path / "cache"))
+    make_folder(tmp_path / "photos", per_class=20, size=28)
+    Image.new("L", (30, 20), 90).save("a.jpg")
+    Image.new("RGB", (28, 28), (20, 200, 20)).save("b.png")
     namespace: dict = {}
-    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    exec(compile(library, "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    assert namespace["net"].classes == ("left", "middle", "right")
+    assert namespace["probs"].shape == (2, 3) and "epoch 2/2" in capsys.readouterr().out
+    namespace = {}
+    exec(compile(network, "README.md", "exec"), namespace)  # noqa: S102
     assert namespace["probs"].shape == (8, 10)
     assert set(namespace["grads"]) == set(namespace["state"])
 

@@ -150,3 +150,58 @@ def test_the_ensemble_recipe_trains_its_members_and_their_vote(capsys, tmp_path,
     assert len(members) == 3
     saved = json.loads((tmp_path / "run/model-1/train.json").read_text())
     assert saved["augment"] == "crop,erase" and saved["tta_shift"] == 1
+
+
+@pytest.mark.parametrize("path", ["bf16", "fp32"])
+@pytest.mark.parametrize("name", list(RECIPES))
+def test_every_recipe_fits_images_of_any_size_and_any_number_of_classes(name, path):
+    from convnet.shapes import infer
+    from convnet.train import fit_network
+
+    network = parse(recipe(name, path)["network"])
+    for shape, classes in [((45, 63, 3), 7), ((28, 28, 1), 10), ((97, 31, 1), 2)]:
+        fitted, changes = fit_network(network, shape, classes)
+        infer(fitted.with_input(shape))  # fits: no error
+        assert fitted.num_classes == classes
+        assert bool(changes) == (shape != (28, 28, 1))
+        # only the pools that do not fit floor
+        for before, after in zip(network.layers, fitted.layers):
+            if before != after and after.type == "pool":
+                assert after.floor and not before.floor
+
+
+def test_fit_network_changes_only_what_does_not_fit():
+    from convnet.train import fit_network
+
+    network = parse("conv(8,3,pad=same) pool(2) conv(8,3,pad=same) pool(2) fc(10)")
+    fitted, changes = fit_network(network, (30, 30, 1), 3)  # 30 → 15 → 7 (floored)
+    assert str(fitted) == ("conv(8,3,pad=same) pool(2) conv(8,3,pad=same) pool(2,floor=true) "
+                           "flatten fc(3) softmax")
+    assert changes == ["layer 3 pool(2) floors on 15x15 maps (pool(2,floor=true))",
+                       "the last layer is fc(3) for the 3 classes, not fc(10)"]
+    assert fit_network(network, (28, 28, 1), None) == (network, [])  # classes left alone
+
+
+def test_a_recipe_trains_on_a_folder_of_other_images_and_classes(capsys, tmp_path):
+    """A user's folder: 30×30 colour-less images in 3 classes. The recipe's network gets fc(3)
+    and a flooring pool, says so, saves that network, and --resume continues with it."""
+    from crashing import make_folder
+
+    folder = make_folder(tmp_path / "shapes", per_class=20, size=30)
+    out = tmp_path / "run"
+    code = main(["train", "--recipe", "fast91", "--data", str(folder), "--epochs", "1",
+                 "--engine", "numpy", "--out", str(out), "--cache-dir", str(tmp_path / "c")])
+    stdout = capsys.readouterr().out
+    assert code == 0
+    assert "recipe fast91 fitted to shapes's 30x30x1 images: layer 5 pool(2) floors on 15x15 " \
+           "maps (pool(2,floor=true)); the last layer is fc(3) for the 3 classes, not fc(10)" \
+           in stdout
+    saved = json.loads((out / "train.json").read_text())
+    assert "pool(2,floor=true)" in saved["network"] and "fc(3)" in saved["network"]
+    assert main(["train", "--resume", str(out), "--epochs", "2"]) == 0
+    assert "epoch 2/2" in capsys.readouterr().out
+    # a network the user wrote is theirs: a mismatch is an error with the fix, not fitted
+    code = main(["train", "--recipe", "fast91", "conv(8,3,pad=same) pool(2) fc(10)", "--data",
+                 str(folder), "--epochs", "1", "--engine", "numpy", "--out", str(tmp_path / "x"),
+                 "--cache-dir", str(tmp_path / "c")])
+    assert code == 2 and "end it with fc(3)" in capsys.readouterr().err
