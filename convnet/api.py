@@ -131,8 +131,12 @@ def read_images(paths: list[str | Path] | str | Path, shape: tuple[int, int, int
     from .data.folder import EXTENSIONS, list_files, read_image
 
     if isinstance(paths, (str, Path)):
+        try:
+            folder = Path(paths).is_dir()
+        except OSError:  # a name too long for the file system: read_image says so below
+            folder = False
         paths = [path for path in list_files(Path(paths)) if path.suffix.lower() in EXTENSIONS] \
-            if Path(paths).is_dir() else [paths]
+            if folder else [paths]
     shape = tuple(int(v) for v in shape)
     if len(shape) != 3:
         raise UserError(f"shape is (height, width, channels), got {shape}")

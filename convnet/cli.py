@@ -557,7 +557,7 @@ def _images_to_predict(given: list[str]) -> tuple[list[str], set[str]]:
     names: list[str] = []
     from_folders: set[str] = set()
     for text in given:
-        if Path(text).is_dir():
+        if _is_folder(Path(text)):
             found = [str(path) for path in list_files(Path(text))]
             if not found:
                 raise UserError(f"no files in the folder {text}")
@@ -613,6 +613,13 @@ def _load_image(path_text: str, shape: tuple[int, int, int], meta: dict | None =
         return read_image(path, shape)
     except Exception as e:  # noqa: BLE001 - whatever Pillow says, it's the file
         raise UserError(f"{path_text} is not a readable image ({e})") from None
+
+
+def _is_folder(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:  # a name too long for the file system names no folder
+        return False
 
 
 def _exists(path: Path) -> bool:
