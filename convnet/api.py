@@ -42,7 +42,7 @@ def settings(description: str | None = None, recipe: str | None = None,
              ensemble: int | None = None, **options: Any) -> Settings:
     """A recipe's settings for this machine (its bf16 or float32 path), changed by `options`
     (TrainConfig's fields), with `description` as the network when given."""
-    from .recipes import PATH_WORDS, changed, describe, path_for
+    from .recipes import PATH_WORDS, TUNED_ON_IMAGES, changed, describe, path_for
     from .recipes import recipe as recipe_settings
     from .train import TrainConfig
 
@@ -60,6 +60,8 @@ def settings(description: str | None = None, recipe: str | None = None,
         if members and ensemble is None:
             ensemble = members
         values.update(chosen)
+    if recipe is not None and options.get("epochs") is None:
+        values["epochs_of"] = TUNED_ON_IMAGES  # its epochs: passes over Fashion-MNIST's images
     values = changed(values, options)
     if description is not None:
         values["network"] = description

@@ -3,6 +3,7 @@ format its name asks for: .png, .jpg, .svg or .pdf."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -57,13 +58,18 @@ def curve_figure(rows: list[dict[str, Any]]):
     epochs = [r["epoch"] for r in rows]
     figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
     marker = "o-" if len(rows) <= 40 else "-"
+    # a run without validation images (the recipes hold none out) draws no validation line
+    validated = any(math.isfinite(r["val_accuracy"]) for r in rows)
     left.plot(epochs, [r["train_loss"] for r in rows], marker, label="train", markersize=3)
-    left.plot(epochs, [r["val_loss"] for r in rows], marker, label="validation", markersize=3)
+    if validated:
+        left.plot(epochs, [r["val_loss"] for r in rows], marker, label="validation",
+                  markersize=3)
     left.set(xlabel="epoch", ylabel="loss", title="loss")
     right.plot(epochs, [100 * r["train_accuracy"] for r in rows], marker, label="train",
                markersize=3)
-    right.plot(epochs, [100 * r["val_accuracy"] for r in rows], marker, label="validation",
-               markersize=3)
+    if validated:
+        right.plot(epochs, [100 * r["val_accuracy"] for r in rows], marker, label="validation",
+                   markersize=3)
     right.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
     right.yaxis.set_major_formatter(PercentFormatter(decimals=0))
     for axis in (left, right):

@@ -99,6 +99,7 @@ SMALL_DATA = 20_000  # fewer training images than this: crop augmentation and la
 STEP_BUDGET = 3_500  # optimiser steps when --epochs is not given (8 epochs of Fashion-MNIST)
 EPOCH_RANGE = (8, 200)  # ... but at least 8 epochs and at most 200
 RUN_FILES = ("best", "last", "metrics.jsonl", "curve.png", "train.json")  # what a run writes
+CURVE_SECONDS = 10.0  # curve.png is drawn again after this long at the soonest (and at the end)
 
 
 @dataclass
@@ -142,6 +143,9 @@ class TrainConfig:
     identity_init: bool = False  # convs from C to C channels start as the identity plus noise
     bn_lr_scale: float = 1.0  # torch engine: batch norm's scale and shift learn this much faster
     recipe: str | None = None  # the named recipe these settings came from, if any
+    # a recipe's epochs are passes over this many images (those it was tuned on): a smaller
+    # training set gets as many steps, in more epochs (None: the epochs are as given)
+    epochs_of: int | None = None
     tensorboard: str | None = None  # write TensorBoard logs to this folder
     cache_dir: str | None = None  # where a folder's decoded images are kept (see data/cache.py)
     cache: bool = True  # keep them (False: decode into memory every run)
@@ -420,6 +424,13 @@ class Trainer:
         if config.label_smoothing is None:
             config = replace(config, label_smoothing=0.1 if small else 0.0)
             regularised += ["label smoothing 0.1"] if small else []
+        recipe_steps = None
+        if config.epochs_of is not None and config.epochs is not None:
+            steps = config.epochs * steps_per_epoch(config.epochs_of, config.batch_size)
+            epochs = min(EPOCH_RANGE[1], max(config.epochs, round(steps / self.steps_per_epoch)))
+            if epochs != config.epochs:
+                recipe_steps = (config.epochs, steps, config.epochs_of)
+            config = replace(config, epochs=epochs, epochs_of=None)  # resolved, for --resume
         if config.epochs is None:  # as many as the data needs: a budget of steps, and patience
             epochs = epochs_for(self.steps_per_epoch)
             config = replace(config, epochs=epochs,
@@ -439,6 +450,11 @@ class Trainer:
                               f"{1 / (1 - config.ema):,.0f} steps, but the run has "
                               f"{total_steps:,}: the average would be mostly the first "
                               "weights (try a decay with a shorter horizon, e.g. 0.99)")
+        if recipe_steps is not None:
+            own, steps, images = recipe_steps
+            self.notes.append(f"recipe {config.recipe} on {len(self.train):,} training images: "
+                              f"{config.epochs} epochs, for the {steps:,} steps of its {own} "
+                              f"epochs of {images:,} images (--epochs sets them)")
         if regularised:
             self.notes.append(f"a small training set ({len(self.train):,} images): "
                               f"{' and '.join(regularised)} (--augment, --label-smoothing "
@@ -465,6 +481,7 @@ class Trainer:
         self.stopped_early: str | None = None  # why, when the patience ran out
         self._plots = None  # the thread that draws curve.png
         self._curve = None
+        self._curve_rows, self._curve_at = 0, 0.0  # the rows drawn last, and when
         self.rows: list[dict[str, Any]] = []  # the metrics of every epoch so far
         self.best_state: dict[str, np.ndarray] | None = None  # the weights at the best epoch
         self.best_row: dict[str, Any] = {}
@@ -542,6 +559,7 @@ class Trainer:
 
     def run(self, on_epoch_end: Callable[[int], None] | None = None) -> Result:
         config, started = self.config, time.perf_counter()
+        self._curve_at = started  # the first drawing after CURVE_SECONDS (a short run: the end)
         for epoch in range(self.start_epoch, config.epochs):
             row = self._epoch(epoch)
             if not self.world.main:
@@ -572,20 +590,30 @@ class Trainer:
             self.board.close()
         if not self.world.main:
             return Result(self.directory, math.nan, 0, time.perf_counter() - started)
+        if self._curve_rows < len(self.rows):  # the last epochs, where they were skipped
+            self._draw_curve(final=True)
         result = self._finish(time.perf_counter() - started)
         self._curve_drawn()  # drawn meanwhile, on its thread
         return result
 
-    def _draw_curve(self) -> None:
+    def _draw_curve(self, final: bool = False) -> None:
         """curve.png, drawn on a thread of its own while the next epoch trains (matplotlib's
-        import and drawing take about a second, which a short run would otherwise wait for)."""
+        import and drawing take about a second, which a short run would otherwise wait for).
+        While training, at most once every CURVE_SECONDS and never while the last drawing is
+        still going: drawing holds the GIL that the training loop needs too, and on a small
+        folder (an epoch of 4,000 digits takes 0.8 s) drawing every epoch slowed fast91's
+        31 epochs from 22 to 31 s. `final`: the last rows, drawn whatever the time."""
         from concurrent.futures import ThreadPoolExecutor
 
         from .figures import training_curve
 
+        if not final and (time.perf_counter() - self._curve_at < CURVE_SECONDS or
+                          (self._curve is not None and not self._curve.done())):
+            return  # drawn later, with these rows too
         self._curve_drawn()  # one drawing at a time: pyplot is not for two threads at once
         if self._plots is None:
             self._plots = ThreadPoolExecutor(max_workers=1, thread_name_prefix="convnet-curve")
+        self._curve_rows, self._curve_at = len(self.rows), time.perf_counter()
         self._curve = self._plots.submit(training_curve, list(self.rows),
                                          self.directory / "curve.png")
 

@@ -3,6 +3,8 @@ draw, checked on the matplotlib figures themselves."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -110,4 +112,18 @@ def test_the_training_curve_ticks_whole_epochs(epochs):
         low, high = axis.get_xlim()
         ticks = [t for t in axis.get_xticks() if low <= t <= high]
         assert ticks and all(float(t).is_integer() for t in ticks)
+    close(figure)
+
+
+def test_a_run_without_validation_images_draws_no_validation_line():
+    rows = [{"epoch": e, "train_loss": 1 / e, "val_loss": math.nan, "train_accuracy": 0.5,
+             "val_accuracy": math.nan} for e in range(1, 4)]
+    figure = curve_figure(rows)
+    for axis in figure.axes:
+        assert [text.get_text() for text in axis.get_legend().get_texts()] == ["train"]
+    close(figure)
+    rows[1]["val_accuracy"], rows[1]["val_loss"] = 0.7, 0.9
+    figure = curve_figure(rows)
+    assert [t.get_text() for t in figure.axes[1].get_legend().get_texts()] == \
+        ["train", "validation"]
     close(figure)

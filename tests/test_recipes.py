@@ -205,3 +205,27 @@ def test_a_recipe_trains_on_a_folder_of_other_images_and_classes(capsys, tmp_pat
                  str(folder), "--epochs", "1", "--engine", "numpy", "--out", str(tmp_path / "x"),
                  "--cache-dir", str(tmp_path / "c")])
     assert code == 2 and "end it with fc(3)" in capsys.readouterr().err
+
+
+def test_a_recipe_keeps_its_steps_on_a_smaller_training_set(tmp_path):
+    """fast91's 2 epochs of Fashion-MNIST are 2 × 234 steps at batch 256; on 960 training
+    images (3 steps an epoch) they become 156 epochs, said in a note — unless --epochs is
+    given. A tiny set stops at EPOCH_RANGE's 200 epochs."""
+    from convnet.api import settings
+    from convnet.train import EPOCH_RANGE, Trainer
+    from crashing import make_folder
+
+    folder = make_folder(tmp_path / "shapes", per_class=400, size=8)  # 960 train, 240 test
+    common = dict(data=str(folder), engine="numpy", cache_dir=str(tmp_path / "c"))
+    trainer = Trainer(settings(recipe="fast91", **common).config, tmp_path / "a")
+    assert trainer.config.epochs == 156 and trainer.config.epochs_of is None
+    assert "recipe fast91 on 960 training images: 156 epochs, for the 468 steps of its 2 " \
+           "epochs of 60,000 images (--epochs sets them)" in trainer.notes
+    given = Trainer(settings(recipe="fast91", epochs=3, **common).config, tmp_path / "b")
+    assert given.config.epochs == 3 and not any("steps of its" in n for n in given.notes)
+    tiny = make_folder(tmp_path / "tiny", per_class=10, size=8)
+    trainer = Trainer(settings(recipe="fast94", **{**common, "data": str(tiny)}).config,
+                      tmp_path / "d")
+    assert trainer.config.epochs == EPOCH_RANGE[1]
+    # Fashion-MNIST itself (60,000 training images) keeps the recipe's epochs
+    assert settings(recipe="fast91").config.epochs_of == 60_000

@@ -293,3 +293,24 @@ def test_durations_read_as_a_person_writes_them(seconds, text):
     from convnet.cli import format_duration
 
     assert format_duration(seconds) == text
+
+
+def test_the_curve_is_drawn_now_and_then_and_always_with_the_last_epoch(tmp_path, monkeypatch,
+                                                                        capsys):
+    """Drawing holds the GIL the training loop needs: while training curve.png is drawn at
+    most every CURVE_SECONDS (here: never), and at the end with every epoch."""
+    import convnet.figures
+    import convnet.train
+    from crashing import make_folder
+
+    drawn = []
+    real = convnet.figures.training_curve
+    monkeypatch.setattr(convnet.figures, "training_curve",
+                        lambda rows, path: (drawn.append(len(rows)), real(rows, path))[1])
+    monkeypatch.setattr(convnet.train, "CURVE_SECONDS", 1e9)
+    folder = make_folder(tmp_path / "shapes", per_class=10, size=8)
+    assert main(["train", "conv(4,3) relu fc(3)", "--data", str(folder), "--epochs", "4",
+                 "--engine", "numpy", "--out", str(tmp_path / "run"), "--cache-dir",
+                 str(tmp_path / "c")]) == 0
+    assert drawn == [4] and (tmp_path / "run" / "curve.png").stat().st_size > 0
+    capsys.readouterr()
