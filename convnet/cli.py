@@ -149,10 +149,11 @@ def _inspect(args: argparse.Namespace) -> int:
     elif args.explain:
         print(inspector.explain(network, shape, lang=args.lang))
     else:
-        from .networks import named, path
+        from .networks import source
 
         key = args.description.strip().lower()
-        title = f"{key} (convnet/networks/{path(key).name})" if named(key) else None
+        where = source(key)
+        title = f"{key} ({where})" if where is not None else None
         print(inspector.table(network, shape, lang=args.lang, title=title))
     return 0
 

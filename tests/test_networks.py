@@ -3,6 +3,7 @@ the famous weight counts exactly, multiply-adds as PyTorch counts them, and thei
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -14,6 +15,7 @@ from convnet.cli import main
 from convnet.engines.torch.build import build_sequential
 from convnet.networks import NAMES, named
 from convnet.shapes import infer
+from convnet.spec import parse
 
 FAMOUS = {  # weights, as the papers and torchvision give them; the input; the floors
     "lenet5": (61_706, (32, 32, 1), 0),
@@ -95,8 +97,26 @@ def test_resnet18_floors_twice_before_its_first_block():
 def test_list_shows_them_one_line_each(capsys):
     assert main(["inspect", "--list"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in lines] == list(NAMES)
+    assert [line.split()[0] for line in lines[:-1]] == list(NAMES)
     assert "11,689,512 weights" in lines[NAMES.index("resnet18")]
+    assert lines[-1] == ("and the recipes' networks, on 28x28x1: fast91, fast93, fast94, best, "
+                         "ensemble (convnet inspect fast91)")
+
+
+@pytest.mark.parametrize("path", ["bf16", "fp32"])
+def test_a_recipe_names_its_network_on_the_path_this_machine_takes(capsys, monkeypatch, path):
+    import convnet.recipes
+    from convnet.recipes import RECIPES, recipe
+
+    monkeypatch.setattr(convnet.recipes, "path_for", lambda *a: (path, "as the test says"))
+    for name in RECIPES:
+        assert main(["inspect", name.upper(), "--json"]) == 0
+        shown = json.loads(capsys.readouterr().out)
+        assert shown["input"] == [28, 28, 1]
+        assert parse(recipe(name, path)["network"]) == parse(shown["description"])
+    assert main(["inspect", "fast94"]) == 0
+    assert capsys.readouterr().out.startswith(
+        f"network: fast94 (recipe fast94 in convnet/recipes.py, {path} path)")
 
 
 def test_inspect_by_name_shows_a_residual_block_with_its_paths(capsys):
