@@ -152,7 +152,9 @@ def open_model(model: str | Path, engine: str = "auto", device: str | None = Non
     from .networks import named
 
     text = str(model)
-    if named(text) is None and "(" not in text:
+    path = Path(text)
+    # a model directory first: inside a run, `best` is its checkpoint, not the recipe's network
+    if (named(text) is None and "(" not in text) or _is_model(path) or _is_model(path / "best"):
         return load(model, engine, device)
     network = spec_module.load(text)
     if network.input is None:
@@ -162,6 +164,13 @@ def open_model(model: str | Path, engine: str = "auto", device: str | None = Non
     classes = [str(k) for k in range(net.num_classes)]
     return net, {"classes": classes, "directory": None, "description": str(network),
                  "training": {}, "untrained": f"{text.strip()}, weights drawn from seed {seed}"}
+
+
+def _is_model(path: Path) -> bool:
+    try:
+        return (path / "model.json").is_file()
+    except OSError:  # a description too long to be a file name
+        return False
 
 
 def resolve(path: str | Path) -> Path:

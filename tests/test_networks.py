@@ -201,3 +201,23 @@ def test_train_takes_a_name(capsys, tmp_path):
     out = capsys.readouterr().out
     assert "\ntraining resnet20 on cifar10 (" in out
     assert "test accuracy" in out
+
+
+def test_a_model_directory_comes_before_a_network_of_the_same_name(capsys, tmp_path,
+                                                                   monkeypatch, served_model):
+    """Inside a run, `best` is its checkpoint (not recipe best's untrained network); a run
+    directory named like a recipe is that run. Elsewhere the names mean the networks."""
+    import shutil
+
+    from PIL import Image
+
+    shutil.copytree(served_model / "best", tmp_path / "best")
+    shutil.copytree(served_model, tmp_path / "fast94")
+    Image.new("L", (28, 28), 90).save(tmp_path / "x.png")
+    monkeypatch.chdir(tmp_path)
+    for model in ("best", "fast94"):
+        assert main(["show", model, "x.png", "--out", f"{model}.png"]) == 0
+        assert "untrained" not in capsys.readouterr().err
+    monkeypatch.chdir(tmp_path / "fast94" / "best")  # no model called best here
+    assert main(["show", "best", str(tmp_path / "x.png"), "--out", str(tmp_path / "n.png")]) == 0
+    assert "best, weights drawn from seed 0: untrained" in capsys.readouterr().err
