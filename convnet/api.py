@@ -21,11 +21,16 @@ import sys
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import UserError
+
+if TYPE_CHECKING:  # (imported when called: `import convnet` stays light)
+    from .ensemble import Ensemble, Trained
+    from .network import Network
+    from .train import Result, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -33,7 +38,7 @@ class Settings:
     """A run's settings resolved: the TrainConfig, how many models (an ensemble recipe asks for
     several), and the line that says which recipe path was taken (None without a recipe)."""
 
-    config: Any  # TrainConfig
+    config: TrainConfig
     ensemble: int
     recipe_line: str | None
 
@@ -74,7 +79,7 @@ def settings(description: str | None = None, recipe: str | None = None,
     return Settings(TrainConfig(**values).check(), count, line)
 
 
-def default_directory(config: Any) -> Path:
+def default_directory(config: TrainConfig) -> Path:
     """runs/DATA-DATE-TIME, where a run goes when no directory is given."""
     name = Path(config.data).name or "data"
     return Path(f"runs/{name}-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -82,7 +87,7 @@ def default_directory(config: Any) -> Path:
 
 def fit(description: str | None = None, *, recipe: str | None = None,
           out: str | Path | None = None, force: bool = False, ensemble: int | None = None,
-          **options: Any):
+          **options: Any) -> Result | Trained:
     """Train as `convnet train` does and return its result: a `train.Result` (directory,
     test_accuracy, best_epoch, seconds, recall per class), or for several models an
     `ensemble.Trained` (directory, members, accuracy). Epochs are printed as they end."""
@@ -111,7 +116,8 @@ def say(note: str) -> None:
         print(note, flush=True)
 
 
-def load(path: str | Path, engine: str = "auto", device: str | None = None):
+def load(path: str | Path, engine: str = "auto", device: str | None = None
+         ) -> Network | Ensemble:
     """A trained model (a checkpoint directory, a run's directory for its best/, or a saved
     ensemble) as a Network, or an Ensemble, with `.classes` (the class names in the order of
     its outputs) and `.meta` (everything model.json says)."""
