@@ -12,7 +12,7 @@ import math
 import re
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from .errors import UserError
 
@@ -513,15 +513,17 @@ def _run_predict(args: argparse.Namespace) -> int:
     # a chunk of images at a time, so that a folder of any size fits in memory; everything is
     # printed at the end, so a mistake in an image named on the line leaves no output behind
     for start in range(0, len(names), PREDICT_CHUNK):
+        chunk = names[start:start + PREDICT_CHUNK]
+        decoded = _decode_all([name for name in chunk if name in from_folders], net.input_shape)
         kept, batch = [], []
-        for name in names[start:start + PREDICT_CHUNK]:
-            try:
+        for name in chunk:
+            if name in decoded:
+                if decoded[name] is None:
+                    skipped.append(name)  # a folder's other files: skipped and counted
+                    continue
+                batch.append(decoded[name])
+            else:  # a file named on the line (or test:N) must be an image
                 batch.append(_load_image(name, net.input_shape, meta))
-            except UserError:
-                if name not in from_folders:
-                    raise
-                skipped.append(name)  # a folder's other files: skipped and counted
-                continue
             kept.append(name)
         if not batch:
             continue
@@ -546,7 +548,23 @@ def _run_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-PREDICT_CHUNK = 1024  # images read and classified at a time by predict
+PREDICT_CHUNK = 4096  # images read and classified at a time by predict
+
+
+def _decode_all(names: list[str], shape: tuple[int, int, int]) -> dict[str, Any]:
+    """{name: H×W×C image, or None where the file is not a readable image}: decoded on every
+    core as training decodes a folder (data/cache.py), with a progress bar on a terminal."""
+    import os
+
+    from .data.cache import load
+
+    if not names:
+        return {}
+    root = Path(os.path.commonpath(names))
+    decoded = load(root if root.is_dir() else root.parent, [Path(n) for n in names], shape,
+                   None, progress=sys.stderr.isatty())
+    return {name: (decoded.images[i] if decoded.readable[i] else None)
+            for i, name in enumerate(names)}
 
 
 def _images_to_predict(given: list[str]) -> tuple[list[str], set[str]]:

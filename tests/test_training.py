@@ -314,3 +314,24 @@ def test_the_curve_is_drawn_now_and_then_and_always_with_the_last_epoch(tmp_path
                  str(tmp_path / "c")]) == 0
     assert drawn == [4] and (tmp_path / "run" / "curve.png").stat().st_size > 0
     capsys.readouterr()
+
+
+def test_predict_decodes_a_large_folder_on_every_core_with_the_same_answers(capsys, tmp_path,
+                                                                            trained):
+    """Past data/cache.py's IN_PROCESS_BELOW files a folder is decoded by worker processes:
+    the answers are those of the same files named one by one (decoded here, in turn)."""
+    from PIL import Image
+
+    from convnet.data.cache import IN_PROCESS_BELOW
+    folder = tmp_path / "many"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(IN_PROCESS_BELOW + 4):
+        Image.fromarray(rng.integers(0, 256, (20 + i % 9, 30, 3), dtype=np.uint8)).save(
+            folder / f"{i:03}.png")
+    (folder / "readme.txt").write_text("not an image")
+    assert main(["predict", str(trained), str(folder), "--json"]) == 0
+    by_folder = json.loads(capsys.readouterr().out)
+    files = sorted(str(p) for p in folder.glob("*.png"))
+    assert main(["predict", str(trained), *files, "--json"]) == 0
+    assert by_folder == json.loads(capsys.readouterr().out)
