@@ -204,7 +204,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("description", nargs="?",
                    help="the network, a file or a name (default: CONV–RELU–POOL stages fitted to "
                         f"the images, e.g. on 28x28x1 with 10 classes: {DEFAULT_NETWORK})")
-    p.add_argument("--recipe", choices=list(RECIPES), help="start from a named recipe")
+    p.add_argument("--recipe", choices=list(RECIPES),
+                   help="start from a named recipe (on other data its network gets one output "
+                        "per class, and a smaller training set the same steps in more epochs)")
     option("--data", "fashion-mnist, mnist, cifar10, or a folder with one subfolder per class")
     option("--input", "input shape for a folder of images (default: inferred from the images)",
            metavar="HxWxC")

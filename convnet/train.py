@@ -230,11 +230,12 @@ def channel_stats(images) -> tuple[tuple[float, ...], tuple[float, ...]]:
     return tuple(mean.tolist()), tuple(np.where(std > 0, std, 1.0).tolist())
 
 
-def prepare(config: TrainConfig) -> tuple[Dataset, Any]:
+def prepare(config: TrainConfig) -> tuple[Dataset, Any, list[str]]:
     """The data set and the parsed network (given, or the default for the data), checked
-    against each other; a network that cannot fit is refused before any data is read."""
+    against each other; a network that cannot fit is refused before any data is read. A
+    recipe's own network is fitted to the data: the third item says what changed (empty
+    otherwise)."""
     from .data.sources import FolderOptions
-
     from .recipes import own_network
 
     network = load_spec(config.network) if config.network else None
@@ -254,14 +255,15 @@ def prepare(config: TrainConfig) -> tuple[Dataset, Any]:
     finally:
         if importing is not None:  # torch must be whole before anything else imports it
             importing.join()
+    changes: list[str] = []
     if network is None:
         network = load_spec(default_network(data.shape, len(data.classes)))
     elif fitted:
-        network = fit_network(network, data.shape, len(data.classes))[0]
+        network, changes = fit_network(network, data.shape, len(data.classes))
     elif network.input is not None and network.input != data.shape:
         raise UserError(f"the network's input is {format_shape(network.input)} but the "
                         f"{data.name} images are {format_shape(data.shape)}")
-    return data, network.with_input(data.shape)
+    return data, network.with_input(data.shape), changes
 
 
 def _import_torch_meanwhile() -> threading.Thread | None:
@@ -397,14 +399,10 @@ class Trainer:
         self.world = distributed.join(config.engine, config.device, config.batch_size)
         self.progress = (sys.stderr.isatty() if progress is None else progress) and \
             self.world.main
-        self.data, network = prepare(config)
+        self.data, network, fitted = prepare(config)
         classes = len(self.data.classes)
-        fitted_text = str(network.without_input())
-        refitted = config.network is not None and fitted_text != str(load_spec(
-            config.network).without_input())
-        if refitted:  # a recipe's network fitted to these images: saved so, for --resume
-            changes = fit_network(load_spec(config.network), self.data.shape, classes)[1]
-            config = replace(config, network=fitted_text)
+        if fitted:  # a recipe's network fitted to these images: saved so, for --resume
+            config = replace(config, network=str(network.without_input()))
         if network.num_classes is not None and network.num_classes != classes:
             raise UserError(f"the network ends in fc({network.num_classes}) but {self.data.name} "
                             f"has {classes} classes; end it with fc({classes})")
@@ -441,9 +439,9 @@ class Trainer:
             per_class = class_weights(self.train.labels, classes)
             self.sample_weights = per_class[self.train.labels] / per_class[self.train.labels].sum()
         self.notes = class_report(self.train.labels, self.data.classes)
-        if refitted:
+        if fitted:
             self.notes.append(f"recipe {config.recipe} fitted to {self.data.name}'s "
-                              f"{format_shape(self.data.shape)} images: " + "; ".join(changes))
+                              f"{format_shape(self.data.shape)} images: " + "; ".join(fitted))
         total_steps = self.steps_per_epoch * config.epochs
         if config.ema and 1 / (1 - config.ema) > total_steps / 2:
             self.notes.append(f"warning: --ema {config.ema:g} averages over about "
