@@ -5,6 +5,7 @@ __version__ = "0.1.0"
 from .errors import UserError  # noqa: E402
 from .spec import Spec, parse  # noqa: E402
 from .network import Network  # noqa: E402
-from .api import fit, load, read_images  # noqa: E402
+from .api import fit, load, predict_files, read_images  # noqa: E402
 
-__all__ = ["Network", "Spec", "UserError", "fit", "load", "parse", "read_images", "__version__"]
+__all__ = ["Network", "Spec", "UserError", "fit", "load", "parse", "predict_files", "read_images",
+           "__version__"]

@@ -1,4 +1,5 @@
-"""What `convnet train` and `convnet predict` do, for a Python caller (a notebook, a script).
+"""What `convnet train` and `convnet predict` do, for a Python caller (a notebook, a script);
+the command line parses and prints around these.
 
     import convnet
 
@@ -7,6 +8,7 @@
     net = convnet.load(result.directory)                       # its best checkpoint, a Network
     net.classes                                                # ("cat", "dog", ...)
     probs = net.predict(convnet.read_images(["a.jpg", "b.png"], net.input_shape))
+    answers, skipped = convnet.predict_files(net, ["photos/", "a.jpg"])   # as convnet predict
 
 `fit` (named as Keras and scikit-learn name it: `convnet.train` is the module of the training
 loop) takes the command's options as keywords, named as in `TrainConfig` (`epochs=3`,
@@ -17,6 +19,7 @@ below, so the two cannot drift apart.
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from dataclasses import asdict, dataclass, fields
@@ -131,31 +134,149 @@ def load(path: str | Path, engine: str = "auto", device: str | None = None
     return net
 
 
+TEST_IMAGE = re.compile(r"test:(.*)")
+PREDICT_CHUNK = 4096  # images read and classified at a time by predict_files
+
+
+def image_from(text: str, shape: tuple[int, int, int], meta: dict[str, Any] | None = None
+               ) -> np.ndarray:
+    """An image file at `shape` (H×W×C uint8, converted and resized as training does), or with
+    a model's `meta`, `test:N`: test image N of the data set the model learned from."""
+    from .data.folder import read_image
+
+    path = Path(text)
+    found = TEST_IMAGE.fullmatch(text)
+    if found and meta is not None and not _exists(path):
+        number = found.group(1).strip()
+        if not re.fullmatch(r"-?\d{1,12}", number):
+            raise UserError(f"{text}: give test:N, with N the number of a test image "
+                            "(0, 1, 2, ...)")
+        return _test_image(int(number), shape, meta)
+    if not _exists(path) or _is_folder(path):
+        raise UserError(f"no image file {text}")
+    try:
+        return read_image(path, shape)
+    except Exception as e:  # noqa: BLE001 - whatever Pillow says, it's the file
+        raise UserError(f"{text} is not a readable image ({e})") from None
+
+
 def read_images(paths: list[str | Path] | str | Path, shape: tuple[int, int, int]) -> np.ndarray:
     """Image files (or a folder's image files, by their names' endings, in its subfolders too,
-    sorted) as N×H×W×C uint8, each converted and
-    resized to `shape` as training and `convnet predict` do. A file that is not a readable
-    image is an error naming it."""
-    from .data.folder import EXTENSIONS, list_files, read_image
+    sorted) as N×H×W×C uint8, each converted and resized to `shape` as training and `convnet
+    predict` do. A file that is not a readable image is an error naming it."""
+    from .data.folder import EXTENSIONS, list_files
 
     if isinstance(paths, (str, Path)):
-        try:
-            folder = Path(paths).is_dir()
-        except OSError:  # a name too long for the file system: read_image says so below
-            folder = False
         paths = [path for path in list_files(Path(paths)) if path.suffix.lower() in EXTENSIONS] \
-            if folder else [paths]
-    shape = tuple(int(v) for v in shape)
+            if _is_folder(Path(paths)) else [paths]
+    shape = tuple(int(v) for v in shape)  # type: ignore[assignment]
     if len(shape) != 3:
         raise UserError(f"shape is (height, width, channels), got {shape}")
-    images = []
-    for path in paths:
-        try:
-            images.append(read_image(Path(path), shape))  # type: ignore[arg-type]
-        except FileNotFoundError:
-            raise UserError(f"no image file {path}") from None
-        except Exception as e:  # noqa: BLE001 - whatever Pillow says, it's the file
-            raise UserError(f"{path} is not a readable image ({e})") from None
-    if not images:
+    if not paths:
         raise UserError("no images given")
-    return np.stack(images)
+    return np.stack([image_from(str(path), shape) for path in paths])
+
+
+def predict_files(model: Any, given: list[str], top: int = 3, meta: dict[str, Any] | None = None
+                  ) -> tuple[list[dict[str, Any]], list[str]]:
+    """What `convnet predict` prints: for each image file, folder (every file in it and its
+    subfolders, sorted; those that are not readable images skipped) or `test:N` (with `meta`),
+    its `top` classes with their probabilities, most likely first; and the folders' skipped
+    files. A file named in `given` must be an image. Images are read a chunk at a time, a
+    folder's decoded on every core, and nothing is returned until all are classified."""
+    names, from_folders = _opened(given)
+    classes = list(meta["classes"] if meta is not None else
+                   getattr(model, "classes", None) or range(model.num_classes))
+    classes = [str(name) for name in classes]  # (a Network without names: its output numbers)
+    top = min(top, len(classes))
+    results: list[dict[str, Any]] = []
+    skipped: list[str] = []
+    for start in range(0, len(names), PREDICT_CHUNK):
+        chunk = names[start:start + PREDICT_CHUNK]
+        decoded = _decode_all([name for name in chunk if name in from_folders],
+                              model.input_shape)
+        kept, batch = [], []
+        for name in chunk:
+            if name in decoded:
+                if decoded[name] is None:
+                    skipped.append(name)  # a folder's other files: skipped and counted
+                    continue
+                batch.append(decoded[name])
+            else:  # a file named in `given` (or test:N) must be an image
+                batch.append(image_from(name, model.input_shape, meta))
+            kept.append(name)
+        if not batch:
+            continue
+        for name, p in zip(kept, model.predict(np.stack(batch))):
+            order = np.argsort(-p, kind="stable")[:top]
+            results.append({"image": name, "top": [{"class": classes[i],
+                                                    "probability": float(p[i])}
+                                                   for i in order]})
+    if not results:
+        raise UserError(f"no readable image in {', '.join(given)} "
+                        f"({len(skipped):,} file{'s' if len(skipped) != 1 else ''} skipped, e.g. "
+                        f"{skipped[0]})")
+    return results, skipped
+
+
+def _opened(given: list[str]) -> tuple[list[str], set[str]]:
+    """The names given, folders opened: every file in a folder and its subfolders (hidden ones
+    left out), sorted; and which of them came from folders."""
+    from .data.folder import list_files
+
+    names: list[str] = []
+    from_folders: set[str] = set()
+    for text in given:
+        if _is_folder(Path(text)):
+            found = [str(path) for path in list_files(Path(text))]
+            if not found:
+                raise UserError(f"no files in the folder {text}")
+            names += found
+            from_folders.update(found)
+        else:
+            names.append(text)
+    return names, from_folders
+
+
+def _decode_all(names: list[str], shape: tuple[int, int, int]) -> dict[str, Any]:
+    """{name: H×W×C image, or None where the file is not a readable image}: decoded on every
+    core as training decodes a folder (data/cache.py), with a progress bar on a terminal."""
+    import os
+
+    from .data.cache import load as decode
+
+    if not names:
+        return {}
+    root = Path(os.path.commonpath(names))
+    decoded = decode(root if root.is_dir() else root.parent, [Path(n) for n in names], shape,
+                     None, progress=sys.stderr.isatty())
+    return {name: (decoded.images[i] if decoded.readable[i] else None)
+            for i, name in enumerate(names)}
+
+
+def _test_image(index: int, shape: tuple[int, int, int], meta: dict[str, Any]) -> np.ndarray:
+    from .data import load_dataset
+
+    training = meta.get("training", {})
+    if not training.get("data"):
+        raise UserError(f"test:{index}: this model does not say which data set it learned from")
+    data = load_dataset(training["data"], training.get("data_dir"), shape=shape,
+                        download_ok=False)
+    if not 0 <= index < len(data.test.images):
+        raise UserError(f"test:{index}: {training['data']} has test images 0 to "
+                        f"{len(data.test.images) - 1}")
+    return data.test.images[index]
+
+
+def _is_folder(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:  # a name too long for the file system names no folder
+        return False
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # a name too long for the file system names no file
+        return False

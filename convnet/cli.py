@@ -503,40 +503,11 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_predict(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from . import checkpoint
+    from .api import predict_files
 
     net, meta = checkpoint.load(args.model, engine=args.engine, device=args.device)
-    classes = list(meta["classes"])
-    names, from_folders = _images_to_predict(args.images)
-    top = min(args.top, len(classes))
-    results, skipped = [], []
-    # a chunk of images at a time, so that a folder of any size fits in memory; everything is
-    # printed at the end, so a mistake in an image named on the line leaves no output behind
-    for start in range(0, len(names), PREDICT_CHUNK):
-        chunk = names[start:start + PREDICT_CHUNK]
-        decoded = _decode_all([name for name in chunk if name in from_folders], net.input_shape)
-        kept, batch = [], []
-        for name in chunk:
-            if name in decoded:
-                if decoded[name] is None:
-                    skipped.append(name)  # a folder's other files: skipped and counted
-                    continue
-                batch.append(decoded[name])
-            else:  # a file named on the line (or test:N) must be an image
-                batch.append(_load_image(name, net.input_shape, meta))
-            kept.append(name)
-        if not batch:
-            continue
-        for name, p in zip(kept, net.predict(np.stack(batch))):
-            order = np.argsort(-p, kind="stable")[:top]
-            results.append({"image": name, "top": [{"class": classes[i],
-                                                    "probability": float(p[i])}
-                                                   for i in order]})
-    if not results:
-        raise UserError(f"no readable image in {', '.join(args.images)} "
-                        f"({plural(len(skipped), 'file')} skipped, e.g. {skipped[0]})")
+    results, skipped = predict_files(net, args.images, args.top, meta)
     if skipped:
         print(f"convnet: note: skipped {plural(len(skipped), 'file')} in the folders that "
               f"{'is' if len(skipped) == 1 else 'are'} not a readable image, e.g. {skipped[0]}",
@@ -548,45 +519,6 @@ def _run_predict(args: argparse.Namespace) -> int:
             best = ", ".join(f"{t['class']} {t['probability']:.1%}" for t in r["top"])
             print(f"{r['image']}: {best}")
     return 0
-
-
-PREDICT_CHUNK = 4096  # images read and classified at a time by predict
-
-
-def _decode_all(names: list[str], shape: tuple[int, int, int]) -> dict[str, Any]:
-    """{name: H×W×C image, or None where the file is not a readable image}: decoded on every
-    core as training decodes a folder (data/cache.py), with a progress bar on a terminal."""
-    import os
-
-    from .data.cache import load
-
-    if not names:
-        return {}
-    root = Path(os.path.commonpath(names))
-    decoded = load(root if root.is_dir() else root.parent, [Path(n) for n in names], shape,
-                   None, progress=sys.stderr.isatty())
-    return {name: (decoded.images[i] if decoded.readable[i] else None)
-            for i, name in enumerate(names)}
-
-
-def _images_to_predict(given: list[str]) -> tuple[list[str], set[str]]:
-    """The images predict was given, folders opened: every file in a folder and its subfolders
-    (hidden ones left out), sorted; and which of them came from folders (their unreadable files
-    are skipped, where a file named on the line must be an image)."""
-    from .data.folder import list_files
-
-    names: list[str] = []
-    from_folders: set[str] = set()
-    for text in given:
-        if _is_folder(Path(text)):
-            found = [str(path) for path in list_files(Path(text))]
-            if not found:
-                raise UserError(f"no files in the folder {text}")
-            names += found
-            from_folders.update(found)
-        else:
-            names.append(text)
-    return names, from_folders
 
 
 def _one_network(model_dir: str, engine: str = "numpy"):
@@ -611,57 +543,6 @@ def _network_and_voter(model_dir: str):
     for note in notes:
         print(f"convnet: note: {note}", file=sys.stderr)
     return net, meta, voter
-
-
-TEST_IMAGE = re.compile(r"test:(.*)")
-
-
-def _load_image(path_text: str, shape: tuple[int, int, int], meta: dict | None = None):
-    """An image file, or `test:N`: test image N of the data set the model learned from."""
-    from .data.folder import read_image
-
-    path = Path(path_text)
-    found = TEST_IMAGE.fullmatch(path_text)
-    if found and meta is not None and not _exists(path):
-        number = found.group(1).strip()
-        if not re.fullmatch(r"-?\d{1,12}", number):
-            raise UserError(f"{path_text}: give test:N, with N the number of a test image "
-                            "(0, 1, 2, ...)")
-        return _test_image(int(number), shape, meta)
-    if not path.is_file():
-        raise UserError(f"no image file {path_text}")
-    try:
-        return read_image(path, shape)
-    except Exception as e:  # noqa: BLE001 - whatever Pillow says, it's the file
-        raise UserError(f"{path_text} is not a readable image ({e})") from None
-
-
-def _is_folder(path: Path) -> bool:
-    try:
-        return path.is_dir()
-    except OSError:  # a name too long for the file system names no folder
-        return False
-
-
-def _exists(path: Path) -> bool:
-    try:
-        return path.exists()
-    except OSError:  # a name too long for the file system names no file
-        return False
-
-
-def _test_image(index: int, shape: tuple[int, int, int], meta: dict):
-    from .data import load_dataset
-
-    training = meta.get("training", {})
-    if not training.get("data"):
-        raise UserError(f"test:{index}: this model does not say which data set it learned from")
-    data = load_dataset(training["data"], training.get("data_dir"), shape=shape,
-                        download_ok=False)
-    if not 0 <= index < len(data.test.images):
-        raise UserError(f"test:{index}: {training['data']} has test images 0 to "
-                        f"{len(data.test.images) - 1}")
-    return data.test.images[index]
 
 
 def _add_show(sub: argparse._SubParsersAction) -> None:
@@ -692,7 +573,9 @@ def _run_show(args: argparse.Namespace) -> int:
 
     check_target(Path(args.out))
     net, meta, voter = _network_and_voter(args.model)
-    image = _load_image(args.image, net.input_shape, meta)
+    from .api import image_from
+
+    image = image_from(args.image, net.input_shape, meta)
     chosen = pick_layers(net.shapes, args.layer)
     views = activations(net, image, voter)
     cell = None

@@ -109,3 +109,29 @@ def test_a_file_that_is_not_an_image_is_named(tmp_path):
     Image.new("L", (8, 8)).save(tmp_path / "fine.png")
     with pytest.raises(UserError, match="notes.png is not a readable image"):
         convnet.read_images([tmp_path / "fine.png", text], (8, 8, 1))
+
+
+def test_predict_files_answers_as_the_command_does(folder, tmp_path, capsys):
+    convnet.fit("conv(4,3) relu pool(2) fc(3)", data=str(folder), out=tmp_path / "run",
+                cache_dir=str(tmp_path / "c"), **QUICK)
+    capsys.readouterr()
+    net = convnet.load(tmp_path / "run")
+    (folder / "right" / "notes.txt").write_text("not an image")
+    results, skipped = convnet.predict_files(net, [str(folder / "right")], top=2)
+    assert skipped == [str(folder / "right" / "notes.txt")] and len(results) == 20
+    assert {t["class"] for r in results for t in r["top"]} <= set(net.classes)
+    assert main(["predict", str(tmp_path / "run"), str(folder / "right"), "--json", "--top",
+                 "2"]) == 0
+    assert json.loads(capsys.readouterr().out) == results
+    bare = convnet.Network("conv(4,3) relu pool(2) fc(3)", input=(12, 12, 1))  # no class names
+    numbered, _ = convnet.predict_files(bare, [str(folder / "left" / "0.png")])
+    assert {t["class"] for t in numbered[0]["top"]} == {"0", "1", "2"}
+    with pytest.raises(UserError, match="no readable image in"):
+        convnet.predict_files(net, [str(_only_text(tmp_path))])
+
+
+def _only_text(tmp_path):
+    texts = tmp_path / "texts"
+    texts.mkdir()
+    (texts / "a.txt").write_text("a")
+    return texts

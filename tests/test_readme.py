@@ -76,6 +76,7 @@ def test_the_python_examples_run(tmp_path, monkeypatch, capsys):
     exec(compile(library, "README.md", "exec"), namespace)  # noqa: S102 - our own README
     assert namespace["net"].classes == ("left", "middle", "right")
     assert namespace["probs"].shape == (2, 3) and "epoch 20/20" in capsys.readouterr().out
+    assert len(namespace["answers"]) == 61 and namespace["skipped"] == []
     namespace = {}
     exec(compile(network, "README.md", "exec"), namespace)  # noqa: S102
     assert namespace["probs"].shape == (8, 10)

@@ -227,7 +227,7 @@ def test_predict_refuses_files_that_are_not_images(capsys, tmp_path, trained):
 def test_predict_opens_folders_and_skips_their_other_files(capsys, tmp_path, trained,
                                                            monkeypatch):
     from PIL import Image
-    monkeypatch.setattr("convnet.cli.PREDICT_CHUNK", 2)  # images read two at a time
+    monkeypatch.setattr("convnet.api.PREDICT_CHUNK", 2)  # images read two at a time
     folder = tmp_path / "photos"
     (folder / "more").mkdir(parents=True)
     Image.new("L", (28, 28), 30).save(folder / "b.png")
