@@ -568,13 +568,12 @@ def _add_show(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_show(args: argparse.Namespace) -> int:
+    from .api import image_from
     from .figures import check_target, inside_figure
     from .inside import activations, conv_filters, pick_layers
 
     check_target(Path(args.out))
     net, meta, voter = _network_and_voter(args.model)
-    from .api import image_from
-
     image = image_from(args.image, net.input_shape, meta)
     chosen = pick_layers(net.shapes, args.layer)
     views = activations(net, image, voter)

@@ -70,8 +70,6 @@ def fit_network(network: Any, shape: tuple[int, int, int], classes: int | None
     other data: each pooling whose window does not fit the maps floors (drops the odd row or
     column, as PyTorch does), and the last fc has one output per class. Returns the network
     (without input) and what changed, in words."""
-    import dataclasses
-
     from .spec import FC, Pool, Spec
 
     layers, changes = list(network.layers), []
@@ -81,7 +79,7 @@ def fit_network(network: Any, shape: tuple[int, int, int], classes: int | None
         try:
             infer(Spec(tuple(layers[:i + 1]), shape))
         except UserError:
-            layers[i] = dataclasses.replace(layer, floor=True)
+            layers[i] = replace(layer, floor=True)
             size = infer(Spec(tuple(layers[:i]), shape))[-1].output if i else shape  # H×W×C
             changes.append(f"layer {i} {layer.to_text()} floors on {size[0]}x{size[1]} maps "
                            f"({layers[i].to_text()})")
@@ -89,7 +87,7 @@ def fit_network(network: Any, shape: tuple[int, int, int], classes: int | None
     if classes is not None and last is not None and layers[last].units != classes:
         changes.append(f"the last layer is fc({classes}) for the {classes} classes, not "
                        f"{layers[last].to_text()}")
-        layers[last] = dataclasses.replace(layers[last], units=classes)
+        layers[last] = replace(layers[last], units=classes)
     return Spec(tuple(layers)), changes
 
 

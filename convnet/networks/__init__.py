@@ -19,10 +19,14 @@ def path(name: str) -> Path:
     return HERE / f"{name}.net"
 
 
+def _key(text: str) -> str:
+    return text.strip().lower().replace("-", "")  # LeNet-5 → lenet5
+
+
 def named(text: str) -> str | None:
     """The description of the network called `text` (lenet5, resnet18, ...; or a recipe's,
     fast91 … ensemble, on Fashion-MNIST's 28x28x1 and the path this machine takes), or None."""
-    key = text.strip().lower().replace("-", "")
+    key = _key(text)
     if key in NAMES:
         return path(key).read_text(encoding="utf-8")
     from ..recipes import RECIPES, recipe
@@ -32,7 +36,7 @@ def named(text: str) -> str | None:
 
 def source(name: str) -> str | None:
     """Where the network called `name` is written: its .net file, or its recipe's entry."""
-    key = name.strip().lower().replace("-", "")
+    key = _key(name)
     if key in NAMES:
         return f"convnet/networks/{path(key).name}"
     from ..recipes import RECIPES, path_for
@@ -49,10 +53,9 @@ def summary(name: str) -> str:
 
 def listing() -> str:
     """One line per network: its name, its input, its weights, and what it is."""
+    from ..recipes import RECIPES
     from ..shapes import format_shape, infer
     from ..spec import parse
-
-    from ..recipes import RECIPES
 
     lines = []
     for name in NAMES:
