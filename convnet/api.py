@@ -89,11 +89,12 @@ def default_directory(config: TrainConfig) -> Path:
 
 
 def fit(description: str | None = None, *, recipe: str | None = None,
-          out: str | Path | None = None, force: bool = False, ensemble: int | None = None,
-          **options: Any) -> Result | Trained:
+        out: str | Path | None = None, force: bool = False, ensemble: int | None = None,
+        at_once: int | None = None, **options: Any) -> Result | Trained:
     """Train as `convnet train` does and return its result: a `train.Result` (directory,
     test_accuracy, best_epoch, seconds, recall per class), or for several models an
-    `ensemble.Trained` (directory, members, accuracy). Epochs are printed as they end."""
+    `ensemble.Trained` (directory, members, accuracy; `at_once` is --at-once). Epochs are
+    printed as they end."""
     chosen = settings(description, recipe, ensemble, **options)
     if chosen.recipe_line is not None:
         print(chosen.recipe_line, flush=True)
@@ -101,7 +102,11 @@ def fit(description: str | None = None, *, recipe: str | None = None,
     if chosen.ensemble > 1:
         from .ensemble import train_ensemble
 
-        return train_ensemble(chosen.config, directory, chosen.ensemble, force)
+        return train_ensemble(chosen.config, directory, chosen.ensemble, force,
+                              tell=lambda line: print(line, flush=True), at_once=at_once)
+    if at_once is not None:
+        raise UserError("at_once is for an ensemble (ensemble=K or recipe='ensemble'): it "
+                        "trains several of its models at the same time")
     from .train import Trainer
 
     trainer = Trainer(chosen.config, directory, force=force)

@@ -276,6 +276,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ensemble", type=_positive_int, metavar="K",
                    help="train K models (seeds SEED … SEED+K−1) into OUT/model-1 … and save "
                         "their ensemble in OUT/ensemble")
+    p.add_argument("--at-once", type=_positive_int, metavar="N",
+                   help="with --ensemble: train N of its models at the same time, each in a "
+                        "process of its own on a share of the cores (default on a CPU: all of "
+                        "them, at most two a core, as many as memory holds; on a GPU: 1)")
     p.add_argument("--serve", action="store_true",
                    help="watch it on a local page as it trains: the curves, and the maps and "
                         "filters of an image after every epoch (it stays up after training "
@@ -287,6 +291,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 def _run_train(args: argparse.Namespace) -> int:
     from .api import default_directory, say, settings
+    from .resources import out_of_memory
     from .train import TrainConfig, Trainer, resume
 
     given = vars(args)
@@ -313,7 +318,11 @@ def _run_train(args: argparse.Namespace) -> int:
             if given.get("serve"):
                 raise UserError("--serve watches one run; with --ensemble serve a member's run "
                                 "directory yourself (convnet serve DIR/model-1)")
-            return _train_ensemble(config, directory, chosen.ensemble, given.get("force", False))
+            return _train_ensemble(config, directory, chosen.ensemble, given.get("force", False),
+                                   given.get("at_once"))
+        if given.get("at_once") is not None:
+            raise UserError("--at-once is for an ensemble (--ensemble K or --recipe ensemble): "
+                            "it trains several of its models at the same time")
         trainer = Trainer(config, directory, force=given.get("force", False))
     config = trainer.config
     if not trainer.world.main:  # other ranks of a torchrun train quietly
@@ -370,15 +379,6 @@ def _run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def out_of_memory(e: BaseException) -> bool:
-    """NumPy's MemoryError, PyTorch's CPU allocator failing or CUDA running out."""
-    if isinstance(e, MemoryError):
-        return True
-    text = str(e)
-    return type(e).__name__ == "OutOfMemoryError" or (
-        isinstance(e, RuntimeError) and ("not enough memory" in text or "out of memory" in text))
-
-
 def _out_of_memory_text(trainer, directory) -> str:
     """What ran out, the inspector's estimate, and the fix."""
     from .network import training_need
@@ -395,13 +395,12 @@ def _out_of_memory_text(trainer, directory) -> str:
             f"again with --batch-size {smaller} --force (replacing what {directory} holds)")
 
 
-def _train_ensemble(config, directory, count: int, force: bool) -> int:
+def _train_ensemble(config, directory, count: int, force: bool, at_once: int | None) -> int:
     """K models with consecutive seeds, then their ensemble, all under one directory."""
     from .ensemble import train_ensemble
 
     result = train_ensemble(config, Path(directory), count, force,
-                            on_model=lambda k, seed: print(f"model {k} of {count} (seed {seed})",
-                                                           flush=True))
+                            tell=lambda line: print(line, flush=True), at_once=at_once)
     for run, accuracy in result.members:
         print(f"{run}: test accuracy {accuracy:.2%}")
     print(f"ensemble of {count}: test accuracy {result.accuracy:.2%} → {result.directory}")

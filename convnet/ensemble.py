@@ -11,10 +11,11 @@ saved ensemble directory like any model:
 
 from __future__ import annotations
 
+import math
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -90,33 +91,81 @@ class Trained:
 
 
 def train_ensemble(config, directory: Path, count: int, force: bool = False,
-                   on_model=None) -> Trained:
+                   tell: Callable[[str], None] | None = None, at_once: int | None = None
+                   ) -> Trained:
     """K models with consecutive seeds (config.seed … + K − 1) under DIR/model-1 …, then their
-    ensemble in DIR/ensemble, evaluated on the test set. `on_model(k, seed)` is told as each
-    starts."""
+    ensemble in DIR/ensemble, evaluated on the test set. On a CPU the models train at once,
+    each in a process of its own (`members.plan` decides how many; `at_once` is --at-once);
+    `tell` gets the lines that say so and which model starts when."""
     from dataclasses import replace
 
     from .checkpoint import load
+    from .distributed import world
     from .evaluate import report
-    from .train import Trainer
+    from .members import Member, train_at_once
 
     directory = Path(directory)
     if directory.exists() and any(directory.iterdir()) and not force:
         raise UserError(f"{directory} already exists; use --force to replace it")
-    runs, trainer = [], None
-    for k in range(count):
-        seed = config.seed + k
-        if on_model is not None:
-            on_model(k + 1, seed)
-        trainer = Trainer(replace(config, seed=seed), directory / f"model-{k + 1}", force=force)
-        trainer.run()
-        runs.append(directory / f"model-{k + 1}")
+    say = tell or (lambda line: None)
+    members = [Member(k + 1, replace(config, seed=config.seed + k), directory / f"model-{k + 1}")
+               for k in range(count)]
+    data, chosen = _plan(config, count, at_once, world().size)
+    if chosen.at_once > 1:
+        which = f"the {count} models at once" if chosen.at_once == count else \
+            f"{chosen.at_once} of the {count} models at a time"
+        say(f"{which}, each in a process of its own ({chosen.reason}); their lines begin with "
+            "the model's number")
+        train_at_once(members, chosen.at_once, chosen.cores, force=force,
+                      on_start=lambda m, threads: say(
+                          f"model {m.number} of {count} (seed {m.config.seed}), "
+                          f"{threads} thread{'s' if threads > 1 else ''}"))
+        test = data.test
+    else:
+        from .train import Trainer
+
+        for member in members:
+            say(f"model {member.number} of {count} (seed {member.config.seed})")
+            trainer = Trainer(member.config, member.directory, force=force)
+            trainer.run()
+        test = trainer.data.test
+    runs = [member.directory for member in members]
     loaded = [load(run) for run in runs]
     classes = check_classes([meta for _, meta in loaded])
     ensemble = Ensemble([net for net, _ in loaded], classes)
-    test = trainer.data.test  # type: ignore[union-attr]
     scores = [net.logits(test.images) for net, _ in loaded]  # each member's once
-    members = [(run, report(s, test.labels, classes).accuracy) for run, s in zip(runs, scores)]
+    results = [(run, report(s, test.labels, classes).accuracy) for run, s in zip(runs, scores)]
     accuracy = report(ensemble.vote(scores), test.labels, classes).accuracy
     save(ensemble, [meta for _, meta in loaded], directory / "ensemble")
-    return Trained(directory / "ensemble", members, accuracy)
+    return Trained(directory / "ensemble", results, accuracy)
+
+
+def _plan(config, count: int, at_once: int | None, processes: int):
+    """The data (read once here, when the models train elsewhere) and how many train at once.
+    A model's memory: its process, its copy of the data (the bytes and a float32 copy), and the
+    inspector's estimate of its training."""
+    from .cpu import this_cpu
+    from .members import PROCESS_BYTES, plan
+    from .network import training_need
+    from .resources import available_memory
+    from .shapes import infer
+    from .train import prepare
+
+    cores, device = this_cpu().cores, config.device
+    if device == "auto" and config.engine != "numpy":
+        try:
+            import torch
+        except ImportError:  # the NumPy engine then: a CPU
+            device = "cpu"
+        else:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+    first = plan(count, cores, at_once, device=device, processes=processes,
+                 member_bytes=None, available=None)
+    if first.at_once < 2:
+        return None, first
+    data, network, _ = prepare(config)  # a mistake is one line here, not one per model
+    need = training_need(infer(network), config.dtype, config.batch_size)[0]
+    held = sum(5 * math.prod(part.images.shape) + part.labels.nbytes
+               for part in (data.train, data.test))
+    return data, plan(count, cores, at_once, device=device, processes=processes,
+                      member_bytes=PROCESS_BYTES + held + need, available=available_memory())

@@ -131,8 +131,9 @@ RECIPES: dict[str, dict[str, Any]] = {
     # 0, 1, 2 (models 0–2, 1–3, 2–4): SGD for 35 epochs voted 95.04 / 94.99 / 94.92% (mean
     # 94.98%, models 94.82%), SGD for 45 epochs 95.23 / 95.07 / 95.02% (95.11%, models 94.88%,
     # 16.5–20 minutes each), Muon (rate 0.2) for 35 epochs 95.00 / 95.08 / 95.16% (95.08%,
-    # models 94.92%) in 7/9 of the time: 51.6 minutes for the whole command on a slow night.
-    # docs/BENCHMARKS.md, "Longer members", "Muon members".
+    # models 94.92%) in 7/9 of the time: 51.6 minutes for the whole command on a slow night,
+    # one model after another; the three at once (convnet/members.py) 29.7 minutes, seed 0
+    # 95.09%. docs/BENCHMARKS.md, "Longer members", "Muon members", "Members at once".
     "ensemble": {**BEST, "network": RESIDUAL_32 + HEAD, "epochs": 35, "ensemble": 3},
 }
 # Where the CPU has no bf16 units (or on the NumPy engine) a recipe runs its float32 path: these

@@ -86,3 +86,12 @@ def check_fits(need: int, what: str) -> None:
         raise UserError(f"{what} needs about {bytes_text(need)} of memory, and this machine has "
                         f"{bytes_text(have)} available; use a smaller network (convnet inspect "
                         "shows where the weights and activations are)")
+
+
+def out_of_memory(e: BaseException) -> bool:
+    """NumPy's MemoryError, PyTorch's CPU allocator failing or CUDA running out."""
+    if isinstance(e, MemoryError):
+        return True
+    text = str(e)
+    return type(e).__name__ == "OutOfMemoryError" or (
+        isinstance(e, RuntimeError) and ("not enough memory" in text or "out of memory" in text))
