@@ -2,7 +2,7 @@
 
 The recipes' networks are small: one of them does not keep two cores busy (PyTorch shares each
 operation out between its threads and waits for them, thousands of times a second). Trained side
-by side, one thread each, the members of an ensemble go through 1.3–1.7× the images a second
+by side, one thread each, the members of an ensemble go through 1.3–1.5× the images a second
 that one model on every core does (docs/BENCHMARKS.md, "Members at once"). So `train_ensemble`
 trains its members at once on a CPU, as many as memory allows (at most twice the cores), and
 one by one on a GPU, under torchrun, or where only one fits.
