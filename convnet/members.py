@@ -67,9 +67,9 @@ def plan(count: int, cores: int, at_once: int | None, *, device: str | None, pro
         return Plan(min(at_once, count), cores, "--at-once")
     if (device or "").startswith("cuda"):
         return Plan(1, cores, "on the GPU, one at a time")
-    chosen = min(count, MAX_PER_CORE * cores)
     if cores < 2:
         return Plan(1, cores, "one core: one at a time")
+    chosen = min(count, MAX_PER_CORE * cores)
     if member_bytes and available is not None:
         fits = max(1, available // member_bytes)
         if fits < chosen:
@@ -242,6 +242,7 @@ def _member_main(config: dict[str, Any], directory: str, force: bool, threads: i
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     lines = _Lines(connection, "out"), _Lines(connection, "err")
     sys.stdout, sys.stderr = lines  # type: ignore[assignment]
+    outcome: tuple[str, Any]
     try:
         from .resources import out_of_memory
         from .train import TrainConfig, Trainer
@@ -261,12 +262,12 @@ def _member_main(config: dict[str, Any], directory: str, force: bool, threads: i
             raise UserError("out of memory while training beside the other models; train "
                             "them one at a time (--at-once 1) or with a smaller "
                             "--batch-size") from None
-        for stream in lines:
-            stream.close()
-        connection.send(("done", result.test_accuracy))
+        outcome = ("done", result.test_accuracy)
     except UserError as e:
-        connection.send(("user", str(e)))
+        outcome = ("user", str(e))
     except BaseException:
-        connection.send(("error", traceback.format_exc()))
-    finally:
-        connection.close()
+        outcome = ("error", traceback.format_exc())
+    for stream in lines:  # its last lines, then how it ended
+        stream.close()
+    connection.send(outcome)
+    connection.close()
