@@ -151,14 +151,14 @@ def _plan(config, count: int, at_once: int | None, processes: int):
     from .shapes import infer
     from .train import prepare
 
-    cores, device = this_cpu().cores, config.device
-    if device == "auto" and config.engine != "numpy":
+    cores, device = this_cpu().cores, "cpu"
+    if config.engine != "numpy":
         try:
-            import torch
-        except ImportError:  # the NumPy engine then: a CPU
-            device = "cpu"
-        else:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+            from .engines.torch.engine import pick_device
+
+            device = pick_device(config.device).type  # "auto" resolved as the engine will
+        except ImportError:  # no PyTorch: the NumPy engine, on a CPU
+            pass
     first = plan(count, cores, at_once, device=device, processes=processes,
                  member_bytes=None, available=None)
     if first.at_once < 2:
