@@ -214,6 +214,7 @@ VARIANTS = {
                       ("identity-initialised convs", {"identity_init": True}),
                       ("batch norm learning 4× faster", {"bn_lr_scale": 4.0}),
                       ("weight decay 1e-3", {"weight_decay": 1e-3}))},
+               "SGD, 10 epochs (the bf16 path until 12-01 evening)": FAST94_BF16_5,
                # Muon for the conv kernels (airbench94_muon's optimiser; the rest SGD as before)
                **{f"{n} epochs, Muon lr {rate}": {**FAST94_BF16_5, "epochs": n,
                                                  "optimizer": "muon", "muon_lr": rate}
