@@ -1,6 +1,6 @@
 """Several models trained at once, each in a process of its own on a share of the cores.
 
-The recipes' networks are small: one of them does not keep two cores busy (PyTorch shares each
+The recipes' networks are small: one of them need not keep two cores busy (PyTorch shares each
 operation out between its threads and waits for them, thousands of times a second). Trained side
 by side, one thread each, the members of an ensemble go through 1.3–1.5× the images a second
 that one model on every core does on an Intel Xeon with AMX; on an AMD EPYC, whose bf16
