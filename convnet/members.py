@@ -4,7 +4,7 @@ The recipes' networks are small: one of them need not keep two cores busy (PyTor
 operation out between its threads and waits for them, thousands of times a second). Trained side
 by side, one thread each, the members of an ensemble go through 1.3–1.5× the images a second
 that one model on every core does on an Intel Xeon with AMX; on an AMD EPYC, whose bf16
-convolutions (AVX-512, no AMX) keep both cores busy, about as many (1.0–1.1×; docs/BENCHMARKS.md,
+convolutions (AVX-512, no AMX) keep both cores busy, a little more (1.0–1.2×; docs/BENCHMARKS.md,
 "Members at once", "The AMD EPYC again"). So `train_ensemble` trains its members at once on a
 CPU, as many as memory allows (at most twice the cores), and one by one on a GPU, under
 torchrun, or where only one fits.
