@@ -133,7 +133,9 @@ RECIPES: dict[str, dict[str, Any]] = {
     # 16.5–20 minutes each), Muon (rate 0.2) for 35 epochs 95.00 / 95.08 / 95.16% (95.08%,
     # models 94.92%) in 7/9 of the time: 51.6 minutes for the whole command on a slow night,
     # one model after another; the three at once (convnet/members.py) 29.7 minutes, seed 0
-    # 95.09%. docs/BENCHMARKS.md, "Longer members", "Muon members", "Members at once".
+    # 95.09%. On an AMD EPYC (bf16 by AVX-512, no AMX), at once: 95.05 / 95.14 / 95.25% (95.15%,
+    # models 94.83%), 43–46 minutes a command. docs/BENCHMARKS.md, "Longer members", "Muon
+    # members", "Members at once", "The AMD EPYC, afternoon".
     "ensemble": {**BEST, "network": RESIDUAL_32 + HEAD, "epochs": 35, "ensemble": 3},
 }
 # Where the CPU has no bf16 units (or on the NumPy engine) a recipe runs its float32 path: these
