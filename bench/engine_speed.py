@@ -53,6 +53,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from convnet import Network  # noqa: E402
+from convnet.engines.numpy import blas  # noqa: E402
 from convnet.engines.torch.build import build_sequential  # noqa: E402
 
 torch.set_num_threads(ARGS.threads)
@@ -149,7 +150,8 @@ def main() -> None:
         return
     print(f"# {cpu_name()}, {os.cpu_count()} cores, "
           f"threads={ARGS.threads}, batch={ARGS.batch}, rounds={ARGS.rounds}×{ARGS.steps} "
-          f"batches, numpy {np.__version__}, torch {torch.__version__}")
+          f"batches, numpy {np.__version__} (OpenBLAS kernels: {blas.kernel()}), "
+          f"torch {torch.__version__}")
     print(f"{'network':10} {'what':6} {'engine':6} {'ms/batch':>9} {'min–max':>13} "
           f"{'img/s':>8} {'peak MiB':>9} {'numpy/torch':>12}")
     for name in ARGS.networks:

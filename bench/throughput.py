@@ -24,6 +24,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from convnet import Network, shapes, spec  # noqa: E402
 from convnet.config import SpeedOptions  # noqa: E402
 from convnet import cpu  # noqa: E402
+from convnet.engines.numpy import blas  # noqa: E402
 from convnet.recipes import FP32, RECIPES  # noqa: E402
 
 # the batch-norm networks measured: each recipe's (a float32 path with a network of its own
@@ -78,7 +79,8 @@ def main() -> None:
     torch.set_num_threads(os.cpu_count() or 1)
     peak32, peak16 = peak_matmul_flops(torch.float32), peak_matmul_flops(torch.bfloat16)
     print(f"# {cpu.describe()}; measured peak matrix FLOP/s: fp32 {peak32 / 1e9:.0f} G, "
-          f"bf16 {peak16 / 1e9:.0f} G (2048×2048 products); batch {BATCH}")
+          f"bf16 {peak16 / 1e9:.0f} G (2048×2048 products); batch {BATCH}; "
+          f"NumPy's OpenBLAS kernels: {blas.kernel()}")
     print(f"{'network':20} {'engine/path':16} {'train img/s':>11} {'GFLOP/s':>8} {'% peak':>7} "
           f"{'infer img/s':>11} {'GFLOP/s':>8} {'% peak':>7}")
     rng = np.random.default_rng(0)

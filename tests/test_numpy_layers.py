@@ -303,6 +303,29 @@ def test_the_blas_runs_on_one_thread_inside_and_as_before_after():
     assert threads() == before
 
 
+def test_the_blas_names_the_kernels_it_runs_and_follows_openblas_coretype():
+    """blas.kernel() is what the benchmarks print beside their figures: OpenBLAS's name for the
+    kernels it chose, and the ones OPENBLAS_CORETYPE asks for when set before NumPy loads."""
+    import os
+    import subprocess
+    import sys
+
+    from convnet import cpu
+    from convnet.engines.numpy import blas
+    if not blas.available():
+        pytest.skip("this NumPy's BLAS is not an OpenBLAS that convnet knows")
+    name = blas.kernel()
+    assert isinstance(name, str) and name and name.isprintable()
+    if "avx2" not in cpu.this_cpu().flags:
+        return
+    code = "from convnet.engines.numpy import blas; print(blas.kernel())"
+    for asked, expected in (("Haswell", "Haswell"), ("Zen", "Haswell")):  # Zen runs Haswell's
+        env = {**os.environ, "OPENBLAS_CORETYPE": asked}
+        shown = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                               text=True, check=True).stdout.strip()
+        assert shown == expected
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.integers(1, 40), st.integers(1, 30), st.integers(1, 40), st.booleans(),
        st.sampled_from([np.float32, np.float64]), st.integers(1, 4))

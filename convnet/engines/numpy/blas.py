@@ -14,6 +14,10 @@ builds NumPy ships), so it is set once around a batch and put back after.
 
     available()   whether this process's BLAS is an OpenBLAS whose threads can be set
     one_core()    a context: OpenBLAS on one thread (for the whole process), put back after
+    kernel()      the name of the kernels OpenBLAS chose for this CPU ("SkylakeX", "Haswell",
+                  "Zen", …), or None for another BLAS: the benchmarks print it beside their
+                  figures. OpenBLAS picks them when it loads; OPENBLAS_CORETYPE, set before
+                  NumPy is imported, picks others (bench/blas_kernels.py compares them)
 
 Where it cannot be set (another BLAS, another system) the products are split by the BLAS as
 before: the same results, a little slower. CONVNET_BLAS_THREADS=keep leaves it alone, to measure.
@@ -37,27 +41,52 @@ _NAMES = [("scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads6
           ("openblas_set_num_threads", "openblas_get_num_threads")]
 
 
+# the names the kernels' name goes by, in the same builds
+_CORENAMES = ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename",
+              "openblas_get_corename64_", "openblas_get_corename")
+
+
 @cache
-def _controls() -> tuple[Callable[[int], None], Callable[[], int]] | None:
-    if os.environ.get("CONVNET_BLAS_THREADS", "").strip() == "keep":
-        return None
+def _openblas() -> list[ctypes.CDLL]:
+    """The OpenBLAS libraries this process has loaded (NumPy's), from /proc/self/maps."""
     try:
         with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
             paths = {line.split()[-1] for line in maps
                      if "openblas" in line.lower() and ".so" in line}
     except OSError:  # not Linux
-        return None
+        return []
+    libraries = []
     for path in sorted(paths):
         try:
-            library = ctypes.CDLL(path)
+            libraries.append(ctypes.CDLL(path))
         except OSError:
             continue
+    return libraries
+
+
+@cache
+def _controls() -> tuple[Callable[[int], None], Callable[[], int]] | None:
+    if os.environ.get("CONVNET_BLAS_THREADS", "").strip() == "keep":
+        return None
+    for library in _openblas():
         for set_name, get_name in _NAMES:
             setter, getter = getattr(library, set_name, None), getattr(library, get_name, None)
             if setter is not None and getter is not None:
                 setter.argtypes, setter.restype = [ctypes.c_int], None
                 getter.argtypes, getter.restype = [], ctypes.c_int
                 return setter, getter
+    return None
+
+
+@cache
+def kernel() -> str | None:
+    for library in _openblas():
+        for name in _CORENAMES:
+            getter = getattr(library, name, None)
+            if getter is not None:
+                getter.argtypes, getter.restype = [], ctypes.c_char_p
+                value = getter()
+                return value.decode("ascii", "replace").strip() if value else None
     return None
 
 
