@@ -50,7 +50,8 @@ def settings(description: str | None = None, recipe: str | None = None,
              ensemble: int | None = None, **options: Any) -> Settings:
     """A recipe's settings for this machine (its bf16 or float32 path), changed by `options`
     (TrainConfig's fields), with `description` as the network when given."""
-    from .recipes import PATH_WORDS, TUNED_ON_IMAGES, changed, describe, path_for
+    from .recipes import (PATH_WORDS, RECIPES, TUNED_ON_IMAGES, changed, describe,
+                          members_here, path_for)
     from .recipes import recipe as recipe_settings
     from .train import TrainConfig
 
@@ -63,8 +64,11 @@ def settings(description: str | None = None, recipe: str | None = None,
     line = None
     if recipe is not None:
         path, why = path_for(options.get("engine"), options.get("device"))
-        chosen = recipe_settings(recipe, path)
+        chosen = recipe_settings(recipe, path, options.get("device"))
         members = chosen.pop("ensemble", None)  # a recipe of several models
+        if members and ensemble is None and path == "bf16":
+            fewer = members_here(RECIPES[recipe]["ensemble"], options.get("device"))[1]
+            why = why if fewer is None else f"{why}; {fewer}"
         if members and ensemble is None:
             ensemble = members
         values.update(chosen)
@@ -74,7 +78,8 @@ def settings(description: str | None = None, recipe: str | None = None,
     if description is not None:
         values["network"] = description
     if recipe is not None:
-        shown = describe(recipe, path, changed={**values, "ensemble": ensemble})
+        shown = describe(recipe, path, changed={**values, "ensemble": ensemble},
+                         device=options.get("device"))
         line = f"recipe {recipe} ({PATH_WORDS[path]} path: {why}): {shown.split(': ', 1)[1]}"
     count = 1 if ensemble is None else ensemble
     if count < 1:

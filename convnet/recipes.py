@@ -135,7 +135,8 @@ RECIPES: dict[str, dict[str, Any]] = {
     # one model after another; the three at once (convnet/members.py) 29.7 minutes, seed 0
     # 95.09%. On an AMD EPYC (bf16 by AVX-512, no AMX), at once: 95.05 / 95.14 / 95.25% (95.15%,
     # models 94.83%), 43–46 minutes a command. docs/BENCHMARKS.md, "Longer members", "Muon
-    # members", "Members at once", "The AMD EPYC, afternoon".
+    # members", "Members at once", "The AMD EPYC, afternoon". Two where three at once would
+    # share fewer cores whose bf16 is AVX-512's (members_here, below).
     "ensemble": {**BEST, "network": RESIDUAL_32 + HEAD, "epochs": 35, "ensemble": 3},
 }
 # Where the CPU has no bf16 units (or on the NumPy engine) a recipe runs its float32 path: these
@@ -179,6 +180,15 @@ FP32: dict[str, dict[str, Any]] = {
 # residual block's 1.7× step in float32 would make it about 50 minutes, not measured
 FP32["ensemble"] = {**FP32["best"], "network": EARLY_POOL_32 + HEAD}
 PATHS = ("bf16", "fp32")
+# Where the CPU's bf16 units are AVX-512 instructions (avx512_bf16 without AMX: the AMD EPYC)
+# one member's convolutions keep a core busy, so members at once gain only where each has a
+# core of its own: on 2 cores three members at once took 24 s a model-epoch and 43–46 minutes
+# (95.15% over 3 seeds), two at once 21.5 s and 26 minutes (the recipe's seeds 0, 1, 2 voting
+# 95.11 / 95.07 / 95.05%, 95.08%). So on such a CPU with fewer cores than members it trains
+# as many as there are cores, two at least (AMD EPYC, 2 cores, 2026-12-02; docs/BENCHMARKS.md,
+# "The AMD EPYC, evening"). With AMX tiles three at once on 2 cores took 27–30
+# minutes: they keep three.
+AVX512_BF16_MEMBERS_AT_LEAST = 2
 # Every recipe was tuned on Fashion-MNIST's 60,000 training images: its epochs are passes over
 # that many. On a smaller training set (a folder of 4,000 digits: 15 steps an epoch at batch
 # 256) the same epochs are a sixteenth of the steps — fast91's 2 epochs gave 90.6% there —
@@ -204,16 +214,38 @@ def path_for(engine: str | None = None, device: str | None = None) -> tuple[str,
     return "fp32", f"this CPU has no bf16 units ({cpu.model})"
 
 
-def recipe(name: str, path: str | None = None) -> dict[str, Any]:
-    """A recipe's TrainConfig settings on `path` (default: the one this machine gets)."""
+def members_here(members: int, device: str | None = None) -> tuple[int, str | None]:
+    """How many models an ensemble recipe of `members` trains on its bf16 path here, and why
+    when fewer: fewer on a CPU whose bf16 units are AVX-512's and that has fewer cores than
+    members (see AVX512_BF16_MEMBERS_AT_LEAST); as many as the recipe says elsewhere."""
+    from .cpu import this_cpu
+
+    if device and device.startswith("cuda"):
+        return members, None
+    cpu = this_cpu()
+    if not cpu.bf16 or cpu.amx or cpu.cores >= members:
+        return members, None
+    count = min(members, max(AVX512_BF16_MEMBERS_AT_LEAST, cpu.cores))
+    if count == members:
+        return members, None
+    return count, (f"{count} models, not {members}: this CPU's bf16 units are AVX-512's and "
+                   f"{members} at once would share its {cpu.cores} "
+                   f"core{'s' if cpu.cores > 1 else ''}")
+
+
+def recipe(name: str, path: str | None = None, device: str | None = None) -> dict[str, Any]:
+    """A recipe's TrainConfig settings on `path` (default: the one this machine gets) for
+    `device` (a CPU unless it names a CUDA device)."""
     if name not in RECIPES:
         raise UserError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}")
-    path = path or path_for()[0]
+    path = path or path_for(None, device)[0]
     if path not in PATHS:
         raise UserError(f"unknown path {path!r}; choose {' or '.join(PATHS)}")
     settings = dict(RECIPES[name])
     if path == "fp32":
         settings.update(FP32.get(name, {}))
+    elif "ensemble" in settings:
+        settings["ensemble"] = members_here(settings["ensemble"], device)[0]
     return dict(settings, recipe=name)
 
 
@@ -234,11 +266,11 @@ def changed(settings: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]
     return result
 
 
-def describe(name: str, path: str | None = None,
-             changed: dict[str, Any] | None = None) -> str:
+def describe(name: str, path: str | None = None, changed: dict[str, Any] | None = None,
+             device: str | None = None) -> str:
     """`NAME: network — setting=value, …`; with `changed` (the settings a run will use), each
     the run's value, with the recipe's own beside it where the command line changed it."""
-    settings = recipe(name, path)
+    settings = recipe(name, path, device)
     settings.pop("recipe")
 
     def value(key: str) -> str:

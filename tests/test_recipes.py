@@ -145,9 +145,10 @@ def test_the_ensemble_recipe_trains_its_members_and_their_vote(capsys, tmp_path,
                  "--data-dir", str(fashion_dir), "--epochs", "1", "--out", str(tmp_path / "run"),
                  "--val-size", "300"])
     out = capsys.readouterr().out
-    assert code == 0 and "ensemble of 3: test accuracy" in out
+    count = recipe("ensemble")["ensemble"]  # 3, or 2 on 2 cores whose bf16 is AVX-512's
+    assert code == 0 and f"ensemble of {count}: test accuracy" in out
     members = json.loads((tmp_path / "run/ensemble/model.json").read_text())["members"]
-    assert len(members) == 3
+    assert len(members) == count
     saved = json.loads((tmp_path / "run/model-1/train.json").read_text())
     assert saved["augment"] == "crop,erase" and saved["tta_shift"] == 1
 

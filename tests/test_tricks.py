@@ -292,6 +292,55 @@ def cpu_without_bf16(monkeypatch):
     cpu.this_cpu.cache_clear()
 
 
+@pytest.fixture()
+def cpu_kind(monkeypatch):
+    """cpu_kind(flags, cores): this_cpu() as a CPU with those flags and cores."""
+    from convnet import cpu
+
+    def pretend(flags: str, cores: int) -> None:
+        monkeypatch.setenv("CONVNET_CPU_FLAGS", flags)
+        monkeypatch.setattr(cpu, "_cores", lambda: cores)
+        cpu.this_cpu.cache_clear()
+
+    yield pretend
+    cpu.this_cpu.cache_clear()
+
+
+def test_the_ensemble_trains_as_many_members_as_cores_where_bf16_is_avx512s(cpu_kind):
+    """Three members at once on 2 cores whose bf16 is AVX-512's share the cores (43–46 minutes
+    on the AMD EPYC); two at once have a core each (26 minutes). With AMX, more cores, on a GPU
+    or on the float32 path the recipe keeps its three; --ensemble K decides over it."""
+    from convnet import api
+    from convnet.recipes import RECIPES, members_here, recipe
+
+    assert RECIPES["ensemble"]["ensemble"] == 3
+    avx512_bf16 = "avx2 avx512f avx512_bf16"
+    for flags, cores, device, path, expected in (
+            (avx512_bf16, 2, None, "bf16", 2),
+            (avx512_bf16, 1, None, "bf16", 2),  # two a core at most (members.py)
+            (avx512_bf16, 2, "cpu", "bf16", 2),
+            (avx512_bf16, 3, None, "bf16", 3),
+            (avx512_bf16, 16, None, "bf16", 3),
+            (avx512_bf16 + " amx_bf16 amx_tile", 2, None, "bf16", 3),
+            (avx512_bf16, 2, "cuda", "bf16", 3),
+            (avx512_bf16, 2, None, "fp32", 3),  # best's float32 models
+            ("avx2 avx512f", 2, None, "fp32", 3)):
+        cpu_kind(flags, cores)
+        assert recipe("ensemble", path, device)["ensemble"] == expected, (flags, cores, device)
+        assert "ensemble" not in recipe("best", path, device)
+    cpu_kind(avx512_bf16, 2)
+    assert members_here(3) == (2, "2 models, not 3: this CPU's bf16 units are AVX-512's and 3 "
+                                  "at once would share its 2 cores")
+    chosen = api.settings(recipe="ensemble")
+    assert chosen.ensemble == 2 and "; 2 models, not 3: this CPU's bf16" in chosen.recipe_line
+    assert chosen.recipe_line.endswith("ensemble=2")
+    given = api.settings(recipe="ensemble", ensemble=3)  # the command line's count wins
+    assert given.ensemble == 3 and "2 models, not 3" not in given.recipe_line
+    assert given.recipe_line.endswith("ensemble=3 (the recipe's: 2)")
+    on_gpu = api.settings(recipe="ensemble", device="cuda")
+    assert on_gpu.ensemble == 3 and "not 3" not in on_gpu.recipe_line
+
+
 def test_a_recipe_takes_the_float32_path_where_there_are_no_bf16_units(cpu_without_bf16):
     from convnet.recipes import FP32, RECIPES, path_for, recipe
 
@@ -332,11 +381,12 @@ def test_recipes_move_their_kernels_by_muon_where_it_was_measured():
             assert config.optimizer_config().nesterov  # Muon's momentum is Nesterov's too
 
 
-def test_the_ensembles_members_are_best_with_a_residual_block_where_bf16_runs():
+def test_the_ensembles_members_are_best_with_a_residual_block_where_bf16_runs(cpu_kind):
     from convnet.recipes import PATHS, recipe
     from convnet.shapes import infer
     from convnet.spec import parse
 
+    cpu_kind("avx2 avx512f avx512_bf16 amx_bf16 amx_tile", 2)  # three members (test above)
     for path in PATHS:
         members, best = recipe("ensemble", path), recipe("best", path)
         assert members.pop("ensemble") == 3
