@@ -127,7 +127,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kernels", nargs="+", default=["default", "SkylakeX", "Haswell"],
                         help="OPENBLAS_CORETYPE values; 'default' leaves OpenBLAS to choose")
-    parser.add_argument("--networks", nargs="+",
+    from convnet.recipes import RECIPES
+    parser.add_argument("--networks", nargs="+", choices=[*LECTURE, *RECIPES],
                         default=[*LECTURE, *RECIPE_NETWORKS])
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=0.6,

@@ -66,11 +66,11 @@ def settings(description: str | None = None, recipe: str | None = None,
         path, why = path_for(options.get("engine"), options.get("device"))
         chosen = recipe_settings(recipe, path, options.get("device"))
         members = chosen.pop("ensemble", None)  # a recipe of several models
-        if members and ensemble is None and path == "bf16":
-            fewer = members_here(RECIPES[recipe]["ensemble"], options.get("device"))[1]
-            why = why if fewer is None else f"{why}; {fewer}"
         if members and ensemble is None:
             ensemble = members
+            if path == "bf16":  # fewer than the recipe's where they would share the cores
+                fewer = members_here(RECIPES[recipe]["ensemble"], options.get("device"))[1]
+                why = why if fewer is None else f"{why}; {fewer}"
         values.update(chosen)
     if recipe is not None and options.get("epochs") is None:
         values["epochs_of"] = TUNED_ON_IMAGES  # its epochs: passes over Fashion-MNIST's images
