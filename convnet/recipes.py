@@ -183,11 +183,11 @@ PATHS = ("bf16", "fp32")
 # Where the CPU's bf16 units are AVX-512 instructions (avx512_bf16 without AMX: the AMD EPYC)
 # one member's convolutions keep a core busy, so members at once gain only where each has a
 # core of its own: on 2 cores three members at once took 24 s a model-epoch and 43–46 minutes
-# (95.15% over 3 seeds), two at once 21.5 s and 26 minutes (the recipe's seeds 0, 1, 2 voting
-# 95.11 / 95.07 / 95.05%, 95.08%). So on such a CPU with fewer cores than members it trains
-# as many as there are cores, two at least (AMD EPYC, 2 cores, 2026-12-02; docs/BENCHMARKS.md,
-# "The AMD EPYC, evening"). With AMX tiles three at once on 2 cores took 27–30
-# minutes: they keep three.
+# (95.15% over 3 seeds), two at once 21–25 s and 26–29 minutes (the recipe's seeds 0, 1, 2
+# voting 95.11 / 95.07 / 95.05%, 95.08%). So on such a CPU with fewer cores than members it
+# trains as many as there are cores, two at least (AMD EPYC, 2 cores, 2026-12-02;
+# docs/BENCHMARKS.md, "The AMD EPYC, evening"). With AMX tiles three at once on 2 cores took
+# 27–30 minutes: they keep three.
 AVX512_BF16_MEMBERS_AT_LEAST = 2
 # Every recipe was tuned on Fashion-MNIST's 60,000 training images: its epochs are passes over
 # that many. On a smaller training set (a folder of 4,000 digits: 15 steps an epoch at batch
@@ -223,11 +223,9 @@ def members_here(members: int, device: str | None = None) -> tuple[int, str | No
     if device and device.startswith("cuda"):
         return members, None
     cpu = this_cpu()
-    if not cpu.bf16 or cpu.amx or cpu.cores >= members:
+    if not cpu.bf16 or cpu.amx or max(cpu.cores, AVX512_BF16_MEMBERS_AT_LEAST) >= members:
         return members, None
-    count = min(members, max(AVX512_BF16_MEMBERS_AT_LEAST, cpu.cores))
-    if count == members:
-        return members, None
+    count = max(AVX512_BF16_MEMBERS_AT_LEAST, cpu.cores)
     return count, (f"{count} models, not {members}: this CPU's bf16 units are AVX-512's and "
                    f"{members} at once would share its {cpu.cores} "
                    f"core{'s' if cpu.cores > 1 else ''}")
