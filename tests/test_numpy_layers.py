@@ -363,3 +363,45 @@ def test_convolutions_match_pytorch_where_the_blas_threads_cannot_be_set(monkeyp
     monkeypatch.setattr(blas, "_controls", lambda: None)
     monkeypatch.setattr(conv, "BLOCK_BYTES", 200)
     check_layer(text, shape, batch=3)
+
+
+def _winograd_bench():
+    """bench/winograd.py (Winograd's F(2×2, 3×3), measured against the engine, not in it)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "bench" / "winograd.py"
+    loaded = importlib.util.spec_from_file_location("winograd_bench", path)
+    module = importlib.util.module_from_spec(loaded)
+    loaded.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("budget", [1, 3000, 1 << 20])  # one tile a block, pieces of rows, all
+@pytest.mark.parametrize("c, k, h, w", [(3, 4, 6, 6), (2, 5, 7, 5), (5, 2, 3, 8)])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_the_winograd_benchmark_computes_the_convolution_pytorch_does(monkeypatch, budget, c, k,
+                                                                      h, w, dtype):
+    # what bench/winograd.py times must be the layer's numbers: output, dW and dx of
+    # conv(K,3,pad=1,bias=false), odd sizes included, against PyTorch's autograd
+    import torch
+
+    winograd = _winograd_bench()
+    monkeypatch.setattr(winograd, "BUDGET", budget)
+    rng = np.random.default_rng(c * 10 + k)
+    x = rng.standard_normal((3, h, w, c)).astype(dtype)  # N×H×W×C
+    weight = rng.standard_normal((k, c, 3, 3)).astype(dtype)
+    dy = rng.standard_normal((3, h, w, k)).astype(dtype)
+    layer = winograd.Layer(weight, 3)
+    y = layer.forward(np.ascontiguousarray(x.transpose(3, 1, 2, 0)))
+    d_w, dx = layer.backward(np.ascontiguousarray(dy.transpose(3, 1, 2, 0)))
+    xt = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()).requires_grad_(True)
+    wt = torch.from_numpy(weight.copy()).requires_grad_(True)
+    yt = torch.nn.functional.conv2d(xt, wt, padding=1)
+    yt.backward(torch.from_numpy(dy.transpose(0, 3, 1, 2).copy()))
+    tol = 1e-10 if dtype == np.float64 else 1e-5
+    for ours, theirs in [(y.transpose(3, 0, 1, 2), yt.detach()), (dx.transpose(3, 0, 1, 2),
+                         xt.grad), (d_w, wt.grad)]:
+        theirs = theirs.numpy()
+        assert ours.shape == theirs.shape
+        assert np.abs(ours - theirs).max() <= tol * np.abs(theirs).max()
