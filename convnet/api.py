@@ -68,9 +68,9 @@ def settings(description: str | None = None, recipe: str | None = None,
         members = chosen.pop("ensemble", None)  # a recipe of several models
         if members and ensemble is None:
             ensemble = members
-            if path == "bf16":  # fewer than the recipe's where they would share the cores
-                fewer = members_here(RECIPES[recipe]["ensemble"], options.get("device"))[1]
-                why = why if fewer is None else f"{why}; {fewer}"
+            # fewer than the recipe's where they would share the cores
+            fewer = members_here(RECIPES[recipe]["ensemble"], options.get("device"), path)[1]
+            why = why if fewer is None else f"{why}; {fewer}"
         values.update(chosen)
     if recipe is not None and options.get("epochs") is None:
         values["epochs_of"] = TUNED_ON_IMAGES  # its epochs: passes over Fashion-MNIST's images

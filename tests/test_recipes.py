@@ -145,7 +145,7 @@ def test_the_ensemble_recipe_trains_its_members_and_their_vote(capsys, tmp_path,
                  "--data-dir", str(fashion_dir), "--epochs", "1", "--out", str(tmp_path / "run"),
                  "--val-size", "300"])
     out = capsys.readouterr().out
-    count = recipe("ensemble")["ensemble"]  # 3, or 2 on 2 cores whose bf16 is AVX-512's
+    count = recipe("ensemble")["ensemble"]  # 3, or 2 on 2 cores (float32, AVX-512's bf16)
     assert code == 0 and f"ensemble of {count}: test accuracy" in out
     members = json.loads((tmp_path / "run/ensemble/model.json").read_text())["members"]
     assert len(members) == count
