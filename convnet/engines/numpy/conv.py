@@ -13,8 +13,8 @@ The matrix is built and multiplied a block of output positions at a time (`block
 while it is still in the cache, the blocks shared between threads; the backward builds them again
 from the padded input rather than keeping the whole matrix. Layers with few filters compute by
 kernel rows instead (`conv_by_rows`). (Winograd's F(2×2, 3×3) does 2.25× fewer multiply-adds,
-but its transforms are memory passes that a second core does not speed up: on 2 cores it was
-slower than this, forward and backward; bench/winograd.py measures it.)
+but its transforms are memory passes that a second core hardly speeds up: on 2 cores it gained
+at most 8% on the widest layers and lost up to 42% on others; bench/winograd.py measures it.)
 
 Shapes (batch innermost, see __init__): x C×H×W×N, padded xp C×Hp×Wp×N, y K×Ho×Wo×N, with
 Ho = (H − F + 2P)/S + 1. The weight is stored as PyTorch's K×C×F×F; W is its K × (F, F, C) view.
