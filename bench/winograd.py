@@ -206,6 +206,14 @@ def transform_grad(dy: np.ndarray, part: Tiles, dm: np.ndarray, s: Scratch) -> N
     np.copyto(out[3, 3], c1)
 
 
+def transformed(xp: np.ndarray, part: Tiles, row: np.ndarray) -> tuple[Scratch, np.ndarray]:
+    """A block's V = Bᵀ d B (16, C, tiles · N) in a thread's scratch row, and what is left of it."""
+    s = Scratch(row)
+    v = s.take(16, xp.shape[0], part.count * xp.shape[3])
+    transform_input(xp, part, v, s)
+    return s, v
+
+
 def conv(xp: np.ndarray, u: np.ndarray, rows: int, cols: int,
          scratch: np.ndarray) -> np.ndarray:
     """The convolution of the padded input xp (C × ≥ 2·rows + 2 × ≥ 2·cols + 2 × N) with the
@@ -217,13 +225,10 @@ def conv(xp: np.ndarray, u: np.ndarray, rows: int, cols: int,
     parts = tiles(rows, cols, n, max(c, k), xp.itemsize)
 
     def block(item: int, thread: int) -> None:
-        part, s = parts[item], Scratch(scratch[thread])
-        m = part.count * n
-        v = s.take(16, c, m)
-        transform_input(xp, part, v, s)
-        products = s.take(16, k, m)
+        s, v = transformed(xp, parts[item], scratch[thread])
+        products = s.take(16, k, v.shape[2])
         np.matmul(u, v, out=products)
-        transform_output(products, part, y, s)
+        transform_output(products, parts[item], y, s)
 
     parallel.spread(block, len(parts))
     return y
@@ -238,12 +243,9 @@ def weight_grad(xp: np.ndarray, dy: np.ndarray, scratch: np.ndarray) -> np.ndarr
     shares = np.empty((len(parts), 16, k, c), xp.dtype)
 
     def block(item: int, thread: int) -> None:
-        part, s = parts[item], Scratch(scratch[thread])
-        m = part.count * n
-        v = s.take(16, c, m)
-        transform_input(xp, part, v, s)
-        dm = s.take(16, k, m)
-        transform_grad(dy, part, dm, s)
+        s, v = transformed(xp, parts[item], scratch[thread])
+        dm = s.take(16, k, v.shape[2])
+        transform_grad(dy, parts[item], dm, s)
         np.matmul(dm, v.transpose(0, 2, 1), out=shares[item])
 
     parallel.spread(block, len(parts))
@@ -309,16 +311,13 @@ def forward_phases(layer: Layer, x: np.ndarray) -> list[list[float]]:
     spent = [[0.0, 0.0, 0.0] for _ in range(len(layer.scratch))]
 
     def block(item: int, thread: int) -> None:
-        part, s = parts[item], Scratch(layer.scratch[thread])
-        m = part.count * n
         t0 = time.perf_counter()
-        v = s.take(16, c, m)
-        transform_input(xp, part, v, s)
+        s, v = transformed(xp, parts[item], layer.scratch[thread])
         t1 = time.perf_counter()
-        products = s.take(16, k, m)
+        products = s.take(16, k, v.shape[2])
         np.matmul(u, v, out=products)
         t2 = time.perf_counter()
-        transform_output(products, part, y, s)
+        transform_output(products, parts[item], y, s)
         t3 = time.perf_counter()
         for i, dt in enumerate((t1 - t0, t2 - t1, t3 - t2)):
             spent[thread][i] += dt
