@@ -192,8 +192,8 @@ PATHS = ("bf16", "fp32")
 # trains as many as there are cores, two at least (AMD EPYC, 2 cores, 2026-12-02;
 # docs/BENCHMARKS.md, "The AMD EPYC, evening"). With AMX tiles three at once on 2 cores took
 # 27–30 minutes: they keep three. In float32 every CPU's convolutions are vector instructions
-# (AVX-512 or AVX2 FMA), as busy as AVX-512's bf16: the same rule (two at once on 2 cores, 83–87
-# s a model-epoch).
+# (AVX-512 or AVX2 FMA), as busy as AVX-512's bf16: the same rule (two at once on 2 cores:
+# 76–89 s an epoch for the pair, 38–45 s a model-epoch).
 MEMBERS_AT_LEAST = 2
 # Every recipe was tuned on Fashion-MNIST's 60,000 training images: its epochs are passes over
 # that many. On a smaller training set (a folder of 4,000 digits: 15 steps an epoch at batch
