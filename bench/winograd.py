@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 from typing import NamedTuple
@@ -59,6 +58,7 @@ sys.path.insert(0, os.path.join(HERE, ".."))
 
 import numpy as np  # noqa: E402
 
+from convnet import cpu  # noqa: E402
 from convnet.engines.allocator import keep_freed_memory  # noqa: E402
 from convnet.engines.numpy import blas, parallel  # noqa: E402
 from convnet.engines.numpy.conv import Conv2D  # noqa: E402
@@ -347,8 +347,8 @@ def main() -> None:
     BUDGET = int(args.budget * (1 << 20))
     keep_freed_memory()  # as the engine runs: freed memory kept for reuse
     every = parallel.threads()
-    print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-          f"OpenBLAS kernels: {blas.kernel()}; batch {args.batch}, {args.rounds} rounds; "
+    print(f"# {cpu.describe()}; OpenBLAS kernels: {blas.kernel()}; batch {args.batch}, "
+          f"{args.rounds} rounds; "
           f"ms, the best of each round's 3, the minimum over rounds")
     for dtype in (np.float64, np.float32):
         print(f"check against the engine's Conv2D ({np.dtype(dtype).name}): largest relative "
