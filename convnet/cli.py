@@ -180,7 +180,7 @@ def _number(text: str) -> float:
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
     from .recipes import RECIPES, describe
-    from .train import DEFAULT_NETWORK, EPOCH_RANGE, STEP_BUDGET, TrainConfig
+    from .train import DEFAULT_NETWORK, EPOCH_RANGE, SMALL_DATA, STEP_BUDGET, TrainConfig
 
     d = TrainConfig()
     recipes = "\n".join("  " + describe(name) for name in RECIPES)
@@ -258,7 +258,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                     "decay per step, e.g. 0.99 (0: off)", type=_number, metavar="DECAY")
     option("--lookahead", "every K steps pull the weights halfway back to slow weights "
                           "(0: off)", type=int, metavar="K")
-    option("--whiten", "initialise the first conv layer by whitening the images' patches",
+    option("--whiten", "initialise the first conv layer by whitening the images' patches "
+                       f"(default: for a training set under {SMALL_DATA:,} images)",
            action=argparse.BooleanOptionalAction)
     option("--identity-init", "convs from C to C channels start as the identity (plus noise)",
            action=argparse.BooleanOptionalAction)

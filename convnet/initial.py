@@ -19,6 +19,8 @@ from .errors import UserError
 from .spec import Conv
 
 PATCHES = 10_000  # patches drawn to estimate the covariance
+CHUNK = 256  # images read at a time to cut them from
+FIRST = 20_000  # the patches come from the first images only
 EPSILON = 5e-4  # added to the eigenvalues: the smallest directions are mostly noise
 
 
@@ -31,33 +33,53 @@ def first_conv(net):
     return first
 
 
-def patches(images: np.ndarray, kh: int, kw: int, count: int, seed: int) -> np.ndarray:
-    """`count` random kh×kw×C patches of N×H×W×C images, flattened (count × kh·kw·C)."""
+def patches(images, kh: int, kw: int, count: int, seed: int,
+            first: int | None = None) -> np.ndarray:
+    """`count` random kh×kw×C patches of N×H×W×C images (of the `first` images only, when
+    given), flattened (count × kh·kw·C), in the images' own type. `images` may be a memory map
+    or a data set's rows: only the images the patches come from are read, CHUNK at a time, so a
+    folder larger than memory whitens too."""
     n, h, w, c = images.shape
+    n = n if first is None else min(n, first)
     rng = np.random.default_rng([seed, 7])
     which = rng.integers(0, n, count)
     ys = rng.integers(0, h - kh + 1, count)
     xs = rng.integers(0, w - kw + 1, count)
-    rows = ys[:, None] + np.arange(kh)[None, :]
-    cols = xs[:, None] + np.arange(kw)[None, :]
-    cut = images[which[:, None, None], rows[:, :, None], cols[:, None, :]]  # count×kh×kw×C
-    return cut.reshape(count, -1)
+    out = np.empty((count, kh, kw, c), images.dtype)
+    order = np.argsort(which, kind="stable")  # the images in file order
+    for start in range(0, count, CHUNK):
+        part = order[start:start + CHUNK]
+        chosen = np.unique(which[part])
+        read = images[chosen]  # at most CHUNK images
+        local = np.searchsorted(chosen, which[part])
+        rows = ys[part, None] + np.arange(kh)[None, :]
+        cols = xs[part, None] + np.arange(kw)[None, :]
+        out[part] = read[local[:, None, None], rows[:, :, None], cols[:, None, :]]
+    return out.reshape(count, -1)
 
 
-def whitening_filters(net, images: np.ndarray, seed: int = 0) -> np.ndarray:
+def whitening_filters(net, images, seed: int = 0) -> np.ndarray:
     """K×C×kh×kw filters for the first conv layer that whiten the (normalised) images'
-    patches; where K is more than twice the patch size, the rest keep their random draw."""
+    patches; where K is more than twice the patch size, the rest keep their random draw. The
+    patches come from the first FIRST images."""
     info = first_conv(net)
     kh, kw = info.layer.kernel
     k = info.output[2]
-    prepared = net.prepare_images(np.asarray(images[:min(len(images), 20_000)]))
-    x = patches(prepared.astype(np.float64), kh, kw, PATCHES, seed)
+    c = info.input[2]
+    if not hasattr(images, "shape"):
+        images = np.asarray(images)
+    net.prepare_images(images[:1])  # the images' shape and type are the network's
+    if len(images.shape) == 3:  # N×H×W grey images
+        images = np.asarray(images)[..., None]
+    cut = patches(images, kh, kw, PATCHES, seed, first=FIRST)
+    # normalised as prepare_images normalises whole images (per channel, the same arithmetic)
+    x = net.scale_images(cut.reshape(PATCHES, kh, kw, c)).reshape(PATCHES, -1)
+    x = x.astype(np.float64)
     x -= x.mean(axis=0)
     covariance = x.T @ x / len(x)
     values, vectors = np.linalg.eigh(covariance)  # ascending
     order = np.argsort(values)[::-1]
     values, vectors = values[order], vectors[:, order]
-    c = info.input[2]
     half = min(k // 2, vectors.shape[1])
     scaled = (vectors[:, :half] / np.sqrt(values[:half] + EPSILON)).T  # half × (kh·kw·C)
     filters = np.concatenate([scaled, -scaled])  # both signs: a ReLU keeps one of each pair

@@ -122,6 +122,11 @@ class Network:
                             f"{'×'.join(map(str, x.shape)) or 'scalar'}")
         if x.shape[0] == 0:
             raise UserError("the batch of images is empty")
+        return self.scale_images(x)
+
+    def scale_images(self, x: np.ndarray) -> np.ndarray:
+        """Values of images (or of pieces of them: any shape ending in the channels) as the
+        engine's floats, normalised per channel: uint8 → /255, then (x − mean) / std."""
         given = x
         if x.dtype == np.uint8:
             x = np.multiply(x, np.dtype(self.dtype).type(1 / 255), dtype=self.dtype)

@@ -64,6 +64,18 @@ def default_network(shape: tuple[int, int, int], classes: int) -> str:
     return " ".join(stages + [head])
 
 
+def whitens(network: Any, shape: tuple[int, int, int]) -> bool:
+    """Whether whitening can start this network: its first layer a conv whose kernel fits in
+    the images (the patches it whitens are kernel-sized pieces of them)."""
+    first = network.layers[0] if network.layers else None
+    return isinstance(first, Conv) and first.kernel[0] <= shape[0] and first.kernel[1] <= shape[1]
+
+
+def said(items: list[str]) -> str:
+    """"a", "a and b", "a, b and c"."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
 def fit_network(network: Any, shape: tuple[int, int, int], classes: int | None
                 ) -> tuple[Any, list[str]]:
     """A recipe's network (written for Fashion-MNIST's 28×28 images and 10 classes) fitted to
@@ -137,7 +149,8 @@ class TrainConfig:
     tta_shift: int = 0  # also on the image moved this many pixels up, down, left and right
     ema: float = 0.0  # decay of an exponential moving average of the weights (0: none)
     lookahead: int = 0  # steps between lookahead's pulls back to the slow weights (0: none)
-    whiten: bool = False  # first conv layer initialised by whitening the images' patches
+    whiten: bool | None = None  # first conv layer initialised by whitening the images'
+    # patches; None: for a small training set where the network starts with a conv that fits
     identity_init: bool = False  # convs from C to C channels start as the identity plus noise
     bn_lr_scale: float = 1.0  # torch engine: batch norm's scale and shift learn this much faster
     recipe: str | None = None  # the named recipe these settings came from, if any
@@ -420,6 +433,10 @@ class Trainer:
         if config.label_smoothing is None:
             config = replace(config, label_smoothing=0.1 if small else 0.0)
             regularised += ["label smoothing 0.1"] if small else []
+        if config.whiten is None:
+            whitened = small and whitens(network, self.data.shape)
+            config = replace(config, whiten=whitened)
+            regularised += ["the first conv initialised by whitening"] if whitened else []
         recipe_steps = None
         if config.epochs_of is not None and config.epochs is not None:
             steps = config.epochs * steps_per_epoch(config.epochs_of, config.batch_size)
@@ -452,9 +469,9 @@ class Trainer:
                               f"{config.epochs} epochs, for the {steps:,} steps of its {own} "
                               f"epochs of {images:,} images (--epochs sets them)")
         if regularised:
+            flags = "--augment, --label-smoothing" + (", --no-whiten" if config.whiten else "")
             self.notes.append(f"a small training set ({len(self.train):,} images): "
-                              f"{' and '.join(regularised)} (--augment, --label-smoothing "
-                              "choose otherwise)")
+                              f"{said(regularised)} ({flags} choose otherwise)")
         if config.whiten and config.recipe and not isinstance(network.layers[0], Conv):
             # a recipe whitens its own first conv; a network of the user's that starts
             # otherwise trains without it (asked for by hand, --whiten there is an error)

@@ -96,6 +96,50 @@ def test_a_bare_train_on_a_two_class_folder_fits_its_network_to_it(capsys, tmp_p
     assert "recall per class: a " in out
 
 
+
+def test_a_small_training_set_starts_from_a_whitened_first_conv(capsys, tmp_path):
+    from convnet.initial import whitening_filters
+    from convnet.train import TrainConfig, Trainer
+
+    root = grey_folder(tmp_path / "digits", per_class=12, size=20)
+    code, out, err = run(capsys, "train", "--data", root, "--epochs", "1", "--engine", "numpy",
+                         "--out", tmp_path / "run")
+    assert code == 0, err
+    assert ("a small training set (18 images): crop augmentation, label smoothing 0.1 and the "
+            "first conv initialised by whitening (--augment, --label-smoothing, --no-whiten "
+            "choose otherwise)") in out
+    saved = json.loads((tmp_path / "run" / "train.json").read_text())
+    assert saved["whiten"] is True and saved["augment"] == "crop"
+    # the run starts from whitening's filters: 9 directions of the 3×3 patches and their negatives
+    trainer = Trainer(TrainConfig(data=str(root), epochs=1, engine="numpy"), tmp_path / "again")
+    start = trainer.net.state_dict()["0.weight"]
+    made = whitening_filters(trainer.net, trainer.train.images, 0)
+    assert np.array_equal(start, made.astype(start.dtype))
+    fresh = Trainer(TrainConfig(data=str(root), epochs=1, engine="numpy", whiten=False),
+                    tmp_path / "plain").net.state_dict()["0.weight"]
+    assert not np.allclose(start[:18], fresh[:18]) and np.array_equal(start[18:], fresh[18:])
+
+
+@pytest.mark.parametrize("network, size, argv", [
+    (None, 20, ["--no-whiten"]),  # said otherwise
+    ("pool(2) conv(4,3) relu fc(2)", 20, []),  # no conv first: trains without it, no error
+    ("conv(4,5,pad=same) relu fc(2)", 4, []),  # a kernel larger than the images
+    (None, 20, ["LARGE"]),  # a training set of SMALL_DATA images or more
+])
+def test_whitening_is_left_out_where_it_does_not_belong(capsys, tmp_path, monkeypatch, network,
+                                                        size, argv):
+    from convnet import train
+
+    if argv == ["LARGE"]:
+        monkeypatch.setattr(train, "SMALL_DATA", 10)
+        argv = []
+    root = grey_folder(tmp_path / "digits", per_class=12, size=size)
+    code, out, err = run(capsys, "train", *([network] if network else []), "--data", root,
+                         "--epochs", "1", "--engine", "numpy", "--out", tmp_path / "run", *argv)
+    assert code == 0, err
+    assert "by whitening" not in out + err
+    assert json.loads((tmp_path / "run" / "train.json").read_text())["whiten"] is False
+
 # -- the cache -------------------------------------------------------------------------------------
 
 def test_a_second_load_decodes_nothing_and_a_changed_file_only_itself(tmp_path):

