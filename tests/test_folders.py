@@ -140,6 +140,23 @@ def test_whitening_is_left_out_where_it_does_not_belong(capsys, tmp_path, monkey
     assert "by whitening" not in out + err
     assert json.loads((tmp_path / "run" / "train.json").read_text())["whiten"] is False
 
+
+def test_the_default_warm_up_lasts_fifty_steps_where_half_an_epoch_is_a_step_or_two(tmp_path):
+    from convnet.train import TrainConfig, Trainer, warmup_steps
+
+    assert warmup_steps(None, 429, 3_500) == 214  # Fashion-MNIST: half an epoch, as always
+    assert warmup_steps(None, 2, 400) == 50  # 258 images in batches of 128
+    assert warmup_steps(None, 1, 30) == 6  # a short run: a fifth of it
+    assert warmup_steps(0.5, 2, 400) == 1 and warmup_steps(0, 2, 400) == 0  # as given
+    root = grey_folder(tmp_path / "digits", per_class=12, size=20)  # 18 images: a step an epoch
+    lr = 0.05
+    default = Trainer(TrainConfig(data=str(root), epochs=200, engine="numpy", lr=lr),
+                      tmp_path / "a").net.schedule
+    assert [default(s) for s in (0, 19, 39)] == pytest.approx([lr / 40, lr / 2, lr])
+    given = Trainer(TrainConfig(data=str(root), epochs=200, engine="numpy", lr=lr,
+                                warmup_epochs=0), tmp_path / "b").net.schedule
+    assert given(0) == pytest.approx(lr)
+
 # -- the cache -------------------------------------------------------------------------------------
 
 def test_a_second_load_decodes_nothing_and_a_changed_file_only_itself(tmp_path):
