@@ -33,6 +33,13 @@ def first_conv(net):
     return first
 
 
+def can_whiten(network, shape: tuple[int, ...]) -> bool:
+    """Whether whitening can start this network (a Spec) on H×W×C images: its first layer a
+    conv whose kernel fits in them (the patches it whitens are kernel-sized pieces of them)."""
+    first = network.layers[0] if network.layers else None
+    return isinstance(first, Conv) and first.kernel[0] <= shape[0] and first.kernel[1] <= shape[1]
+
+
 def patches(images, kh: int, kw: int, count: int, seed: int,
             first: int | None = None) -> np.ndarray:
     """`count` random kh×kw×C patches of N×H×W×C images (of the `first` images only, when
@@ -65,7 +72,10 @@ def whitening_filters(net, images, seed: int = 0) -> np.ndarray:
     info = first_conv(net)
     kh, kw = info.layer.kernel
     k = info.output[2]
-    c = info.input[2]
+    h, w, c = info.input
+    if kh > h or kw > w:
+        raise UserError(f"--whiten cuts {kh}×{kw} patches out of the images for the first "
+                        f"layer's filters, but the images are {h}×{w}")
     if not hasattr(images, "shape"):
         images = np.asarray(images)
     net.prepare_images(images[:1])  # the images' shape and type are the network's

@@ -64,13 +64,6 @@ def default_network(shape: tuple[int, int, int], classes: int) -> str:
     return " ".join(stages + [head])
 
 
-def whitens(network: Any, shape: tuple[int, int, int]) -> bool:
-    """Whether whitening can start this network: its first layer a conv whose kernel fits in
-    the images (the patches it whitens are kernel-sized pieces of them)."""
-    first = network.layers[0] if network.layers else None
-    return isinstance(first, Conv) and first.kernel[0] <= shape[0] and first.kernel[1] <= shape[1]
-
-
 def said(items: list[str]) -> str:
     """"a", "a and b", "a, b and c"."""
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
@@ -448,7 +441,8 @@ class Trainer:
             config = replace(config, label_smoothing=0.1 if small else 0.0)
             regularised += ["label smoothing 0.1"] if small else []
         if config.whiten is None:
-            whitened = small and whitens(network, self.data.shape)
+            from .initial import can_whiten
+            whitened = small and can_whiten(network, self.data.shape)
             config = replace(config, whiten=whitened)
             regularised += ["the first conv initialised by whitening"] if whitened else []
         recipe_steps = None

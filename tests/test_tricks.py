@@ -248,6 +248,9 @@ def test_whitening_needs_a_conv_first_and_identity_init_a_c_to_c_conv(capsys, tm
                                                                      fashion_dir):
     for description, flag, message in (
             ("pool(2) conv(4,3) relu fc(10)", "--whiten", "the first layer is pool(2)"),
+            ("conv(4,30,pad=same) relu fc(10)", "--whiten",
+             "--whiten cuts 30×30 patches out of the images for the first layer's filters, but "
+             "the images are 28×28"),
             (SMALL, "--identity-init", "this network has none")):
         code = main(["train", description, "--data-dir", str(fashion_dir), "--epochs", "1",
                      "--out", str(tmp_path / flag), flag])
