@@ -73,7 +73,7 @@ def whitening_filters(net, images, seed: int = 0) -> np.ndarray:
     kh, kw = info.layer.kernel
     k = info.output[2]
     h, w, c = info.input
-    if kh > h or kw > w:
+    if not can_whiten(net.spec, info.input):
         raise UserError(f"--whiten cuts {kh}×{kw} patches out of the images for the first "
                         f"layer's filters, but the images are {h}×{w}")
     if not hasattr(images, "shape"):
