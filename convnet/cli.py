@@ -239,7 +239,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                               f"at least {WARMUP_STEPS} steps or a fifth of the run)",
            type=_number)
     option("--label-smoothing", "share of each label spread over all classes", type=_number)
-    option("--augment", "any of crop, flip and erase, e.g. crop,erase")
+    option("--augment", "any of crop, flip, erase, rotate, zoom and light, e.g. crop,erase "
+                        f"(default: under {SMALL_DATA:,} training images, crop, and for colour "
+                        "images rotate, zoom and light too; else none)")
     option("--val-size", "validation images held out of train (a fraction if below 1)",
            type=_number)
     option("--test-fraction", "folders without train/ and test/: the share held out for testing",

@@ -120,6 +120,33 @@ def test_a_small_training_set_starts_from_a_whitened_first_conv(capsys, tmp_path
     assert not np.allclose(start[:18], fresh[:18]) and np.array_equal(start[18:], fresh[18:])
 
 
+def colour_folder(root: Path, per_class: int = 12, size: int = 20) -> Path:
+    rng = np.random.default_rng(1)
+    for name in ("a", "b"):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(
+                root / name / f"{i}.png")
+    return root
+
+
+@pytest.mark.parametrize("colour, size, argv, said, kept", [
+    (True, 20, [], "crop, rotate, zoom and light augmentation, ", "crop,rotate,zoom,light"),
+    (False, 20, [], "crop augmentation, ", "crop"),
+    (True, 12, [], "", ""),  # smaller than 16×16: nothing to spare for a crop or a turn
+    (True, 20, ["--augment", "crop"], "", "crop"),  # given: as given, and not said
+])
+def test_a_small_colour_set_is_also_turned_zoomed_and_lit(capsys, tmp_path, colour, size, argv,
+                                                           said, kept):
+    make = colour_folder if colour else grey_folder
+    root = make(tmp_path / "images", per_class=12, size=size)
+    code, out, err = run(capsys, "train", "--data", root, "--epochs", "1", "--engine", "numpy",
+                         "--out", tmp_path / "run", *argv)
+    assert code == 0, err
+    assert f"a small training set (18 images): {said}label smoothing 0.1 and " in out
+    assert json.loads((tmp_path / "run" / "train.json").read_text())["augment"] == kept
+
+
 @pytest.mark.parametrize("network, size, argv", [
     (None, 20, ["--no-whiten"]),  # said otherwise
     ("pool(2) conv(4,3) relu fc(2)", 20, []),  # no conv first: trains without it, no error

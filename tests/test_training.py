@@ -156,7 +156,7 @@ def test_a_folder_of_images_trains(capsys, tmp_path):
     (["train", "conv(6,5) relu pool(2) fc(7)"], "ends in fc(7) but fashion-mnist has 10 classes"),
     (["train", "conv(6,5) pool(2) fc(10)", "--epochs", "0"], "--epochs: must be at least 1"),
     (["train", "--lr", "fast"], "'fast' is not a number"),
-    (["train", "--augment", "rotate"], "unknown augmentation 'rotate'"),
+    (["train", "--augment", "twist"], "unknown augmentation 'twist'"),
     (["train", "--data", "imagenet"], "no data set 'imagenet'"),
     (["train", "--engine", "jax"], "invalid choice: 'jax'"),
     (["train", "--device", "cuda", "--engine", "torch"], "sees no CUDA GPU"),

@@ -161,6 +161,95 @@ def test_random_erasing_fills_one_rectangle_in_about_half_the_images():
     assert np.array_equal(whole[4:], half)
 
 
+def torch_warp(x: np.ndarray, angle: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """The same turn and zoom by PyTorch's grid_sample: each output pixel's place mapped back
+    into the input (about the centre), bilinear, the border's pixels beyond it."""
+    import torch
+
+    n, h, w, _ = x.shape
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float64) - (h - 1) / 2,
+                            torch.arange(w, dtype=torch.float64) - (w - 1) / 2, indexing="ij")
+    a = torch.tensor(angle, dtype=torch.float64)[:, None, None]
+    s = torch.tensor(scale, dtype=torch.float64)[:, None, None]
+    sy = (torch.cos(a) * ys - torch.sin(a) * xs) / s
+    sx = (torch.sin(a) * ys + torch.cos(a) * xs) / s
+    grid = torch.stack([sx / max((w - 1) / 2, 1e-9), sy / max((h - 1) / 2, 1e-9)], dim=-1)
+    source = torch.tensor(x, dtype=torch.float64).permute(0, 3, 1, 2)
+    out = torch.nn.functional.grid_sample(source, grid, mode="bilinear", padding_mode="border",
+                                          align_corners=True)
+    return out.permute(0, 2, 3, 1).round().clamp(0, 255).numpy()
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 4), h=st.integers(2, 12), w=st.integers(2, 12), c=st.sampled_from([1, 3]),
+       seed=st.integers(0, 2**16))
+def test_rotate_and_zoom_sample_the_image_as_pytorchs_grid_sample_does(n, h, w, c, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, (n, h, w, c), dtype=np.uint8)
+    angle, scale = np.radians(rng.uniform(-30, 30, n)), rng.uniform(0.8, 1.5, n)
+    y = augmentation.warp(x, angle, scale)
+    assert y.shape == x.shape and y.dtype == np.uint8
+    # float32 against float64 arithmetic: a value may round the other way at .5
+    assert np.abs(y.astype(float) - torch_warp(x, angle, scale)).max() <= 1
+
+
+def test_no_turn_and_no_zoom_leave_the_images_and_a_quarter_turn_is_clockwise():
+    x = np.random.default_rng(0).integers(0, 256, (3, 7, 7, 3), dtype=np.uint8)
+    assert np.array_equal(augmentation.warp(x, np.zeros(3), np.ones(3)), x)
+    turned = augmentation.warp(x, np.full(3, np.pi / 2), np.ones(3))
+    assert np.array_equal(turned, np.rot90(x, -1, axes=(1, 2)))
+    one_wide = np.arange(10, dtype=np.uint8).reshape(1, 10, 1, 1)  # a single column still works
+    assert augmentation.warp(one_wide, np.zeros(1), np.full(1, 2.0)).shape == one_wide.shape
+
+
+def test_the_warp_is_the_same_on_any_number_of_threads(monkeypatch):
+    from convnet.engines.numpy import parallel
+
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 256, (9, 32, 32, 3), dtype=np.uint8)  # enough values to share out
+    angle, scale = np.radians(rng.uniform(-10, 10, 9)), rng.uniform(1, 1.15, 9)
+    got = []
+    for count in (1, 2, 3):
+        monkeypatch.setattr(parallel, "threads", lambda count=count: count)
+        assert len(parallel.parts(9, x.size * augmentation.WARP_COST)) == count
+        got.append(augmentation.warp(x, angle, scale))
+    assert np.array_equal(got[0], got[1]) and np.array_equal(got[0], got[2])
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 5), c=st.sampled_from([1, 3]), seed=st.integers(0, 2**16))
+def test_light_scales_contrast_about_the_mean_and_shifts_brightness(n, c, seed):
+    import torch
+
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, (n, 6, 5, c), dtype=np.uint8)
+    contrast, shift = rng.uniform(0.5, 2, n), rng.uniform(-60, 60, n)
+    y = augmentation.light(x, contrast, shift)
+    t = torch.tensor(x, dtype=torch.float64)
+    mean = t.flatten(1).mean(1)[:, None, None, None]
+    expected = ((t - mean) * torch.tensor(contrast)[:, None, None, None] + mean
+                + torch.tensor(shift)[:, None, None, None]).round().clamp(0, 255).numpy()
+    assert np.abs(y.astype(float) - expected).max() <= 1
+    assert np.array_equal(augmentation.light(x, np.ones(n), np.zeros(n)), x)
+
+
+@pytest.mark.parametrize("kinds", [("rotate",), ("zoom",), ("light",), ("crop", "rotate", "zoom",
+                                                                        "light", "erase")])
+def test_rotate_zoom_and_light_draw_per_image_and_alike_on_any_number_of_processes(kinds):
+    x = np.random.default_rng(1).integers(0, 256, (8, 20, 24, 3), dtype=np.uint8)
+    kept = x.copy()
+    whole = augmentation.augment(x, kinds, np.random.default_rng(5))
+    assert whole.shape == x.shape and whole.dtype == np.uint8 and whole.flags.c_contiguous
+    assert np.array_equal(x, kept)  # the caller's images are not touched
+    changed = (whole != x).reshape(8, -1).any(axis=1)
+    assert changed.sum() >= 7  # each image drew its own change (one may draw almost none)
+    half = augmentation.augment(x[4:8], kinds, np.random.default_rng(5),
+                                positions=np.arange(4, 8), total=8)
+    assert np.array_equal(whole[4:], half)
+    again = augmentation.augment(x, kinds, np.random.default_rng(6))
+    assert not np.array_equal(whole, again)
+
+
 # -- initialisation --------------------------------------------------------------------------
 
 def test_whitening_filters_whiten_the_patches(fashion_dir):
