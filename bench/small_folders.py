@@ -64,12 +64,19 @@ def make_shapes(root: Path, per_class: int = 120, seed: int = 0) -> None:
             image.save(root / name / f"{i}.{'png' if i % 2 else 'jpg'}")
 
 
+def truetype_fonts() -> list[str]:
+    """The machine's TrueType and OpenType font files, as fontconfig lists them."""
+    if shutil.which("fc-list") is None:
+        return []
+    listed = subprocess.run(["fc-list", ":", "file"], capture_output=True, text=True).stdout
+    files = (line.split(":")[0].strip() for line in listed.splitlines())
+    return sorted({file for file in files if file.endswith((".ttf", ".otf"))})
+
+
 def make_letters(root: Path, per_class: int = 40, seed: int = 1) -> None:
     from PIL import Image, ImageDraw, ImageFont
 
-    listed = subprocess.run(["fc-list", ":", "file"], capture_output=True, text=True).stdout
-    fonts = sorted({line.split(":")[0].strip() for line in listed.splitlines()
-                    if line.split(":")[0].strip().endswith((".ttf", ".otf"))})
+    fonts = truetype_fonts()
     rng = np.random.default_rng(seed)
     for letter in "ABCDEFGHIJKLMNOPQRSTUVWXYZ":
         (root / letter).mkdir(parents=True)
@@ -107,8 +114,7 @@ def make(name: str, root: Path) -> Path | None:
     if name == "digits" and shutil.which("npm") is None:
         print("# digits left out: npm is not installed", flush=True)
         return None
-    if name == "letters" and (shutil.which("fc-list") is None or ".ttf" not in subprocess.run(
-            ["fc-list", ":", "file"], capture_output=True, text=True).stdout):
+    if name == "letters" and not truetype_fonts():
         print("# letters left out: no TrueType fonts (fc-list)", flush=True)
         return None
     temporary = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
