@@ -218,8 +218,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     option("--epochs", "passes over the training images (default: enough for about "
                        f"{STEP_BUDGET:,} steps, {EPOCH_RANGE[0]} to {EPOCH_RANGE[1]}, with "
                        "early stopping)", type=_positive_int)
-    option("--patience", "stop after this many epochs without a better validation accuracy "
-                         "(default: a fifth of the epochs when --epochs is not given)",
+    option("--patience", "stop after this many epochs without a better validation accuracy, "
+                         "counted from the warm-up's end at the earliest (default: a fifth of "
+                         "the epochs when --epochs is not given)",
            type=_positive_int)
     option("--balance", "unequal classes: weights (class-weighted loss), sampler (balanced "
                         "batches) or none", choices=("none", "weights", "sampler"))

@@ -128,7 +128,8 @@ class TrainConfig:
     device: str | None = None  # torch engine: cpu (default), cuda, cuda:N, auto
     epochs: int | None = None  # None: enough for STEP_BUDGET steps, within EPOCH_RANGE
     patience: int | None = None  # stop after this many epochs without a better validation
-    # accuracy; None: a fifth of the epochs (at least 8) when --epochs was not given, else never
+    # accuracy (epochs_waited: not counting the warm-up); None: a fifth of the epochs (at least
+    # 8) when --epochs was not given, else never
     balance: str = "none"  # none | weights (class-weighted loss) | sampler (balanced batches)
     batch_size: int = 128
     optimizer: str = "sgd"  # sgd | adam | adamw | muon (conv kernels by Muon, the rest by SGD)
@@ -380,6 +381,14 @@ def warmup_steps(epochs: float | None, per_epoch: int, total: int) -> int:
     return max(int(0.5 * per_epoch), min(WARMUP_STEPS, total // 5))
 
 
+def epochs_waited(done: int, best: int, warm: int) -> int:
+    """Epochs without a better validation accuracy, for the patience: counted from the best
+    epoch, but not before the warm-up's end — a best epoch while the learning rate still rises
+    is often luck on a small validation set, and the run has not yet learnt at full speed (as
+    Keras's EarlyStopping(start_from_epoch=…); docs/BENCHMARKS.md, "A small colour folder")."""
+    return done - max(best, warm)
+
+
 def class_weights(labels: np.ndarray, classes: int) -> np.ndarray:
     """--balance weights: each class weighs N / (K · its count), so every class adds up to the
     same share of the loss (a class without images weighs 0)."""
@@ -477,6 +486,9 @@ class Trainer:
             self.notes.append(f"recipe {config.recipe} fitted to {self.data.name}'s "
                               f"{format_shape(self.data.shape)} images: " + "; ".join(fitted))
         total_steps = self.steps_per_epoch * config.epochs
+        # the epoch the warm-up has ended by: the patience counts from there at the earliest
+        self.warm_epochs = -(-warmup_steps(config.warmup_epochs, self.steps_per_epoch,
+                                           total_steps) // self.steps_per_epoch)
         if config.ema and 1 / (1 - config.ema) > total_steps / 2:
             self.notes.append(f"warning: --ema {config.ema:g} averages over about "
                               f"{1 / (1 - config.ema):,.0f} steps, but the run has "
@@ -610,11 +622,12 @@ class Trainer:
                   f"{row['images_per_second']:.0f} img/s, {row['seconds']:.1f} s", flush=True)
             if on_epoch_end is not None:
                 on_epoch_end(epoch + 1)
-            waited = epoch + 1 - self.best["epoch"]
+            waited = epochs_waited(epoch + 1, self.best["epoch"], self.warm_epochs)
             if config.patience and len(self.val) and waited >= config.patience and \
                     epoch + 1 < config.epochs:
-                self.stopped_early = (f"no better validation accuracy for {waited} epochs "
-                                      f"(best {self.best['val_accuracy']:.2%} at epoch "
+                after = " after the warm-up" if self.best["epoch"] < self.warm_epochs else ""
+                self.stopped_early = (f"no better validation accuracy for {waited} epochs"
+                                      f"{after} (best {self.best['val_accuracy']:.2%} at epoch "
                                       f"{self.best['epoch']})")
                 print(f"stopping early: {self.stopped_early}", flush=True)
                 break

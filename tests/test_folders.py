@@ -184,6 +184,26 @@ def test_the_default_warm_up_lasts_fifty_steps_where_half_an_epoch_is_a_step_or_
                                 warmup_epochs=0), tmp_path / "b").net.schedule
     assert given(0) == pytest.approx(lr)
 
+def test_the_patience_counts_from_the_end_of_the_warm_up(tmp_path):
+    from convnet.train import TrainConfig, Trainer, epochs_waited
+
+    assert epochs_waited(52, 12, 25) == 27  # a lucky best while warming up: 40 epochs not yet
+    assert epochs_waited(52, 30, 25) == 22 and epochs_waited(9, 1, 1) == 8
+    root = grey_folder(tmp_path / "digits", per_class=12, size=20)  # 18 images: a step an epoch
+    # a learning rate too small to change anything: the first epoch stays the best
+    trainer = Trainer(TrainConfig(data=str(root), epochs=30, patience=2, lr=1e-12,
+                                  engine="numpy"), tmp_path / "run", progress=False)
+    assert trainer.warm_epochs == 6  # a fifth of the 30 steps
+    trainer.run()
+    assert trainer.best["epoch"] == 1
+    assert trainer.stopped_early == ("no better validation accuracy for 2 epochs after the "
+                                     f"warm-up (best {trainer.best['val_accuracy']:.2%} at "
+                                     "epoch 1)")
+    epochs = [json.loads(line)["epoch"]
+              for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert epochs[-1] == 8  # 6 epochs of warm-up, then 2 of patience (it was 3)
+
+
 # -- the cache -------------------------------------------------------------------------------------
 
 def test_a_second_load_decodes_nothing_and_a_changed_file_only_itself(tmp_path):
