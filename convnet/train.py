@@ -397,9 +397,11 @@ def class_weights(labels: np.ndarray, classes: int) -> np.ndarray:
 
 
 def build_network(config: TrainConfig, network: Any, train_images: np.ndarray,
-                  train_labels: np.ndarray | None = None) -> Network:
+                  train_labels: np.ndarray | None = None, warmup: int | None = None
+                  ) -> Network:
     """The Network a config describes (its epochs resolved), normalised by the training images'
-    statistics, with its learning-rate schedule over the whole run."""
+    statistics, with its learning-rate schedule over the whole run (`warmup` steps of it; by
+    default warmup_steps' — the Trainer passes the one its patience counts)."""
     # a batch is never larger than the training set (88 photos in batches of 128: one of 88)
     check_training_fits(infer(network), config.dtype, min(config.batch_size, len(train_images)),
                         _short(config.network or str(network.without_input())))
@@ -424,8 +426,9 @@ def build_network(config: TrainConfig, network: Any, train_images: np.ndarray,
                             "kernel, and this network has none")
     steps = steps_per_epoch(len(train_images), config.batch_size)
     epochs = config.epochs or epochs_for(steps)
-    net.schedule = make_schedule(config.schedule, config.lr, steps * epochs,
-                                 warmup_steps(config.warmup_epochs, steps, steps * epochs))
+    if warmup is None:
+        warmup = warmup_steps(config.warmup_epochs, steps, steps * epochs)
+    net.schedule = make_schedule(config.schedule, config.lr, steps * epochs, warmup)
     return net
 
 
@@ -486,9 +489,9 @@ class Trainer:
             self.notes.append(f"recipe {config.recipe} fitted to {self.data.name}'s "
                               f"{format_shape(self.data.shape)} images: " + "; ".join(fitted))
         total_steps = self.steps_per_epoch * config.epochs
+        self.warmup = warmup_steps(config.warmup_epochs, self.steps_per_epoch, total_steps)
         # the epoch the warm-up has ended by: the patience counts from there at the earliest
-        self.warm_epochs = -(-warmup_steps(config.warmup_epochs, self.steps_per_epoch,
-                                           total_steps) // self.steps_per_epoch)
+        self.warm_epochs = -(-self.warmup // self.steps_per_epoch)
         if config.ema and 1 / (1 - config.ema) > total_steps / 2:
             self.notes.append(f"warning: --ema {config.ema:g} averages over about "
                               f"{1 / (1 - config.ema):,.0f} steps, but the run has "
@@ -510,7 +513,8 @@ class Trainer:
             self.notes.append(f"recipe {config.recipe}: the first layer is "
                               f"{network.layers[0].to_text()}, not a conv, so it is not "
                               "initialised by whitening")
-        self.net = build_network(config, network, self.train.images, self.train.labels)
+        self.net = build_network(config, network, self.train.images, self.train.labels,
+                                 self.warmup)
         self.averages = Averages(self.net, config.ema, config.lookahead)
         if self.world.size > 1:
             self.net.engine.distribute()
