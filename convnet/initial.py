@@ -93,11 +93,11 @@ def whitening_filters(net, images, seed: int = 0) -> np.ndarray:
     half = min(k // 2, vectors.shape[1])
     scaled = (vectors[:, :half] / np.sqrt(values[:half] + EPSILON)).T  # half × (kh·kw·C)
     filters = np.concatenate([scaled, -scaled])  # both signs: a ReLU keeps one of each pair
-    current = np.array(net.state_dict()[f"{info.name}.weight"], dtype=np.float64)
-    out = current.copy()
+    current = np.asarray(net.state_dict()[f"{info.name}.weight"])
+    out = current.astype(np.float64)
     made = filters.reshape(len(filters), kh, kw, c).transpose(0, 3, 1, 2)
     out[:len(made)] = made
-    return out.astype(current.dtype)
+    return out.astype(current.dtype)  # the network's own type
 
 
 def whiten(net, images: np.ndarray, seed: int = 0) -> None:

@@ -35,7 +35,7 @@ from .data.sources import known_shape
 from .errors import UserError
 from .files import recover_directory, remove_leftovers
 from .network import Network, check_training_fits
-from .schedules import make_schedule
+from .schedules import make_schedule, rising_steps
 from .shapes import format_shape, infer
 from .spec import load as load_spec
 from .spec import Conv, parse_input_shape
@@ -490,8 +490,10 @@ class Trainer:
                               f"{format_shape(self.data.shape)} images: " + "; ".join(fitted))
         total_steps = self.steps_per_epoch * config.epochs
         self.warmup = warmup_steps(config.warmup_epochs, self.steps_per_epoch, total_steps)
-        # the epoch the warm-up has ended by: the patience counts from there at the earliest
-        self.warm_epochs = -(-self.warmup // self.steps_per_epoch)
+        # the epoch the learning rate has stopped rising by (the cosine schedule's warm-up, the
+        # one-cycle's first 30%): the patience counts from there at the earliest
+        rising = rising_steps(config.schedule, total_steps, self.warmup)
+        self.warm_epochs = -(-rising // self.steps_per_epoch)
         if config.ema and 1 / (1 - config.ema) > total_steps / 2:
             self.notes.append(f"warning: --ema {config.ema:g} averages over about "
                               f"{1 / (1 - config.ema):,.0f} steps, but the run has "

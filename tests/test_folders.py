@@ -204,6 +204,23 @@ def test_the_patience_counts_from_the_end_of_the_warm_up(tmp_path):
     assert epochs[-1] == 8  # 6 epochs of warm-up, then 2 of patience (it was 3)
 
 
+@pytest.mark.parametrize("schedule, warm", [("constant", 0), ("step", 0), ("onecycle", 9),
+                                            ("cosine", 6)])
+def test_the_patience_waits_only_while_the_learning_rate_rises(tmp_path, schedule, warm):
+    from convnet.schedules import make_schedule, rising_steps
+    from convnet.train import TrainConfig, Trainer
+
+    root = grey_folder(tmp_path / "digits", per_class=12, size=20)  # a step an epoch
+    trainer = Trainer(TrainConfig(data=str(root), epochs=30, patience=2, lr=1e-12,
+                                  engine="numpy", schedule=schedule), tmp_path / "run",
+                      progress=False)
+    assert trainer.warm_epochs == warm  # constant and step do not warm up; onecycle 30%
+    rates = [make_schedule(schedule, 1.0, 30, 6)(step) for step in range(30)]
+    rising = rising_steps(schedule, 30, 6)
+    assert all(a < b for a, b in zip(rates[:rising - 1], rates[1:rising]))  # rises, then not
+    assert all(a >= b for a, b in zip(rates[rising:], rates[rising + 1:]))
+
+
 # -- the cache -------------------------------------------------------------------------------------
 
 def test_a_second_load_decodes_nothing_and_a_changed_file_only_itself(tmp_path):

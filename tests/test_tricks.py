@@ -260,6 +260,7 @@ def test_whitening_filters_whiten_the_patches(fashion_dir):
     net = Network("conv(12,3,pad=same) relu pool(2) fc(10)", input=(28, 28, 1), seed=0,
                   normalization=((0.286,), (0.353,)))
     filters = whitening_filters(net, images, seed=0)
+    assert filters.dtype == net.state_dict()["0.weight"].dtype  # the network's own type
     w = filters.reshape(12, -1)
     assert np.allclose(w[:6], -w[6:12])  # each direction with both signs
     x = patches(net.prepare_images(images[:5000]).astype(np.float64), 3, 3, 5000, seed=1)
