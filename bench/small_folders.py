@@ -14,9 +14,13 @@ Four folders, made here (or reused) under --root:
   letters   1,040 colour images, 64×64: a capital letter (26 classes, 40 each) in one of the
             machine's TrueType fonts (`fc-list`; left out without any), 30–52 points, turned by
             up to ±20°, of a random colour on a ground of another random colour
+  photos    180 colour JPEGs, 280–400 × 200–300 pixels (so 64×86 at the default input): a
+            circle, a square or a triangle, a quarter to 0.6 of the short side, on a grainy
+            ground, blurred — "photos" of three shapes (3 classes)
 
     .venv/bin/python bench/small_folders.py --ways crop-only rotate-zoom-light   # ~85 min
     .venv/bin/python bench/small_folders.py --folders shapes --seeds 1 --ways defaults until-12-02
+    .venv/bin/python bench/small_folders.py --folders shapes letters photos --ways fast93 fast93-crop-only
 
 Prints each run's test accuracy and, per folder and way, the mean over the seeds.
 """
@@ -39,7 +43,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from convnet import cpu  # noqa: E402
 
-FOLDERS = ("shapes", "clothes", "digits", "letters")
+FOLDERS = ("shapes", "clothes", "digits", "letters", "photos")
 
 
 def make_shapes(root: Path, per_class: int = 120, seed: int = 0) -> None:
@@ -92,6 +96,30 @@ def make_letters(root: Path, per_class: int = 40, seed: int = 1) -> None:
                 root / letter / f"{i}.png")
 
 
+def make_photos(root: Path, per_class: int = 60, seed: int = 2) -> None:
+    from PIL import Image, ImageDraw, ImageFilter
+
+    rng = np.random.default_rng(seed)
+    for name in ("circle", "square", "triangle"):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            w, h = int(rng.integers(280, 400)), int(rng.integers(200, 300))
+            ground = rng.integers(0, 256, 3) + rng.normal(0, 25, (h, w, 3))  # a grainy ground
+            image = Image.fromarray(ground.clip(0, 255).astype(np.uint8))
+            draw, colour = ImageDraw.Draw(image), tuple(int(v) for v in rng.integers(0, 256, 3))
+            side = int(min(w, h) * rng.uniform(0.25, 0.6))
+            x0, y0 = int(rng.integers(0, w - side)), int(rng.integers(0, h - side))
+            if name == "circle":
+                draw.ellipse([x0, y0, x0 + side, y0 + side], fill=colour)
+            elif name == "square":
+                draw.rectangle([x0, y0, x0 + side, y0 + side], fill=colour)
+            else:
+                draw.polygon([(x0, y0 + side), (x0 + side, y0 + side), (x0 + side // 2, y0)],
+                             fill=colour)
+            image.filter(ImageFilter.GaussianBlur(1.0)).save(root / name / f"{i}.jpg",
+                                                             quality=85)
+
+
 def make_clothes(root: Path, train: int = 2000, test: int = 1000, seed: int = 5) -> None:
     from PIL import Image
 
@@ -126,6 +154,8 @@ def make(name: str, root: Path) -> Path | None:
             make_clothes(building)
         elif name == "letters":
             make_letters(building)
+        elif name == "photos":
+            make_photos(building)
         else:
             subprocess.run([sys.executable, str(HERE.parent / "scripts" / "digits_folder.py"),
                             str(building)], check=True, capture_output=True)
@@ -140,7 +170,9 @@ WAYS = {"defaults": "", "crop-only": "--augment crop", "no-augment": "--augment 
         "rotate-zoom": "--augment crop,rotate,zoom",
         "random-first-conv": "--no-whiten",
         "half-epoch-warm-up": "--warmup-epochs 0.5",
-        "until-12-02": "--no-whiten --warmup-epochs 0.5 --augment crop"}  # a name and its options
+        "until-12-02": "--no-whiten --warmup-epochs 0.5 --augment crop",
+        "fast93": "--recipe fast93", "fast93-crop-only": "--recipe fast93 --augment crop"}
+# (a name and its options)
 
 
 def accuracy(folder: Path, seed: int, way: str, out: Path) -> float:

@@ -74,6 +74,8 @@ def settings(description: str | None = None, recipe: str | None = None,
         values.update(chosen)
     if recipe is not None and options.get("epochs") is None:
         values["epochs_of"] = TUNED_ON_IMAGES  # its epochs: passes over Fashion-MNIST's images
+    if recipe is not None and options.get("augment") is None:
+        values["augment_more"] = True  # a small training set adds the default's kinds
     values = changed(values, options)
     if description is not None:
         values["network"] = description

@@ -201,6 +201,10 @@ MEMBERS_AT_LEAST = 2
 # so, unless --epochs is given, a recipe keeps its steps instead, in more epochs (train.py,
 # Trainer): fast91 99.0% in 30 epochs, against 98.8% for a bare `convnet train` (2026-12-02).
 TUNED_ON_IMAGES = 60_000
+# ... of 28×28 grey images: on larger ones the maps reaching the flatten are larger too, and
+# where they are more than twice the area the recipe's network averages each map instead
+# (train.fit_network)
+TUNED_ON_SHAPE = (28, 28, 1)
 
 PATH_WORDS = {"bf16": "bf16", "fp32": "float32"}
 

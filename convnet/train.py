@@ -84,11 +84,22 @@ def fit_network(network: Any, shape: tuple[int, int, int], classes: int | None
                 ) -> tuple[Any, list[str]]:
     """A recipe's network (written for Fashion-MNIST's 28×28 images and 10 classes) fitted to
     other data: each pooling whose window does not fit the maps floors (drops the odd row or
-    column, as PyTorch does), and the last fc has one output per class. Returns the network
-    (without input) and what changed, in words."""
-    from .spec import FC, Pool, Spec
+    column, as PyTorch does); where the maps reaching the flatten are more than twice the area
+    they are on 28×28 images, global average pooling takes the flatten's place (the fc would
+    have as many times more weights to learn, most from a small folder: fast93 on 64×64
+    letters 29.8% → 51.4%, docs/BENCHMARKS.md, "A recipe on a small colour folder"); and the
+    last fc has one output per class. Returns the network (without input) and what changed,
+    in words."""
+    from .layers.globalavgpool import GlobalAvgPool
+    from .recipes import TUNED_ON_SHAPE
+    from .spec import FC, Flatten, Pool, Spec
 
     layers, changes = list(network.layers), []
+
+    def maps(end: int, on: tuple[int, int, int]) -> tuple[int, ...]:
+        """The output of layers[:end] on images of shape `on`."""
+        return infer(Spec(tuple(layers[:end]), on))[-1].output if end else on
+
     for i, layer in enumerate(layers):
         if not isinstance(layer, Pool) or layer.floor:
             continue
@@ -96,9 +107,17 @@ def fit_network(network: Any, shape: tuple[int, int, int], classes: int | None
             infer(Spec(tuple(layers[:i + 1]), shape))
         except UserError:
             layers[i] = replace(layer, floor=True)
-            size = infer(Spec(tuple(layers[:i]), shape))[-1].output if i else shape  # H×W×C
+            size = maps(i, shape)  # H×W×C
             changes.append(f"layer {i} {layer.to_text()} floors on {size[0]}x{size[1]} maps "
                            f"({layers[i].to_text()})")
+    flatten = next((i for i, layer in enumerate(layers) if isinstance(layer, Flatten)), None)
+    if flatten is not None:
+        here, tuned = maps(flatten, shape), maps(flatten, TUNED_ON_SHAPE)
+        if here[0] * here[1] > 2 * tuned[0] * tuned[1]:
+            layers[flatten] = GlobalAvgPool()
+            changes.append(f"layer {flatten} globalavgpool in place of flatten: "
+                           f"{format_shape(here)} maps reach it, not {format_shape(tuned)} as "
+                           "on 28x28 images")
     last = max((i for i, layer in enumerate(layers) if isinstance(layer, FC)), default=None)
     if classes is not None and last is not None and layers[last].units != classes:
         changes.append(f"the last layer is fc({classes}) for the {classes} classes, not "
@@ -165,6 +184,9 @@ class TrainConfig:
     # a recipe's epochs are passes over this many images (those it was tuned on): a smaller
     # training set gets as many steps, in more epochs (None: the epochs are as given)
     epochs_of: int | None = None
+    # a recipe's augmentation (--augment not given): a small training set adds
+    # default_augmentation's kinds to it, as it gives them to a bare run (resolved by the Trainer)
+    augment_more: bool = False
     tensorboard: str | None = None  # write TensorBoard logs to this folder
     cache_dir: str | None = None  # where a folder's decoded images are kept (see data/cache.py)
     cache: bool = True  # keep them (False: decode into memory every run)
@@ -455,19 +477,25 @@ class Trainer:
                             "hold-out")
         self.steps_per_epoch = steps_per_epoch(len(self.train), config.batch_size)
         small = len(self.train) < SMALL_DATA
-        regularised = []
-        if config.augment is None:
-            kinds = default_augmentation(self.data.shape) if small else ()
-            config = replace(config, augment=",".join(kinds))
-            regularised += [f"{said(list(kinds))} augmentation"] if kinds else []
+        regularised: dict[str, str] = {}  # what a small set gets, and the option that changes it
+        if config.augment is None or config.augment_more:
+            own = augmentation.parse(config.augment)
+            kinds = [kind for kind in (default_augmentation(self.data.shape) if small else ())
+                     if kind not in own]
+            config = replace(config, augment=",".join([*own, *kinds]), augment_more=False)
+            besides = f" besides the recipe's {said(list(own))}" if own else ""
+            if kinds:
+                regularised[f"{said(kinds)} augmentation{besides}"] = "--augment"
         if config.label_smoothing is None:
             config = replace(config, label_smoothing=0.1 if small else 0.0)
-            regularised += ["label smoothing 0.1"] if small else []
+            if small:
+                regularised["label smoothing 0.1"] = "--label-smoothing"
         if config.whiten is None:
             from .initial import can_whiten
             whitened = small and can_whiten(network, self.data.shape)
             config = replace(config, whiten=whitened)
-            regularised += ["the first conv initialised by whitening"] if whitened else []
+            if whitened:
+                regularised["the first conv initialised by whitening"] = "--no-whiten"
         recipe_steps = None
         if config.epochs_of is not None and config.epochs is not None:
             steps = config.epochs * steps_per_epoch(config.epochs_of, config.batch_size)
@@ -505,9 +533,10 @@ class Trainer:
                               f"{config.epochs} epochs, for the {steps:,} steps of its {own} "
                               f"epochs of {images:,} images (--epochs sets them)")
         if regularised:
-            flags = "--augment, --label-smoothing" + (", --no-whiten" if config.whiten else "")
+            flags = list(regularised.values())
             self.notes.append(f"a small training set ({len(self.train):,} images): "
-                              f"{said(regularised)} ({flags} choose otherwise)")
+                              f"{said(list(regularised))} ({', '.join(flags)} "
+                              f"choose{'s' if len(flags) == 1 else ''} otherwise)")
         if config.whiten and config.recipe and not isinstance(network.layers[0], Conv):
             # a recipe whitens its own first conv; a network of the user's that starts
             # otherwise trains without it (asked for by hand, --whiten there is an error)

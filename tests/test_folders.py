@@ -147,6 +147,43 @@ def test_a_small_colour_set_is_also_turned_zoomed_and_lit(capsys, tmp_path, colo
     assert json.loads((tmp_path / "run" / "train.json").read_text())["augment"] == kept
 
 
+@pytest.mark.parametrize("colour, argv, said, kept", [
+    (True, [], "rotate, zoom and light augmentation besides the recipe's crop (--augment "
+               "chooses otherwise)", "crop,rotate,zoom,light"),
+    (False, [], None, "crop"),  # grey: the crop it has already
+    (True, ["--augment", "flip"], None, "flip"),  # given: as given
+])
+def test_a_recipe_on_a_small_set_adds_the_default_augmentation_to_its_own(
+        capsys, tmp_path, colour, argv, said, kept):
+    from convnet.api import settings
+    from convnet.train import Trainer
+
+    root = (colour_folder if colour else grey_folder)(tmp_path / "images", per_class=12)
+    given = dict(zip(["augment"], argv[1:]))
+    config = settings(recipe="fast93", data=str(root), epochs=1, engine="numpy", **given).config
+    trainer = Trainer(config, tmp_path / "run", progress=False)
+    assert trainer.config.augment == kept and not trainer.config.augment_more
+    notes = [n for n in trainer.notes if n.startswith("a small training set")]
+    assert notes == ([f"a small training set (20 images): {said}"] if said else [])  # no val
+
+
+def test_a_recipe_averages_the_maps_of_images_larger_than_it_was_tuned_on(capsys, tmp_path):
+    """fast93 on 40×40 colour images: its flatten would hand the fc 10×10×48 maps, more than
+    twice the 7×7 of 28×28 images, so each map's mean takes its place; the run trains,
+    saves that network, and predicts from its checkpoint."""
+    root = colour_folder(tmp_path / "images", per_class=12, size=40)
+    code, out, err = run(capsys, "train", "--recipe", "fast93", "--data", root, "--epochs", "1",
+                         "--engine", "numpy", "--out", tmp_path / "run")
+    assert code == 0, err
+    assert ("layer 11 globalavgpool in place of flatten: 10x10x48 maps reach it, not 7x7x48 "
+            "as on 28x28 images") in out
+    saved = json.loads((tmp_path / "run" / "train.json").read_text())["network"]
+    assert "globalavgpool fc(128" in saved and "flatten" not in saved
+    code, out, err = run(capsys, "predict", tmp_path / "run" / "best",
+                         next((root / "a").iterdir()))
+    assert code == 0, err
+
+
 @pytest.mark.parametrize("network, size, argv", [
     (None, 20, ["--no-whiten"]),  # said otherwise
     ("pool(2) conv(4,3) relu fc(2)", 20, []),  # no conv first: trains without it, no error

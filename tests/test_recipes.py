@@ -183,6 +183,22 @@ def test_fit_network_changes_only_what_does_not_fit():
     assert fit_network(network, (28, 28, 1), None) == (network, [])  # classes left alone
 
 
+@pytest.mark.parametrize("shape, averaged", [((28, 28, 1), False), ((32, 32, 3), False),
+                                             ((39, 39, 3), False), ((40, 40, 3), True),
+                                             ((64, 86, 3), True), ((97, 31, 1), True)])
+def test_a_recipe_averages_its_maps_where_they_are_more_than_twice_the_area(shape, averaged):
+    from convnet.shapes import infer
+    from convnet.train import fit_network
+
+    for name in RECIPES:
+        network = parse(recipe(name)["network"])
+        fitted, changes = fit_network(network, shape, 5)
+        types = [layer.type for layer in fitted.layers]
+        assert ("globalavgpool" in types) == averaged and ("flatten" in types) != averaged
+        assert any("globalavgpool in place of flatten" in c for c in changes) == averaged
+        assert infer(fitted.with_input(shape))[-1].output == (5,)  # fits, one output a class
+
+
 def test_a_recipe_trains_on_a_folder_of_other_images_and_classes(capsys, tmp_path):
     """A user's folder: 30×30 colour-less images in 3 classes. The recipe's network gets fc(3)
     and a flooring pool, says so, saves that network, and --resume continues with it."""
