@@ -46,6 +46,18 @@ from convnet import cpu  # noqa: E402
 FOLDERS = ("shapes", "clothes", "digits", "letters", "photos")
 
 
+def draw_shape(draw, name: str, x0: int, y0: int, side: int, colour: tuple[int, ...]) -> None:
+    """A filled circle, square or triangle of `side` pixels with its top left at (x0, y0)."""
+    box = [x0, y0, x0 + side, y0 + side]
+    if name == "circle":
+        draw.ellipse(box, fill=colour)
+    elif name == "square":
+        draw.rectangle(box, fill=colour)
+    else:
+        draw.polygon([(x0, y0 + side), (x0 + side, y0 + side), (x0 + side // 2, y0)],
+                     fill=colour)
+
+
 def make_shapes(root: Path, per_class: int = 120, seed: int = 0) -> None:
     from PIL import Image, ImageDraw
 
@@ -58,13 +70,7 @@ def make_shapes(root: Path, per_class: int = 120, seed: int = 0) -> None:
             draw, colour = ImageDraw.Draw(image), tuple(int(v) for v in rng.integers(0, 256, 3))
             x0, y0 = int(rng.integers(0, w // 3)), int(rng.integers(0, h // 3))
             side = min(w, h) // 2
-            if name == "circle":
-                draw.ellipse([x0, y0, x0 + side, y0 + side], fill=colour)
-            elif name == "square":
-                draw.rectangle([x0, y0, x0 + side, y0 + side], fill=colour)
-            else:
-                draw.polygon([(x0, y0 + side), (x0 + side, y0 + side), (x0 + side // 2, y0)],
-                             fill=colour)
+            draw_shape(draw, name, x0, y0, side, colour)
             image.save(root / name / f"{i}.{'png' if i % 2 else 'jpg'}")
 
 
@@ -109,13 +115,7 @@ def make_photos(root: Path, per_class: int = 60, seed: int = 2) -> None:
             draw, colour = ImageDraw.Draw(image), tuple(int(v) for v in rng.integers(0, 256, 3))
             side = int(min(w, h) * rng.uniform(0.25, 0.6))
             x0, y0 = int(rng.integers(0, w - side)), int(rng.integers(0, h - side))
-            if name == "circle":
-                draw.ellipse([x0, y0, x0 + side, y0 + side], fill=colour)
-            elif name == "square":
-                draw.rectangle([x0, y0, x0 + side, y0 + side], fill=colour)
-            else:
-                draw.polygon([(x0, y0 + side), (x0 + side, y0 + side), (x0 + side // 2, y0)],
-                             fill=colour)
+            draw_shape(draw, name, x0, y0, side, colour)
             image.filter(ImageFilter.GaussianBlur(1.0)).save(root / name / f"{i}.jpg",
                                                              quality=85)
 
