@@ -14,7 +14,7 @@ Four folders, made here (or reused) under --root:
   letters   1,040 colour images, 64×64: a capital letter (26 classes, 40 each) in one of the
             machine's TrueType fonts (`fc-list`; left out without any), 30–52 points, turned by
             up to ±20°, of a random colour on a ground of another random colour
-  photos    180 colour JPEGs, 280–400 × 200–300 pixels (so 64×86 at the default input): a
+  photos    180 colour JPEGs, 280–400 × 200–300 pixels (64×89 at the default input): a
             circle, a square or a triangle, a quarter to 0.6 of the short side, on a grainy
             ground, blurred — "photos" of three shapes (3 classes)
 
