@@ -28,7 +28,8 @@ from .network import Network
 
 FORMAT = "convnet-checkpoint"
 VERSION = 1
-OPTIMIZER_SLOTS = ("momentum", "exp_avg", "exp_avg_sq")  # what optimizer.safetensors may hold
+OPTIMIZER_SLOTS = ("momentum", "exp_avg", "exp_avg_sq", "muon_momentum")  # what
+# optimizer.safetensors may hold (SGD's, Adam's and Muon's buffers, per weight)
 
 
 def versions() -> dict[str, str]:

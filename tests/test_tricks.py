@@ -102,6 +102,31 @@ def test_a_run_with_averages_resumes_exactly(tmp_path, fashion_dir, extra):
         assert not np.array_equal(best["0.weight"], last["0.weight"])
 
 
+@pytest.mark.parametrize("engine", ["numpy", "torch"])
+def test_a_muon_run_resumes_exactly(tmp_path, fashion_dir, engine):
+    """Muon's momentum buffers are saved with the run and taken back by --resume (they were
+    refused as not fitting the network until 12-03: no Muon run could be resumed)."""
+    config = TrainConfig(network=SMALL, data="fashion-mnist", data_dir=str(fashion_dir),
+                         engine=engine, epochs=2, val_size=300, batch_size=64,
+                         optimizer="muon")
+    Trainer(config, tmp_path / "straight", progress=False).run()
+
+    def stop_after_first(epoch: int) -> None:
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(config, tmp_path / "stopped", progress=False).run(on_epoch_end=stop_after_first)
+    from safetensors.numpy import load_file
+    kept = load_file(str(tmp_path / "stopped/last/optimizer.safetensors"))
+    assert "0.weight.muon_momentum" in kept and any(k.endswith(".bias.momentum") for k in kept)
+    saved = TrainConfig.from_json(json.loads((tmp_path / "stopped/train.json").read_text()))
+    Trainer(saved, tmp_path / "stopped", resume=True, progress=False).run()
+    a, b = (load_file(str(tmp_path / run / "last/model.safetensors"))
+            for run in ("straight", "stopped"))
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
 # -- test-time shifts and random erasing -----------------------------------------------------
 
 def test_tta_shift_averages_the_image_and_its_four_shifts():
