@@ -180,8 +180,8 @@ def _number(text: str) -> float:
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
     from .recipes import RECIPES, describe
-    from .train import (DEFAULT_NETWORK, EPOCH_RANGE, SMALL_DATA, STEP_BUDGET, WARMUP_STEPS,
-                        TrainConfig)
+    from .train import (DEFAULT_NETWORK, EPOCH_RANGE, LEAST_VALIDATION, SMALL_DATA, STEP_BUDGET,
+                        WARMUP_STEPS, TrainConfig)
 
     d = TrainConfig()
     recipes = "\n".join("  " + describe(name) for name in RECIPES)
@@ -229,7 +229,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     option("--batch-size", "images per step", type=_positive_int)
     option("--lr", "peak learning rate", type=_number)
     option("--optimizer", "sgd, adam, adamw, or muon (conv kernels by Muon, the other weights by "
-                          "SGD)", choices=("sgd", "adam", "adamw", "muon"))
+                          f"SGD; default: muon under {SMALL_DATA:,} training images or with "
+                          "--muon-lr, else sgd)", choices=("sgd", "adam", "adamw", "muon"))
     option("--muon-lr", "muon: the conv kernels' peak learning rate (default 0.02; --lr is the "
                         "other weights')", type=_number, metavar="LR")
     option("--momentum", "SGD momentum", type=_number)
@@ -245,7 +246,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     option("--augment", "any of crop, flip, erase, rotate, zoom and light, e.g. crop,erase "
                         f"(default: under {SMALL_DATA:,} training images, crop, and for colour "
                         "images rotate, zoom and light too; else none)")
-    option("--val-size", "validation images held out of train (a fraction if below 1)",
+    option("--val-size", "validation images held out of train (a fraction if below 1; "
+                         "default: a tenth, at most 5,000, and none where a tenth would be "
+                         f"under {LEAST_VALIDATION} — the run then keeps its last epoch)",
            type=_number)
     option("--test-fraction", "folders without train/ and test/: the share held out for testing",
            type=_number)
@@ -367,7 +370,8 @@ def _run_train(args: argparse.Namespace) -> int:
             page.stop()
         raise
     print(f"test accuracy {result.test_accuracy:.2%} on {format_count(len(trainer.data.test))} "
-          f"test images (best epoch {result.best_epoch} of {config.epochs}; "
+          f"test images ({'best' if len(trainer.val) else 'last'} epoch {result.best_epoch} of "
+          f"{config.epochs}; "
           f"{format_duration(result.seconds)})")
     recalls = [f"{name} {value:.1%}" for name, value in result.recall.items()
                if value is not None]

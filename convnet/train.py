@@ -151,7 +151,8 @@ class TrainConfig:
     # 8) when --epochs was not given, else never
     balance: str = "none"  # none | weights (class-weighted loss) | sampler (balanced batches)
     batch_size: int = 128
-    optimizer: str = "sgd"  # sgd | adam | adamw | muon (conv kernels by Muon, the rest by SGD)
+    optimizer: str | None = None  # sgd | adam | adamw | muon (conv kernels by Muon, the rest by
+    # SGD); None: muon for a small training set or where muon_lr is given, else sgd
     muon_lr: float | None = None  # muon: the conv kernels' peak learning rate (None: 0.02)
     lr: float = 0.05  # peak learning rate
     momentum: float = 0.9  # SGD
@@ -215,7 +216,7 @@ class TrainConfig:
              f"--lookahead takes the steps between pulls (at least 2, e.g. 5; 0 turns it off), "
              f"got {self.lookahead}"),
             (self.bn_lr_scale > 0, f"--bn-lr-scale must be above 0, got {self.bn_lr_scale:g}"),
-            (self.muon_lr is None or self.optimizer == "muon",
+            (self.muon_lr is None or self.optimizer in (None, "muon"),
              f"--muon-lr is the conv kernels' rate under --optimizer muon, and the optimizer "
              f"is {self.optimizer}: add --optimizer muon or drop --muon-lr"),
             (self.muon_lr is None or self.muon_lr > 0,
@@ -239,8 +240,9 @@ class TrainConfig:
 
     def optimizer_config(self) -> OptimizerConfig:
         muon = {} if self.muon_lr is None else {"muon_lr": self.muon_lr}
-        return OptimizerConfig(name=self.optimizer, lr=self.lr, momentum=self.momentum,
-                               nesterov=self.nesterov and self.optimizer in ("sgd", "muon")
+        name = self.optimizer or ("muon" if self.muon_lr is not None else "sgd")  # (unresolved)
+        return OptimizerConfig(name=name, lr=self.lr, momentum=self.momentum,
+                               nesterov=self.nesterov and name in ("sgd", "muon")
                                and self.momentum > 0, weight_decay=self.weight_decay,
                                bn_lr_scale=self.bn_lr_scale, **muon)
 
@@ -364,17 +366,25 @@ FEW = 10  # ... and so is a data set without this many images in any class
 
 
 AUTO_VALIDATION = (0.1, 5000)  # share of the training images, and at most this many
+LEAST_VALIDATION = 500  # ... held out only where it has this many: on fewer, the best epoch is
+# chosen by luck and the patience stops runs that have not yet learnt (144 photos of shapes, 15
+# held out: a bare run stopped at epoch 80 of 200 and kept epoch 16, 54.6%; all of them
+# trained on for 200 epochs, 75.0%), and the images held out are missed (2,000 grey clothes,
+# 200 held out: 85.7% against 87.0% with Muon; docs/BENCHMARKS.md, "A bare run on a small
+# folder")
 
 
 def validation_fraction(val_size: float | None, images: int, classes: int) -> float:
     """The share of the training images held out for validation: --val-size as a count (≥ 1)
-    or a fraction (< 1); by default a tenth, at least one image per class, at most 5,000.
-    More than half is refused: the rest would be too few to learn from."""
+    or a fraction (< 1); by default a tenth, at least one image per class, at most 5,000 — and
+    none where that would be fewer than LEAST_VALIDATION images (the run then trains on all of
+    them and keeps its last epoch). More than half is refused: the rest would be too few to
+    learn from."""
     if images == 0:
         return 0.0
     if val_size is None:
         count = min(AUTO_VALIDATION[1], max(classes, round(AUTO_VALIDATION[0] * images)))
-        return min(count / images, 0.5)
+        return min(count / images, 0.5) if count >= LEAST_VALIDATION else 0.0
     count = val_size if val_size >= 1 else val_size * images
     if count > images / 2:
         raise UserError(f"--val-size {val_size:g} would hold out {round(count):,} of the "
@@ -409,6 +419,12 @@ def epochs_waited(done: int, best: int, warm: int) -> int:
     is often luck on a small validation set, and the run has not yet learnt at full speed (as
     Keras's EarlyStopping(start_from_epoch=…); docs/BENCHMARKS.md, "A small colour folder")."""
     return done - max(best, warm)
+
+
+def has_conv(layers: Any) -> bool:
+    """Whether any of `layers` (a residual block's inside too) is a conv."""
+    return any(isinstance(layer, Conv) or any(has_conv(inner) for _, inner in layer.children())
+               for layer in layers)
 
 
 def class_weights(labels: np.ndarray, classes: int) -> np.ndarray:
@@ -496,6 +512,14 @@ class Trainer:
             config = replace(config, whiten=whitened)
             if whitened:
                 regularised["the first conv initialised by whitening"] = "--no-whiten"
+        if config.optimizer is None:
+            muon = (small and has_conv(network.layers)) or config.muon_lr is not None
+            config = replace(config, optimizer="muon" if muon else "sgd")
+            if muon and config.muon_lr is None:
+                regularised["Muon for the conv kernels"] = "--optimizer"
+        if config.val_size is None and not len(self.val):
+            regularised["every image to train on (too few for a validation hold-out; the last "
+                        "epoch is kept)"] = "--val-size"
         recipe_steps = None
         if config.epochs_of is not None and config.epochs is not None:
             steps = config.epochs * steps_per_epoch(config.epochs_of, config.batch_size)
@@ -629,7 +653,7 @@ class Trainer:
         shown = config.network.strip().lower() if config.network and named(config.network) \
             else net.spec.without_input()
         length = f"{config.epochs} epoch{'s' if config.epochs != 1 else ''}"
-        if not epochs_chosen and config.patience:
+        if not epochs_chosen and config.patience and len(self.val):
             length += f" at most (stopping after {config.patience} without a better validation)"
         return (f"training {shown} on {self.data.name} ({len(self.train):,} train, "
                 f"{len(self.val):,} validation, {len(self.data.test):,} test images of "

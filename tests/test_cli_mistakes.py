@@ -97,7 +97,8 @@ def test_too_large_a_validation_hold_out_is_refused(capsys, tmp_path, fashion_di
 
 
 @pytest.mark.parametrize("images, classes, expected", [
-    (60_000, 10, 5000 / 60_000), (3000, 10, 0.1), (40, 10, 0.25), (10, 4, 0.4), (4, 10, 0.5),
+    (60_000, 10, 5000 / 60_000), (5000, 10, 0.1), (3000, 500, 500 / 3000), (4990, 10, 0.0),
+    (3000, 10, 0.0), (40, 10, 0.0), (10, 4, 0.0), (4, 10, 0.0), (800, 600, 0.5),
 ])
 def test_the_default_validation_hold_out_fits_the_data(images, classes, expected):
     from convnet.train import validation_fraction

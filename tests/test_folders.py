@@ -90,9 +90,10 @@ def test_a_bare_train_on_a_two_class_folder_fits_its_network_to_it(capsys, tmp_p
     assert code == 0, err
     assert "input 20x20x1: all 24 images are 20×20 grey" in out
     assert re.search(r"training conv\(32,3,pad=same\) relu pool\(2\) conv\(64,3,pad=same\) relu "
-                     r"pool\(2\) flatten fc\(128\) relu fc\(2\) softmax on digits \(18 train, 2 "
+                     r"pool\(2\) flatten fc\(128\) relu fc\(2\) softmax on digits \(20 train, 0 "
                      r"validation, 4 test images of 20x20x1\)", out)
-    assert "training images per class: 9 each (2 classes)" in out
+    assert "training images per class: 10 each (2 classes)" in out
+    assert "test images (last epoch 1 of 1; " in out  # nothing held out: the last is kept
     assert "recall per class: a " in out
 
 
@@ -105,11 +106,13 @@ def test_a_small_training_set_starts_from_a_whitened_first_conv(capsys, tmp_path
     code, out, err = run(capsys, "train", "--data", root, "--epochs", "1", "--engine", "numpy",
                          "--out", tmp_path / "run")
     assert code == 0, err
-    assert ("a small training set (18 images): crop augmentation, label smoothing 0.1 and the "
-            "first conv initialised by whitening (--augment, --label-smoothing, --no-whiten "
-            "choose otherwise)") in out
+    assert ("a small training set (20 images): crop augmentation, label smoothing 0.1, the "
+            "first conv initialised by whitening, Muon for the conv kernels and every image to "
+            "train on (too few for a validation hold-out; the last epoch is kept) (--augment, "
+            "--label-smoothing, --no-whiten, --optimizer, --val-size choose otherwise)") in out
     saved = json.loads((tmp_path / "run" / "train.json").read_text())
     assert saved["whiten"] is True and saved["augment"] == "crop"
+    assert saved["optimizer"] == "muon" and saved["muon_lr"] is None and saved["val_size"] is None
     # the run starts from whitening's filters: 9 directions of the 3×3 patches and their negatives
     trainer = Trainer(TrainConfig(data=str(root), epochs=1, engine="numpy"), tmp_path / "again")
     start = trainer.net.state_dict()["0.weight"]
@@ -143,7 +146,7 @@ def test_a_small_colour_set_is_also_turned_zoomed_and_lit(capsys, tmp_path, colo
     code, out, err = run(capsys, "train", "--data", root, "--epochs", "1", "--engine", "numpy",
                          "--out", tmp_path / "run", *argv)
     assert code == 0, err
-    assert f"a small training set (18 images): {said}label smoothing 0.1 and " in out
+    assert f"a small training set (20 images): {said}label smoothing 0.1, " in out
     assert json.loads((tmp_path / "run" / "train.json").read_text())["augment"] == kept
 
 
@@ -227,9 +230,11 @@ def test_the_patience_counts_from_the_end_of_the_warm_up(tmp_path):
     assert epochs_waited(52, 12, 25) == 27  # a lucky best while warming up: 40 epochs not yet
     assert epochs_waited(52, 30, 25) == 22 and epochs_waited(9, 1, 1) == 8
     root = grey_folder(tmp_path / "digits", per_class=12, size=20)  # 18 images: a step an epoch
-    # a learning rate too small to change anything: the first epoch stays the best
+    # a learning rate too small to change anything: the first epoch stays the best (SGD:
+    # Muon's rate is its own; two images held out, which so few would not be by default)
     trainer = Trainer(TrainConfig(data=str(root), epochs=30, patience=2, lr=1e-12,
-                                  engine="numpy"), tmp_path / "run", progress=False)
+                                  optimizer="sgd", val_size=2, engine="numpy"),
+                      tmp_path / "run", progress=False)
     assert trainer.warm_epochs == 6  # a fifth of the 30 steps
     trainer.run()
     assert trainer.best["epoch"] == 1
@@ -552,3 +557,30 @@ def test_the_default_network_fits_any_input_and_ends_in_the_classes(h, w, c, cla
     assert rows[-1].output == (classes,)
     last_maps = [r.output for r in rows if len(r.output) == 3][-1]
     assert min(last_maps[:2]) <= 8 or len([r for r in rows if r.layer.word() == "pool"]) == 4
+
+
+def test_a_small_set_moves_its_conv_kernels_by_muon_unless_told(tmp_path, monkeypatch):
+    """A training set under SMALL_DATA images: Muon for the conv kernels, said; --optimizer
+    chooses otherwise, --muon-lr alone chooses Muon, a network without a conv keeps SGD, and a
+    set that is not small keeps SGD (docs/BENCHMARKS.md, "A bare run on a small folder")."""
+    from convnet import train
+    from convnet.train import TrainConfig, Trainer
+
+    root = grey_folder(tmp_path / "digits", per_class=12, size=20)
+
+    def chosen(name: str, **given) -> tuple[str, bool]:
+        trainer = Trainer(TrainConfig(data=str(root), epochs=1, engine="numpy", **given),
+                          tmp_path / name, progress=False)
+        said = any("Muon for the conv kernels" in note for note in trainer.notes)
+        assert type(trainer.net.engine.optimizer).__name__.lower() == trainer.config.optimizer
+        return trainer.config.optimizer, said
+
+    assert chosen("bare") == ("muon", True)
+    assert chosen("sgd", optimizer="sgd") == ("sgd", False)
+    assert chosen("adam", optimizer="adam") == ("adam", False)
+    assert chosen("rate", muon_lr=0.05) == ("muon", False)  # asked for by its rate
+    assert chosen("dense", network="fc(8) relu fc(2)") == ("sgd", False)  # no conv to move
+    assert chosen("inside", network="conv(4,3,pad=1) residual(conv(4,3,pad=1) relu) "
+                                    "fc(2)") == ("muon", True)
+    monkeypatch.setattr(train, "SMALL_DATA", 10)
+    assert chosen("large") == ("sgd", False)

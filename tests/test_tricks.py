@@ -347,7 +347,8 @@ def test_batch_norm_learns_faster_with_bn_lr_scale():
     (["--bn-lr-scale", "0"], "--bn-lr-scale must be above 0"),
     (["--bn-lr-scale", "2", "--engine", "numpy"], "--bn-lr-scale is the torch engine's"),
     (["--augment", "crop,blur"], "unknown augmentation 'blur'"),
-    (["--muon-lr", "0.05"], "--muon-lr is the conv kernels' rate under --optimizer muon"),
+    (["--optimizer", "sgd", "--muon-lr", "0.05"],
+     "--muon-lr is the conv kernels' rate under --optimizer muon"),
     (["--optimizer", "muon", "--muon-lr", "0"], "--muon-lr must be above 0"),
     (["--optimizer", "muon", "--muon-lr", "-1"], "--muon-lr must be above 0"),
 ])
