@@ -23,6 +23,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -237,3 +238,25 @@ def campaign(setup: Setup, kills: list[str | float], exact: bool = True, random_
             future.result()
     return report
 
+
+
+def stopped_and_resumed(config: Any, straight: Path, stopped: Path) -> None:
+    """Train `config` (a TrainConfig) into `straight` without a stop, and into `stopped`
+    interrupted after its first epoch and continued with --resume from its train.json, in this
+    process: the two runs' files are then for the caller to compare."""
+    from convnet.train import TrainConfig, Trainer
+
+    Trainer(config, straight, progress=False).run()
+
+    def stop_after_first(epoch: int) -> None:
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    try:
+        Trainer(config, stopped, progress=False).run(on_epoch_end=stop_after_first)
+        raise AssertionError("the run was not stopped after its first epoch")
+    except KeyboardInterrupt:
+        pass
+    assert json.loads((stopped / "last/training.json").read_text())["epoch"] == 1
+    saved = TrainConfig.from_json(json.loads((stopped / "train.json").read_text()))
+    Trainer(saved, stopped, resume=True, progress=False).run()

@@ -16,6 +16,7 @@ from convnet import checkpoint
 from convnet.cli import main
 from convnet.data import load_dataset
 from convnet.train import TrainConfig, Trainer
+from crashing import stopped_and_resumed
 
 SMALL = "conv(8,3,pad=same) relu pool(2) conv(16,3,pad=same) relu pool(2) fc(10)"
 WITH_DROPOUT = "conv(8,3,pad=same) relu pool(2) dropout(0.3) fc(10)"
@@ -93,17 +94,7 @@ def test_a_checkpoint_predicts_the_same_on_the_other_engine(capsys, tmp_path, fa
 def test_resume_after_a_stop_is_bit_exact_on_the_numpy_engine(tmp_path, fashion_dir):
     config = TrainConfig(network=WITH_DROPOUT, data="fashion-mnist", data_dir=str(fashion_dir),
                          engine="numpy", epochs=3, val_size=300, augment="crop,flip")
-    Trainer(config, tmp_path / "straight", progress=False).run()
-
-    def stop_after_first(epoch: int) -> None:
-        if epoch == 1:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        Trainer(config, tmp_path / "stopped", progress=False).run(on_epoch_end=stop_after_first)
-    assert json.loads((tmp_path / "stopped/last/training.json").read_text())["epoch"] == 1
-    saved = TrainConfig.from_json(json.loads((tmp_path / "stopped/train.json").read_text()))
-    Trainer(saved, tmp_path / "stopped", resume=True, progress=False).run()
+    stopped_and_resumed(config, tmp_path / "straight", tmp_path / "stopped")
 
     from safetensors.numpy import load_file
     a = load_file(str(tmp_path / "straight/last/model.safetensors"))

@@ -18,6 +18,7 @@ from convnet.averaging import Lookahead, WeightAverage
 from convnet.cli import main
 from convnet.network import Network, shifted
 from convnet.train import TrainConfig, Trainer
+from crashing import stopped_and_resumed
 
 SMALL = "conv(4,3,pad=1,bias=false) batchnorm relu pool(2) fc(10)"
 
@@ -81,16 +82,7 @@ def test_lookahead_pulls_the_weights_halfway_back_every_k_steps():
 def test_a_run_with_averages_resumes_exactly(tmp_path, fashion_dir, extra):
     config = TrainConfig(network=SMALL, data="fashion-mnist", data_dir=str(fashion_dir),
                          engine="numpy", epochs=2, val_size=300, batch_size=64, **extra)
-    Trainer(config, tmp_path / "straight", progress=False).run()
-
-    def stop_after_first(epoch: int) -> None:
-        if epoch == 1:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        Trainer(config, tmp_path / "stopped", progress=False).run(on_epoch_end=stop_after_first)
-    saved = TrainConfig.from_json(json.loads((tmp_path / "stopped/train.json").read_text()))
-    Trainer(saved, tmp_path / "stopped", resume=True, progress=False).run()
+    stopped_and_resumed(config, tmp_path / "straight", tmp_path / "stopped")
     from safetensors.numpy import load_file
     for name in ("last/model.safetensors", "last/averages.safetensors",
                  "best/model.safetensors"):
@@ -109,19 +101,10 @@ def test_a_muon_run_resumes_exactly(tmp_path, fashion_dir, engine):
     config = TrainConfig(network=SMALL, data="fashion-mnist", data_dir=str(fashion_dir),
                          engine=engine, epochs=2, val_size=300, batch_size=64,
                          optimizer="muon")
-    Trainer(config, tmp_path / "straight", progress=False).run()
-
-    def stop_after_first(epoch: int) -> None:
-        if epoch == 1:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        Trainer(config, tmp_path / "stopped", progress=False).run(on_epoch_end=stop_after_first)
+    stopped_and_resumed(config, tmp_path / "straight", tmp_path / "stopped")
     from safetensors.numpy import load_file
     kept = load_file(str(tmp_path / "stopped/last/optimizer.safetensors"))
     assert "0.weight.muon_momentum" in kept and any(k.endswith(".bias.momentum") for k in kept)
-    saved = TrainConfig.from_json(json.loads((tmp_path / "stopped/train.json").read_text()))
-    Trainer(saved, tmp_path / "stopped", resume=True, progress=False).run()
     a, b = (load_file(str(tmp_path / run / "last/model.safetensors"))
             for run in ("straight", "stopped"))
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
