@@ -3,9 +3,13 @@ run with parts of them changed — the augmentation (`train.default_augmentation
 colour images a turn, zoom and light too; `crop-only` was the default for every small set until
 2026-12-02), the whitened first conv (the default for a training set under train.SMALL_DATA
 images; `--no-whiten` keeps the first layer's random draw) and the warm-up of at least 50 steps
-(train.warmup_steps; `--warmup-epochs 0.5` is half an epoch, a step or two on a small set).
+(train.warmup_steps; `--warmup-epochs 0.5` is half an epoch, a step or two on a small set);
+since 2026-12-03 Muon for the conv kernels (`sgd`: `--optimizer sgd`) and no validation
+hold-out where a tenth would be under 500 images (`hold-out`: `--val-size 0.1`, the tenth as
+before; `until-12-03`: both as before). On these folders `--val-size 0.1` holds out the same
+images as the old default did.
 
-Four folders, made here (or reused) under --root:
+Five folders, made here (or reused) under --root:
   shapes    360 colour images, 40–70 pixels a side: a circle, a square or a triangle of a random
             colour and size at a random place on a ground of another random colour (3 classes)
   clothes   3,000 Fashion-MNIST images as grey PNGs, 2,000 in train/ and 1,000 in test/
@@ -21,6 +25,7 @@ Four folders, made here (or reused) under --root:
     .venv/bin/python bench/small_folders.py --ways crop-only rotate-zoom-light   # ~85 min
     .venv/bin/python bench/small_folders.py --folders shapes --seeds 1 --ways defaults until-12-02
     .venv/bin/python bench/small_folders.py --folders shapes letters photos --ways fast93 fast93-crop-only
+    .venv/bin/python bench/small_folders.py --ways defaults until-12-03 sgd hold-out
 
 Prints each run's test accuracy and, per folder and way, the mean over the seeds.
 """
@@ -170,8 +175,11 @@ WAYS = {"defaults": "", "crop-only": "--augment crop", "no-augment": "--augment 
         "rotate-zoom": "--augment crop,rotate,zoom",
         "random-first-conv": "--no-whiten",
         "half-epoch-warm-up": "--warmup-epochs 0.5",
-        "until-12-02": "--no-whiten --warmup-epochs 0.5 --augment crop",
-        "fast93": "--recipe fast93", "fast93-crop-only": "--recipe fast93 --augment crop"}
+        "until-12-02": "--no-whiten --warmup-epochs 0.5 --augment crop --optimizer sgd "
+                       "--val-size 0.1",
+        "fast93": "--recipe fast93", "fast93-crop-only": "--recipe fast93 --augment crop",
+        "until-12-03": "--optimizer sgd --val-size 0.1", "sgd": "--optimizer sgd",
+        "hold-out": "--val-size 0.1"}
 # (a name and its options)
 
 
