@@ -239,7 +239,6 @@ def campaign(setup: Setup, kills: list[str | float], exact: bool = True, random_
     return report
 
 
-
 def stopped_and_resumed(config: Any, straight: Path, stopped: Path) -> None:
     """Train `config` (a TrainConfig) into `straight` without a stop, and into `stopped`
     interrupted after its first epoch and continued with --resume from its train.json, in this
