@@ -7,7 +7,10 @@ images; `--no-whiten` keeps the first layer's random draw) and the warm-up of at
 since 2026-12-03 Muon for the conv kernels (`sgd`: `--optimizer sgd`) and no validation
 hold-out where a tenth would be under 500 images (`hold-out`: `--val-size 0.1`, the tenth as
 before; `until-12-03`: both as before). On these folders `--val-size 0.1` holds out the same
-images as the old default did.
+images as the old default did. Later on 2026-12-03 Muon's rate for a small set of colour images
+became 0.1 (train.muon_rate; grey images keep 0.02): `muon-0.02` is the bare run before that
+(on the grey folders the same as `defaults`), `muon-0.05`, `muon-0.1` and `muon-0.2` set the
+rate on any folder.
 
 Five folders, made here (or reused) under --root:
   shapes    360 colour images, 40–70 pixels a side: a circle, a square or a triangle of a random
@@ -26,6 +29,7 @@ Five folders, made here (or reused) under --root:
     .venv/bin/python bench/small_folders.py --folders shapes --seeds 1 --ways defaults until-12-02
     .venv/bin/python bench/small_folders.py --folders shapes letters photos --ways fast93 fast93-crop-only
     .venv/bin/python bench/small_folders.py --ways defaults until-12-03 sgd hold-out
+    .venv/bin/python bench/small_folders.py --ways muon-0.02 muon-0.05 muon-0.1
 
 Prints each run's test accuracy and, per folder and way, the mean over the seeds.
 """
@@ -179,7 +183,8 @@ WAYS = {"defaults": "", "crop-only": "--augment crop", "no-augment": "--augment 
                        "--val-size 0.1",
         "fast93": "--recipe fast93", "fast93-crop-only": "--recipe fast93 --augment crop",
         "until-12-03": "--optimizer sgd --val-size 0.1", "sgd": "--optimizer sgd",
-        "hold-out": "--val-size 0.1"}
+        "hold-out": "--val-size 0.1", "muon-0.02": "--muon-lr 0.02",
+        "muon-0.05": "--muon-lr 0.05", "muon-0.1": "--muon-lr 0.1", "muon-0.2": "--muon-lr 0.2"}
 # (a name and its options)
 
 

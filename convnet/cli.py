@@ -179,9 +179,10 @@ def _number(text: str) -> float:
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
+    from .config import MUON_LR
     from .recipes import RECIPES, describe
-    from .train import (DEFAULT_NETWORK, EPOCH_RANGE, LEAST_VALIDATION, SMALL_DATA, STEP_BUDGET,
-                        WARMUP_STEPS, TrainConfig)
+    from .train import (DEFAULT_NETWORK, EPOCH_RANGE, LEAST_VALIDATION, SMALL_DATA,
+                        SMALL_MUON_LR, STEP_BUDGET, WARMUP_STEPS, TrainConfig)
 
     d = TrainConfig()
     recipes = "\n".join("  " + describe(name) for name in RECIPES)
@@ -231,8 +232,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     option("--optimizer", "sgd, adam, adamw, or muon (conv kernels by Muon, the other weights by "
                           f"SGD; default: muon under {SMALL_DATA:,} training images or with "
                           "--muon-lr, else sgd)", choices=("sgd", "adam", "adamw", "muon"))
-    option("--muon-lr", "muon: the conv kernels' peak learning rate (default 0.02; --lr is the "
-                        "other weights')", type=_number, metavar="LR")
+    option("--muon-lr", f"muon: the conv kernels' peak learning rate (default {SMALL_MUON_LR} "
+                        f"for colour images under {SMALL_DATA:,} training images, else "
+                        f"{MUON_LR}; --lr is the other weights')", type=_number, metavar="LR")
     option("--momentum", "SGD momentum", type=_number)
     p.add_argument("--no-nesterov", dest="nesterov", action="store_false",
                    help="plain momentum instead of Nesterov's")

@@ -11,6 +11,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw", "muon")
 # Muon's Newton–Schulz quintic x ↦ ax + bx³ + cx⁵ on a kernel's singular values (torch.optim.Muon's,
 # Keller Jordan's): both engines' iteration
 NS_COEFFICIENTS = (3.4445, -4.775, 2.0315)
+MUON_LR = 0.02  # Muon's rate where none is given (a bare run on a small set: train.SMALL_MUON_LR)
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class OptimizerConfig:
     beta2: float = 0.999  # Adam: decay of the squared gradient's running mean
     eps: float = 1e-8  # Adam: keeps the division finite
     bn_lr_scale: float = 1.0  # batch norm's scale and shift learn this many times faster
-    muon_lr: float = 0.02  # Muon: the conv kernels' learning rate (follows the schedule as lr)
+    muon_lr: float = MUON_LR  # Muon: the conv kernels' learning rate (follows the schedule)
     ns_steps: int = 5  # Muon: Newton–Schulz iterations that orthogonalise a kernel's update
 
     def __post_init__(self) -> None:

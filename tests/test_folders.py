@@ -112,7 +112,7 @@ def test_a_small_training_set_starts_from_a_whitened_first_conv(capsys, tmp_path
             "--label-smoothing, --no-whiten, --optimizer, --val-size choose otherwise)") in out
     saved = json.loads((tmp_path / "run" / "train.json").read_text())
     assert saved["whiten"] is True and saved["augment"] == "crop"
-    assert saved["optimizer"] == "muon" and saved["muon_lr"] is None and saved["val_size"] is None
+    assert saved["optimizer"] == "muon" and saved["muon_lr"] == 0.02 and saved["val_size"] is None
     # the run starts from whitening's filters: 9 directions of the 3×3 patches and their negatives
     trainer = Trainer(TrainConfig(data=str(root), epochs=1, engine="numpy"), tmp_path / "again")
     start = trainer.net.state_dict()["0.weight"]
@@ -572,15 +572,47 @@ def test_a_small_set_moves_its_conv_kernels_by_muon_unless_told(tmp_path, monkey
         trainer = Trainer(TrainConfig(data=str(root), epochs=1, engine="numpy", **given),
                           tmp_path / name, progress=False)
         said = any("Muon for the conv kernels" in note for note in trainer.notes)
-        assert type(trainer.net.engine.optimizer).__name__.lower() == trainer.config.optimizer
+        optimizer = trainer.net.engine.optimizer
+        assert type(optimizer).__name__.lower() == trainer.config.optimizer
+        if trainer.config.optimizer == "muon":  # at its rate: the one given, else 0.02 for
+            # grey images (0.1 for a small set of colour ones, below), saved
+            rate = given.get("muon_lr", 0.02)
+            assert trainer.config.muon_lr == optimizer.config.muon_lr == rate
+        else:
+            assert trainer.config.muon_lr is None
         return trainer.config.optimizer, said
 
     assert chosen("bare") == ("muon", True)
     assert chosen("sgd", optimizer="sgd") == ("sgd", False)
     assert chosen("adam", optimizer="adam") == ("adam", False)
     assert chosen("rate", muon_lr=0.05) == ("muon", False)  # asked for by its rate
+    assert chosen("asked", optimizer="muon") == ("muon", False)  # at the default rate
     assert chosen("dense", network="fc(8) relu fc(2)") == ("sgd", False)  # no conv to move
     assert chosen("inside", network="conv(4,3,pad=1) residual(conv(4,3,pad=1) relu) "
                                     "fc(2)") == ("muon", True)
     monkeypatch.setattr(train, "SMALL_DATA", 10)
     assert chosen("large") == ("sgd", False)
+    assert chosen("large-muon", optimizer="muon") == ("muon", False)
+
+
+def test_a_small_set_of_colour_images_gets_muon_at_a_higher_rate(tmp_path, monkeypatch):
+    """Muon's rate where none is given: 0.1 for a small set of colour images, saved for
+    --resume; 0.02 for grey images and for a set that is not small; a rate given is kept."""
+    from convnet import train
+    from convnet.train import TrainConfig, Trainer
+
+    root = write_image_folder(tmp_path / "colour", per_class=10, size=20)
+
+    def rate(name: str, **given) -> float:
+        trainer = Trainer(TrainConfig(data=str(root), epochs=1, engine="numpy", **given),
+                          tmp_path / name, progress=False)
+        assert trainer.data.shape[2] == 3 and trainer.config.optimizer == "muon"
+        saved = json.loads((tmp_path / name / "train.json").read_text())["muon_lr"]
+        assert saved == trainer.config.muon_lr == trainer.net.engine.optimizer.config.muon_lr
+        return saved
+
+    assert rate("bare") == 0.1
+    assert rate("asked", optimizer="muon") == 0.1
+    assert rate("given", muon_lr=0.05) == 0.05
+    monkeypatch.setattr(train, "SMALL_DATA", 10)
+    assert rate("large", optimizer="muon") == 0.02
