@@ -9,10 +9,13 @@ hold-out where a tenth would be under 500 images (`hold-out`: `--val-size 0.1`, 
 before; `until-12-03`: both as before). On these folders `--val-size 0.1` holds out the same
 images as the old default did. Later on 2026-12-03 Muon's rate for a small set of colour images
 became 0.1 (train.muon_rate; grey images keep 0.02): `muon-0.02` is the bare run before that
-(on the grey folders the same as `defaults`), `muon-0.05`, `muon-0.1` and `muon-0.2` set the
-rate on any folder.
+(on the grey folders the same as `defaults`), `muon-0.05`, `muon-0.1`, `muon-0.15` and
+`muon-0.2` set the rate on any folder; `28px-muon-*`, `56px-muon-*` (colour) and
+`56px-grey-muon-*` set it with the images resized to another input, which changes the default
+network's head (fc(128) below 48 pixels a side, global average pooling from 48: the evening of
+2026-12-03 found Muon's best rate follows it).
 
-Five folders, made here (or reused) under --root:
+Six folders, made here (or reused) under --root:
   shapes    360 colour images, 40–70 pixels a side: a circle, a square or a triangle of a random
             colour and size at a random place on a ground of another random colour (3 classes)
   clothes   3,000 Fashion-MNIST images as grey PNGs, 2,000 in train/ and 1,000 in test/
@@ -21,6 +24,8 @@ Five folders, made here (or reused) under --root:
   letters   1,040 colour images, 64×64: a capital letter (26 classes, 40 each) in one of the
             machine's TrueType fonts (`fc-list`; left out without any), 30–52 points, turned by
             up to ±20°, of a random colour on a ground of another random colour
+  tinted    the clothes' 3,000 Fashion-MNIST images (other ones) in colour: each garment of a
+            random colour on a ground of another, 2,000 in train/ and 1,000 in test/
   photos    180 colour JPEGs, 280–400 × 200–300 pixels (64×89 at the default input): a
             circle, a square or a triangle, a quarter to 0.6 of the short side, on a grainy
             ground, blurred — "photos" of three shapes (3 classes)
@@ -52,7 +57,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from convnet import cpu  # noqa: E402
 
-FOLDERS = ("shapes", "clothes", "digits", "letters", "photos")
+FOLDERS = ("shapes", "clothes", "digits", "letters", "photos", "tinted")
 
 
 def draw_shape(draw, name: str, x0: int, y0: int, side: int, colour: tuple[int, ...]) -> None:
@@ -143,6 +148,25 @@ def make_clothes(root: Path, train: int = 2000, test: int = 1000, seed: int = 5)
             Image.fromarray(part.images[i].squeeze(-1)).save(folder / f"{i}.png")
 
 
+def make_tinted(root: Path, train: int = 2000, test: int = 1000, seed: int = 6) -> None:
+    """Fashion-MNIST images in colour: each garment of a random colour on a ground of another
+    (the grey level mixes the two), split as make_clothes splits them."""
+    from PIL import Image
+
+    from convnet.data import load_dataset
+
+    data = load_dataset("fashion-mnist")
+    rng = np.random.default_rng(seed)
+    for split, part, count in (("train", data.train, train), ("test", data.test, test)):
+        for i in rng.choice(len(part), count, replace=False):
+            folder = root / split / data.classes[part.labels[i]].replace("/", "-")
+            folder.mkdir(parents=True, exist_ok=True)
+            ground, colour = rng.integers(0, 256, (2, 3)).astype(np.float64)
+            share = part.images[i].astype(np.float64) / 255  # 28×28×1: the garment's share
+            Image.fromarray((ground + (colour - ground) * share).round().astype(np.uint8)).save(
+                folder / f"{i}.png")
+
+
 def make(name: str, root: Path) -> Path | None:
     """root/name, made unless it is there already (built aside, then moved into place)."""
     folder = root / name
@@ -165,6 +189,8 @@ def make(name: str, root: Path) -> Path | None:
             make_letters(building)
         elif name == "photos":
             make_photos(building)
+        elif name == "tinted":
+            make_tinted(building)
         else:
             subprocess.run([sys.executable, str(HERE.parent / "scripts" / "digits_folder.py"),
                             str(building)], check=True, capture_output=True)
@@ -184,7 +210,14 @@ WAYS = {"defaults": "", "crop-only": "--augment crop", "no-augment": "--augment 
         "fast93": "--recipe fast93", "fast93-crop-only": "--recipe fast93 --augment crop",
         "until-12-03": "--optimizer sgd --val-size 0.1", "sgd": "--optimizer sgd",
         "hold-out": "--val-size 0.1", "muon-0.02": "--muon-lr 0.02",
-        "muon-0.05": "--muon-lr 0.05", "muon-0.1": "--muon-lr 0.1", "muon-0.2": "--muon-lr 0.2"}
+        "muon-0.05": "--muon-lr 0.05", "muon-0.1": "--muon-lr 0.1", "muon-0.15": "--muon-lr 0.15",
+        "muon-0.2": "--muon-lr 0.2",
+        "28px-muon-0.02": "--input 28x28x3 --muon-lr 0.02",
+        "28px-muon-0.1": "--input 28x28x3 --muon-lr 0.1",
+        "56px-muon-0.02": "--input 56x56x3 --muon-lr 0.02",
+        "56px-muon-0.1": "--input 56x56x3 --muon-lr 0.1",
+        "56px-grey-muon-0.02": "--input 56x56x1 --muon-lr 0.02",
+        "56px-grey-muon-0.15": "--input 56x56x1 --muon-lr 0.15"}
 # (a name and its options)
 
 

@@ -233,7 +233,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                           f"SGD; default: muon under {SMALL_DATA:,} training images or with "
                           "--muon-lr, else sgd)", choices=("sgd", "adam", "adamw", "muon"))
     option("--muon-lr", f"muon: the conv kernels' peak learning rate (default {SMALL_MUON_LR} "
-                        f"for colour images under {SMALL_DATA:,} training images, else "
+                        f"for colour images under {SMALL_DATA:,} training images where the convs "
+                        f"hold most of the weights, as with global average pooling, else "
                         f"{MUON_LR}; --lr is the other weights')", type=_number, metavar="LR")
     option("--momentum", "SGD momentum", type=_number)
     p.add_argument("--no-nesterov", dest="nesterov", action="store_false",

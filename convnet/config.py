@@ -11,7 +11,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw", "muon")
 # Muon's Newton–Schulz quintic x ↦ ax + bx³ + cx⁵ on a kernel's singular values (torch.optim.Muon's,
 # Keller Jordan's): both engines' iteration
 NS_COEFFICIENTS = (3.4445, -4.775, 2.0315)
-MUON_LR = 0.02  # Muon's rate where none is given (a small set of colour images: train.muon_rate)
+MUON_LR = 0.02  # Muon's rate where none is given (small colour sets: train.muon_rate)
 
 
 @dataclass(frozen=True)

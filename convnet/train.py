@@ -75,13 +75,29 @@ def default_augmentation(shape: tuple[int, int, int]) -> tuple[str, ...]:
     return ("crop", "rotate", "zoom", "light") if shape[2] == 3 else ("crop",)
 
 
-def muon_rate(shape: tuple[int, int, int], small: bool) -> float:
+def conv_share(network: Any, shape: tuple[int, int, int]) -> float:
+    """The share of the network's learned weights (biases and batch norm's included) that are its
+    convs' — a residual block's convs too — on images of `shape`: what Muon moves."""
+    rows = infer(network, shape)
+    total = sum(row.params for row in rows)
+    convs = sum(row.params for top in rows for row in top.walk() if isinstance(row.layer, Conv))
+    return convs / total if total else 0.0
+
+
+def muon_rate(network: Any, shape: tuple[int, int, int], small: bool) -> float:
     """Muon's rate where --muon-lr is not given: SMALL_MUON_LR for a small training set of colour
-    images, else config.MUON_LR. Measured with the default network (3 seeds): at 0.1 instead of
-    0.02 colour letters 57.2% → 73.1%, blurred photos 92.6% → 97.2%, shapes 97.2% → 99.1%, where
-    grey clothes lost 1.3 points (87.0% → 85.7%) and Fashion-MNIST 1.2 (docs/BENCHMARKS.md,
-    "Muon's rate for a bare run")."""
-    return SMALL_MUON_LR if small and shape[2] == 3 else MUON_LR
+    images where the convs hold most of the network's weights (CONV_SHARE: a network ending in
+    global average pooling and one fc, as the default network does on images of 48×48 and
+    more), else config.MUON_LR — where an fc layer over the last maps holds most of them (the
+    default network on 28×28 images: 95%), SGD moves those and the convs learn best slowly.
+    Measured with the default network, 3 seeds (docs/BENCHMARKS.md, "Muon's rate follows the
+    network"): at 0.15 instead of 0.02, 64×64 colour letters 57.2% → 77.4%, blurred photos
+    92.6% → 96.3%, shapes 97.2% → 99.1%; the same letters at 28×28, where the network ends in
+    fc(128), 57.7% at 0.02 against 45.8% at 0.1, and 28×28 clothes in colour 78.4% against
+    77.4%. Grey clothes at 56×56, whose network ends in global average pooling, did better at
+    0.02 (86.1% against 85.1% at 0.15, one seed), so grey images keep it."""
+    return SMALL_MUON_LR if small and shape[2] == 3 and \
+        conv_share(network, shape) >= CONV_SHARE else MUON_LR
 
 
 def said(items: list[str]) -> str:
@@ -139,8 +155,8 @@ DEFAULT_NETWORK = default_network((28, 28, 1), 10)  # what the README quotes
 SMALL_DATA = 20_000  # fewer training images than this: augmentation and label smoothing
 # by default (a folder of 3,600 digits: 97.3% plain, 98.7% with both; docs/BENCHMARKS.md), and
 # a whitened first conv (360 colour shapes: 37.5% → 93.1% with the 50-step warm-up; ibid.)
-SMALL_MUON_LR = 0.1  # Muon's rate on a small set of colour images where none is given (see
-# muon_rate)
+SMALL_MUON_LR = 0.15  # Muon's rate on a small set of colour images where none is given and
+CONV_SHARE = 0.5  # the convs hold at least this share of the network's weights (see muon_rate)
 WARMUP_STEPS = 50  # the default warm-up's least length in steps (see warmup_steps)
 STEP_BUDGET = 3_500  # optimiser steps when --epochs is not given (8 epochs of Fashion-MNIST)
 EPOCH_RANGE = (8, 200)  # ... but at least 8 epochs and at most 200
@@ -526,10 +542,13 @@ class Trainer:
         if config.optimizer is None:
             muon = (small and has_conv(network.layers)) or config.muon_lr is not None
             config = replace(config, optimizer="muon" if muon else "sgd")
-            if muon and config.muon_lr is None:
-                regularised["Muon for the conv kernels"] = "--optimizer"
+            chosen = muon and config.muon_lr is None
+        else:
+            chosen = False
         if config.optimizer == "muon" and config.muon_lr is None:  # saved, for --resume
-            config = replace(config, muon_lr=muon_rate(self.data.shape, small))
+            config = replace(config, muon_lr=muon_rate(network, self.data.shape, small))
+            if chosen:
+                regularised[f"Muon for the conv kernels at {config.muon_lr:g}"] = "--optimizer"
         if config.val_size is None and not len(self.val):
             regularised["every image to train on (too few for a validation hold-out; the last "
                         "epoch is kept)"] = "--val-size"

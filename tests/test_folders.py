@@ -107,9 +107,10 @@ def test_a_small_training_set_starts_from_a_whitened_first_conv(capsys, tmp_path
                          "--out", tmp_path / "run")
     assert code == 0, err
     assert ("a small training set (20 images): crop augmentation, label smoothing 0.1, the "
-            "first conv initialised by whitening, Muon for the conv kernels and every image to "
-            "train on (too few for a validation hold-out; the last epoch is kept) (--augment, "
-            "--label-smoothing, --no-whiten, --optimizer, --val-size choose otherwise)") in out
+            "first conv initialised by whitening, Muon for the conv kernels at 0.02 and every "
+            "image to train on (too few for a validation hold-out; the last epoch is kept) "
+            "(--augment, --label-smoothing, --no-whiten, --optimizer, --val-size choose "
+            "otherwise)") in out
     saved = json.loads((tmp_path / "run" / "train.json").read_text())
     assert saved["whiten"] is True and saved["augment"] == "crop"
     assert saved["optimizer"] == "muon" and saved["muon_lr"] == 0.02 and saved["val_size"] is None
@@ -574,8 +575,9 @@ def test_a_small_set_moves_its_conv_kernels_by_muon_unless_told(tmp_path, monkey
         said = any("Muon for the conv kernels" in note for note in trainer.notes)
         optimizer = trainer.net.engine.optimizer
         assert type(optimizer).__name__.lower() == trainer.config.optimizer
-        if trainer.config.optimizer == "muon":  # at its rate: the one given, else 0.02 for
-            # grey images (0.1 for a small set of colour ones, below), saved
+        if trainer.config.optimizer == "muon":  # at its rate: the one given, else 0.02 where
+            # an fc holds most of the weights, as in all these networks (0.15 where convs do,
+            # below), saved
             rate = given.get("muon_lr", 0.02)
             assert trainer.config.muon_lr == optimizer.config.muon_lr == rate
         else:
@@ -595,24 +597,54 @@ def test_a_small_set_moves_its_conv_kernels_by_muon_unless_told(tmp_path, monkey
     assert chosen("large-muon", optimizer="muon") == ("muon", False)
 
 
-def test_a_small_set_of_colour_images_gets_muon_at_a_higher_rate(tmp_path, monkeypatch):
-    """Muon's rate where none is given: 0.1 for a small set of colour images, saved for
-    --resume; 0.02 for grey images and for a set that is not small; a rate given is kept."""
+# a network whose convs hold 98% of its weights
+GAP = "conv(8,3,pad=same) relu pool(2,floor=true) conv(16,3,pad=same) relu globalavgpool fc(2)"
+
+
+def test_muon_rate_follows_the_network_and_the_colour(tmp_path, monkeypatch):
+    """Muon's rate where none is given: 0.15 on a small set of colour images where the convs
+    hold most of the network's weights (global average pooling before one fc); 0.02 where an
+    fc over the last maps holds most (the default network on small images), for grey images
+    and on a set that is not small; a rate given is kept; the rate chosen is saved for
+    --resume."""
     from convnet import train
     from convnet.train import TrainConfig, Trainer
 
-    root = write_image_folder(tmp_path / "colour", per_class=10, size=20)
+    colour = write_image_folder(tmp_path / "colour", per_class=10, size=20)
+    grey = grey_folder(tmp_path / "grey", per_class=12, size=20)
 
-    def rate(name: str, **given) -> float:
+    def rate(name: str, root: Path = colour, **given) -> float:
         trainer = Trainer(TrainConfig(data=str(root), epochs=1, engine="numpy", **given),
                           tmp_path / name, progress=False)
-        assert trainer.data.shape[2] == 3 and trainer.config.optimizer == "muon"
+        assert trainer.config.optimizer == "muon"
         saved = json.loads((tmp_path / name / "train.json").read_text())["muon_lr"]
         assert saved == trainer.config.muon_lr == trainer.net.engine.optimizer.config.muon_lr
         return saved
 
-    assert rate("bare") == 0.1
-    assert rate("asked", optimizer="muon") == 0.1
-    assert rate("given", muon_lr=0.05) == 0.05
+    assert rate("bare") == 0.02  # the default network on 20×20 images ends in fc(128): 4% convs
+    assert rate("gap", network=GAP) == 0.15
+    assert rate("gap-grey", grey, network=GAP) == 0.02
+    assert rate("asked", network=GAP, optimizer="muon") == 0.15
+    assert rate("given", network=GAP, muon_lr=0.05) == 0.05
+    assert rate("residual", network="conv(8,3,pad=same) residual(conv(8,3,pad=same) relu) "
+                                    "globalavgpool fc(2)") == 0.15
     monkeypatch.setattr(train, "SMALL_DATA", 10)
-    assert rate("large", optimizer="muon") == 0.02
+    assert rate("large", network=GAP, optimizer="muon") == 0.02
+
+
+@pytest.mark.parametrize("text, convs, others", [
+    # conv(8,3) on 3 channels: 8·27 + 8; conv(16,3): 16·72 + 16; fc(2) on 16: 32 + 2
+    ("12x12x3 " + GAP, 8 * 27 + 8 + 16 * 72 + 16, 16 * 2 + 2),
+    # no bias; batch norm's 2 per channel; fc(10) over 6·6·4 = 144 values
+    ("12x12x1 conv(4,3,pad=same,bias=false) batchnorm relu pool(2) fc(10)", 4 * 9, 8 + 1450),
+    # a residual block's convs count, its batch norm does not
+    ("8x8x2 conv(4,1) residual(conv(4,3,pad=same) batchnorm relu) globalavgpool fc(3)",
+     4 * 2 + 4 + 4 * 36 + 4, 8 + 4 * 3 + 3),
+    ("fc(4) relu fc(2)", 0, 12 * 12 * 4 + 4 + 10),
+])
+def test_conv_share_counts_every_convs_weights(text, convs, others):
+    from convnet.spec import load
+    from convnet.train import conv_share
+
+    spec = load(text if "x" in text.split()[0] else "12x12x1 " + text)
+    assert conv_share(spec, spec.input) == pytest.approx(convs / (convs + others))
