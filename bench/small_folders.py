@@ -134,7 +134,10 @@ def make_photos(root: Path, per_class: int = 60, seed: int = 2) -> None:
                                                              quality=85)
 
 
-def make_clothes(root: Path, train: int = 2000, test: int = 1000, seed: int = 5) -> None:
+def make_clothes(root: Path, train: int = 2000, test: int = 1000, seed: int = 5,
+                 tinted: bool = False) -> None:
+    """Fashion-MNIST images as PNGs in train/ and test/; `tinted`: in colour, each garment of a
+    random colour on a ground of another (the grey level mixes the two)."""
     from PIL import Image
 
     from convnet.data import load_dataset
@@ -145,26 +148,11 @@ def make_clothes(root: Path, train: int = 2000, test: int = 1000, seed: int = 5)
         for i in rng.choice(len(part), count, replace=False):
             folder = root / split / data.classes[part.labels[i]].replace("/", "-")
             folder.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(part.images[i].squeeze(-1)).save(folder / f"{i}.png")
-
-
-def make_tinted(root: Path, train: int = 2000, test: int = 1000, seed: int = 6) -> None:
-    """Fashion-MNIST images in colour: each garment of a random colour on a ground of another
-    (the grey level mixes the two), split as make_clothes splits them."""
-    from PIL import Image
-
-    from convnet.data import load_dataset
-
-    data = load_dataset("fashion-mnist")
-    rng = np.random.default_rng(seed)
-    for split, part, count in (("train", data.train, train), ("test", data.test, test)):
-        for i in rng.choice(len(part), count, replace=False):
-            folder = root / split / data.classes[part.labels[i]].replace("/", "-")
-            folder.mkdir(parents=True, exist_ok=True)
-            ground, colour = rng.integers(0, 256, (2, 3)).astype(np.float64)
-            share = part.images[i].astype(np.float64) / 255  # 28×28×1: the garment's share
-            Image.fromarray((ground + (colour - ground) * share).round().astype(np.uint8)).save(
-                folder / f"{i}.png")
+            image = part.images[i]  # 28×28×1
+            if tinted:
+                ground, colour = rng.integers(0, 256, (2, 3)).astype(np.float64)
+                image = (ground + (colour - ground) * (image / 255)).round().astype(np.uint8)
+            Image.fromarray(image if tinted else image.squeeze(-1)).save(folder / f"{i}.png")
 
 
 def make(name: str, root: Path) -> Path | None:
@@ -190,7 +178,7 @@ def make(name: str, root: Path) -> Path | None:
         elif name == "photos":
             make_photos(building)
         elif name == "tinted":
-            make_tinted(building)
+            make_clothes(building, seed=6, tinted=True)
         else:
             subprocess.run([sys.executable, str(HERE.parent / "scripts" / "digits_folder.py"),
                             str(building)], check=True, capture_output=True)
