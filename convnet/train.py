@@ -539,15 +539,13 @@ class Trainer:
             config = replace(config, whiten=whitened)
             if whitened:
                 regularised["the first conv initialised by whitening"] = "--no-whiten"
+        unasked = config.optimizer is None and config.muon_lr is None
         if config.optimizer is None:
             muon = (small and has_conv(network.layers)) or config.muon_lr is not None
             config = replace(config, optimizer="muon" if muon else "sgd")
-            chosen = muon and config.muon_lr is None
-        else:
-            chosen = False
         if config.optimizer == "muon" and config.muon_lr is None:  # saved, for --resume
             config = replace(config, muon_lr=muon_rate(network, self.data.shape, small))
-            if chosen:
+            if unasked:  # Muon is the small set's default, not the user's choice
                 regularised[f"Muon for the conv kernels at {config.muon_lr:g}"] = "--optimizer"
         if config.val_size is None and not len(self.val):
             regularised["every image to train on (too few for a validation hold-out; the last "
