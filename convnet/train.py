@@ -95,7 +95,7 @@ def muon_rate(network: Any, shape: tuple[int, int, int], small: bool) -> float:
     92.6% → 96.3%, shapes 97.2% → 99.1%; the same letters at 28×28, where the network ends in
     fc(128), 57.7% at 0.02 against 45.8% at 0.1, and 28×28 clothes in colour 78.4% against
     77.4%. Grey clothes at 56×56, whose network ends in global average pooling, did better at
-    0.02 (86.1% against 85.1% at 0.15, one seed), so grey images keep it."""
+    0.02 (86.4% against 85.2% at 0.15, two seeds), so grey images keep it."""
     return SMALL_MUON_LR if small and shape[2] == 3 and \
         conv_share(network, shape) >= CONV_SHARE else MUON_LR
 
