@@ -12,8 +12,9 @@ became 0.1 (train.muon_rate; grey images keep 0.02): `muon-0.02` is the bare run
 (on the grey folders the same as `defaults`), `muon-0.05`, `muon-0.1`, `muon-0.15` and
 `muon-0.2` set the rate on any folder; `28px-muon-*`, `56px-muon-*` (colour) and
 `56px-grey-muon-*` set it with the images resized to another input, which changes the default
-network's head (fc(128) below 48 pixels a side, global average pooling from 48: the evening of
-2026-12-03 found Muon's best rate follows it).
+network's head (fc(128) below 48 pixels a side, global average pooling from 48). Since the
+evening of 2026-12-03 the default rate follows that head: 0.15 for colour images where the convs
+hold most of the weights, else 0.02 (so `muon-0.02` is also `defaults` on the tinted clothes).
 
 Six folders, made here (or reused) under --root:
   shapes    360 colour images, 40–70 pixels a side: a circle, a square or a triangle of a random

@@ -640,11 +640,11 @@ def test_muon_rate_follows_the_network_and_the_colour(tmp_path, monkeypatch):
     # a residual block's convs count, its batch norm does not
     ("8x8x2 conv(4,1) residual(conv(4,3,pad=same) batchnorm relu) globalavgpool fc(3)",
      4 * 2 + 4 + 4 * 36 + 4, 8 + 4 * 3 + 3),
-    ("fc(4) relu fc(2)", 0, 12 * 12 * 4 + 4 + 10),
+    ("12x12x1 fc(4) relu fc(2)", 0, 12 * 12 * 4 + 4 + 10),
 ])
 def test_conv_share_counts_every_convs_weights(text, convs, others):
     from convnet.spec import load
     from convnet.train import conv_share
 
-    spec = load(text if "x" in text.split()[0] else "12x12x1 " + text)
+    spec = load(text)
     assert conv_share(spec, spec.input) == pytest.approx(convs / (convs + others))
