@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -52,7 +51,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from convnet import Network  # noqa: E402
+from convnet import Network, cpu  # noqa: E402
 from convnet.engines.numpy import blas  # noqa: E402
 from convnet.engines.torch.build import build_sequential  # noqa: E402
 
@@ -133,22 +132,11 @@ def peak_memory(engine: str, name: str) -> float:
     return json.loads(out.splitlines()[-1])["peak_mib"]
 
 
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main() -> None:
     if ARGS.memory_child:
         memory_child(*ARGS.memory_child)
         return
-    print(f"# {cpu_name()}, {os.cpu_count()} cores, "
+    print(f"# {cpu.describe()}, "
           f"threads={ARGS.threads}, batch={ARGS.batch}, rounds={ARGS.rounds}×{ARGS.steps} "
           f"batches, numpy {np.__version__} (OpenBLAS kernels: {blas.kernel()}), "
           f"torch {torch.__version__}")

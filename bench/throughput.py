@@ -2,17 +2,18 @@
 physical limit they run.
 
 For each network: images per second for a training step (forward, backward, SGD) and for
-inference, batch 256, on the torch engine in fp32 and with the fast path (channels-last + bf16
-autocast), and on the NumPy engine; achieved FLOP/s (2 FLOPs per multiply-add; a training step
-counts 3× the forward's multiply-adds, for the forward and the two backward products; the counts
-come from `convnet inspect`); and that as a fraction of this machine's peak matrix FLOP/s,
-measured here with large square matrix products in fp32 and in bf16.
+inference, batch 256, on the torch engine in fp32 (as it is and channels-last) and with the fast
+path (channels-last + bf16 autocast), and on the NumPy engine; achieved FLOP/s (2 FLOPs per
+multiply-add; a training step counts 3× the forward's multiply-adds, for the forward and the two
+backward products; the counts come from `convnet inspect`); and that as a fraction of this
+machine's peak matrix FLOP/s, measured here with large square matrix products in fp32 and bf16.
 
-    .venv/bin/python bench/throughput.py
+    .venv/bin/python bench/throughput.py [--batch 256] [--seconds 3] [--only fast91 ...]
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import time
@@ -54,6 +55,24 @@ NETWORKS = one_row_per_network(NAMED)
 BATCH = 256
 
 
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--batch", type=int, default=BATCH, help="images per step (default %(default)s)")
+    p.add_argument("--seconds", type=float, default=3.0,
+                   help="how long each path of each network is timed (default %(default)s)")
+    p.add_argument("--only", nargs="+", metavar="NAME", choices=sorted(NETWORKS),
+                   help="these networks only (the rows' names)")
+    p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
+                   help="time the bf16 path and peak too (default: where the CPU has bf16 units; "
+                        "without them a bf16 product runs at about 1 GFLOP/s, on one core)")
+    args = p.parse_args()
+    if args.bf16 is None:
+        args.bf16 = cpu.this_cpu().bf16 or torch.cuda.is_available()
+    if args.batch < 1 or args.seconds <= 0:
+        p.error("--batch must be at least 1 and --seconds more than 0")
+    return args
+
+
 def peak_matmul_flops(dtype, n: int = 2048, repeat: int = 10) -> float:
     a = torch.randn(n, n).to(dtype)
     b = torch.randn(n, n).to(dtype)
@@ -65,47 +84,58 @@ def peak_matmul_flops(dtype, n: int = 2048, repeat: int = 10) -> float:
     return 2 * n ** 3 * repeat / (time.perf_counter() - start)
 
 
-def images_per_second(fn, seconds: float = 3.0) -> float:
+def images_per_second(fn, batch: int, seconds: float) -> float:
     fn()
     fn()
     count, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
         fn()
         count += 1
-    return count * BATCH / (time.perf_counter() - start)
+    return count * batch / (time.perf_counter() - start)
 
 
 def main() -> None:
+    args = parse_args()
+    batch = args.batch
     torch.set_num_threads(os.cpu_count() or 1)
-    peak32, peak16 = peak_matmul_flops(torch.float32), peak_matmul_flops(torch.bfloat16)
+    peak32 = peak_matmul_flops(torch.float32)
+    peak16 = peak_matmul_flops(torch.bfloat16) if args.bf16 else float("nan")
+    bf16 = f"bf16 {peak16 / 1e9:.0f} G" if args.bf16 else "bf16 not timed (no bf16 units; --bf16)"
     print(f"# {cpu.describe()}; measured peak matrix FLOP/s: fp32 {peak32 / 1e9:.0f} G, "
-          f"bf16 {peak16 / 1e9:.0f} G (2048×2048 products); batch {BATCH}; "
-          f"NumPy's OpenBLAS kernels: {blas.kernel()}")
+          f"{bf16} (2048×2048 products); batch {batch}; "
+          f"NumPy's OpenBLAS kernels: {blas.kernel()}", flush=True)
     print(f"{'network':20} {'engine/path':16} {'train img/s':>11} {'GFLOP/s':>8} {'% peak':>7} "
           f"{'infer img/s':>11} {'GFLOP/s':>8} {'% peak':>7}")
     rng = np.random.default_rng(0)
-    x = rng.integers(0, 256, (BATCH, 28, 28, 1), dtype=np.uint8)
-    y = rng.integers(0, 10, BATCH)
+    x = rng.integers(0, 256, (batch, 28, 28, 1), dtype=np.uint8)
+    y = rng.integers(0, 10, batch)
     for name, description in NETWORKS.items():
+        if args.only and name not in args.only:
+            continue
         network = spec.parse(description).with_input((28, 28, 1))
         macs = sum(r.macs for r in shapes.infer(network))
         paths = [("torch fp32", "torch", SpeedOptions(), peak32),
+                 ("torch fp32+cl", "torch", SpeedOptions(channels_last=True), peak32),
                  ("torch bf16+cl", "torch", SpeedOptions(channels_last=True, bf16=True), peak16),
                  ("numpy fp32", "numpy", SpeedOptions(), peak32)]
+        if not args.bf16:
+            paths = [path for path in paths if path[0] != "torch bf16+cl"]
         measured = {}
         for label, engine, speed, peak in paths:
             net = Network(network, engine=engine, speed=speed, lr=0.01)
-            train = images_per_second(lambda: net.train_step(x, y))
-            infer = images_per_second(lambda: net.logits(x, batch_size=BATCH))
+            train = images_per_second(lambda: net.train_step(x, y), batch, args.seconds)
+            infer = images_per_second(lambda: net.logits(x, batch_size=batch), batch, args.seconds)
             measured[label] = (train, infer)
             train_flops, infer_flops = train * 6 * macs, infer * 2 * macs
             print(f"{name:20} {label:16} {train:11.0f} {train_flops / 1e9:8.1f} "
                   f"{100 * train_flops / peak:6.1f}% {infer:11.0f} {infer_flops / 1e9:8.1f} "
                   f"{100 * infer_flops / peak:6.1f}%", flush=True)
-        (nt, ni), (tt, ti) = measured["numpy fp32"], measured["torch fp32"]
-        (ft, fi) = measured["torch bf16+cl"]
-        print(f"{name:20} ratios: numpy/torch fp32 train {nt / tt:.2f}×, infer {ni / ti:.2f}×; "
-              f"fast path/torch fp32 train {ft / tt:.2f}×, infer {fi / ti:.2f}×", flush=True)
+        tt, ti = measured["torch fp32"]
+        ratios = {"numpy": "numpy fp32", "channels-last": "torch fp32+cl",
+                  "fast path": "torch bf16+cl"}
+        print(f"{name:20} ratios to torch fp32: " + "; ".join(
+            f"{what} train {measured[label][0] / tt:.2f}×, infer {measured[label][1] / ti:.2f}×"
+            for what, label in ratios.items() if label in measured), flush=True)
 
 
 if __name__ == "__main__":
