@@ -66,8 +66,9 @@ def parse_args() -> argparse.Namespace:
                    help="time the bf16 path and peak too (default: where the CPU has bf16 units; "
                         "without them a bf16 product runs at about 1 GFLOP/s, on one core)")
     args = p.parse_args()
+    args.why = "" if args.bf16 is not None else "no bf16 units; "
     if args.bf16 is None:
-        args.bf16 = cpu.this_cpu().bf16 or torch.cuda.is_available()
+        args.bf16 = cpu.this_cpu().bf16
     if args.batch < 1 or args.seconds <= 0:
         p.error("--batch must be at least 1 and --seconds more than 0")
     return args
@@ -100,7 +101,7 @@ def main() -> None:
     torch.set_num_threads(os.cpu_count() or 1)
     peak32 = peak_matmul_flops(torch.float32)
     peak16 = peak_matmul_flops(torch.bfloat16) if args.bf16 else float("nan")
-    bf16 = f"bf16 {peak16 / 1e9:.0f} G" if args.bf16 else "bf16 not timed (no bf16 units; --bf16)"
+    bf16 = f"bf16 {peak16 / 1e9:.0f} G" if args.bf16 else f"bf16 not timed ({args.why}--bf16)"
     print(f"# {cpu.describe()}; measured peak matrix FLOP/s: fp32 {peak32 / 1e9:.0f} G, "
           f"{bf16} (2048×2048 products); batch {batch}; "
           f"NumPy's OpenBLAS kernels: {blas.kernel()}", flush=True)
