@@ -66,9 +66,6 @@ def parse_args() -> argparse.Namespace:
                    help="time the bf16 path and peak too (default: where the CPU has bf16 units; "
                         "without them a bf16 product runs at about 1 GFLOP/s, on one core)")
     args = p.parse_args()
-    args.why = "" if args.bf16 is not None else "no bf16 units; "
-    if args.bf16 is None:
-        args.bf16 = cpu.this_cpu().bf16
     if args.batch < 1 or args.seconds <= 0:
         p.error("--batch must be at least 1 and --seconds more than 0")
     return args
@@ -99,9 +96,11 @@ def main() -> None:
     args = parse_args()
     batch = args.batch
     torch.set_num_threads(os.cpu_count() or 1)
+    with_bf16 = cpu.this_cpu().bf16 if args.bf16 is None else args.bf16
     peak32 = peak_matmul_flops(torch.float32)
-    peak16 = peak_matmul_flops(torch.bfloat16) if args.bf16 else float("nan")
-    bf16 = f"bf16 {peak16 / 1e9:.0f} G" if args.bf16 else f"bf16 not timed ({args.why}--bf16)"
+    peak16 = peak_matmul_flops(torch.bfloat16) if with_bf16 else float("nan")
+    why = "--no-bf16" if args.bf16 is False else "no bf16 units; --bf16 to time it"
+    bf16 = f"bf16 {peak16 / 1e9:.0f} G" if with_bf16 else f"bf16 not timed ({why})"
     print(f"# {cpu.describe()}; measured peak matrix FLOP/s: fp32 {peak32 / 1e9:.0f} G, "
           f"{bf16} (2048×2048 products); batch {batch}; "
           f"NumPy's OpenBLAS kernels: {blas.kernel()}", flush=True)
@@ -117,10 +116,9 @@ def main() -> None:
         macs = sum(r.macs for r in shapes.infer(network))
         paths = [("torch fp32", "torch", SpeedOptions(), peak32),
                  ("torch fp32+cl", "torch", SpeedOptions(channels_last=True), peak32),
-                 ("torch bf16+cl", "torch", SpeedOptions(channels_last=True, bf16=True), peak16),
+                 *([("torch bf16+cl", "torch", SpeedOptions(channels_last=True, bf16=True),
+                     peak16)] if with_bf16 else []),
                  ("numpy fp32", "numpy", SpeedOptions(), peak32)]
-        if not args.bf16:
-            paths = [path for path in paths if path[0] != "torch bf16+cl"]
         measured = {}
         for label, engine, speed, peak in paths:
             net = Network(network, engine=engine, speed=speed, lr=0.01)
