@@ -248,6 +248,67 @@ def test_blocks_cover_the_output_once_in_order_within_the_budget(ho, wo, n, dept
         assert (part.stop - part.start) * depth * itemsize <= budget or rows == width == 1
 
 
+@pytest.mark.parametrize("block", [1, 1000, 1 << 30])
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(5, 4, 7), (9,)])
+def test_batch_norm_in_blocks_of_channels_matches_pytorch(monkeypatch, block, training, dtype,
+                                                          shape):
+    # A block of channels at a time, all of its passes while it is in the cache: one channel a
+    # block, a few (2 of 7 in float64, 4 in float32, the last block shorter), or all at once;
+    # maps (C×H×W×N) and vectors after an fc (D×N).
+    from convnet.engines.numpy import batchnorm
+    monkeypatch.setattr(batchnorm, "BLOCK_BYTES", block)
+    check_layer("batchnorm", shape, dtype=dtype, training=training, batch=5)
+
+
+@pytest.mark.parametrize("description", [
+    "conv(6,3,pad=same,bias=false) pool(2) batchnorm relu conv(8,3,bias=false) batchnorm relu "
+    "fc(12,bias=false) batchnorm relu fc(3)",
+    "conv(4,3,pad=1) relu residual(conv(4,3,pad=1,bias=false) batchnorm relu conv(4,3,pad=1,"
+    "bias=false) batchnorm) relu fc(3)",
+])
+def test_batch_norm_does_the_following_relus_work_to_the_bit(description):
+    # While training, a batch norm followed by a ReLU takes max(0, ·) itself and applies the
+    # ReLU's slope in its backward; the ReLU passes values through. The same bits as each layer
+    # doing its own work, and in evaluation each layer's output is its own (the batch norm's has
+    # negative values: the inspector shows it before the ReLU).
+    from convnet import Network
+    from convnet.engines.numpy import activation, batchnorm
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (8, 10, 10, 3), dtype=np.uint8)
+    y = rng.integers(0, 3, 8)
+
+    def run(fused: bool):
+        net = Network(description, input=(10, 10, 3), engine="numpy", seed=2)
+        layers = [layer for layer in net.engine.model.layers if layer is not None]
+        layers += [inner for layer in layers if hasattr(layer, "paths")
+                   for path in layer.paths.values() for inner in path if inner is not None]
+        norms = [layer for layer in layers if isinstance(layer, batchnorm.BatchNorm)]
+        relus = [layer for layer in layers if isinstance(layer, activation.ReLU)]
+        assert any(norm.relu_after for norm in norms)  # the model linked them
+        if not fused:
+            for layer in norms:
+                layer.relu_after = False
+            for layer in relus:
+                layer.done_before = False
+        losses = [net.train_step(x, y) for _ in range(3)]
+        seen = net.engine.model.activations(net.prepare_images(x))
+        return losses, net.state_dict(), net.logits(x), seen
+
+    (losses, state, logits, seen), unfused = run(True), run(False)
+    assert losses == unfused[0]
+    assert all(np.array_equal(state[k], unfused[1][k]) for k in state)
+    assert np.array_equal(logits, unfused[2])
+    outputs = [out for out, _ in seen if out is not None]
+    assert all(np.array_equal(a, b) for a, b in zip(outputs, [o for o, _ in unfused[3]
+                                                               if o is not None]))
+    kinds = description.split()
+    if kinds[:3] == ["conv(6,3,pad=same,bias=false)", "pool(2)", "batchnorm"]:
+        assert (outputs[2] < 0).any() and (outputs[3] >= 0).all()  # batch norm, then ReLU
+
+
 def test_the_lecture_first_layer_takes_the_row_algorithm():
     from convnet.engines.numpy.conv import Conv2D
     layer = Conv2D(3, 6, (5, 5), (1, 1), (0, 0, 0, 0), True, np.dtype(np.float32))

@@ -41,6 +41,14 @@ class ReLU(_Elementwise):
         # In place when the layer before keeps no reference to its output (the model decides):
         # it saves a pass over memory and a fresh allocation.
         self.inplace = inplace
+        # Set by the model after a batch norm, which then does this layer's work while training
+        # (see BatchNorm.relu_after): forward and backward pass values through.
+        self.done_before = False
+
+    def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        if training and self.done_before:
+            return x  # max(0, ·) taken by the batch norm before
+        return super().forward(x, training)
 
     def function(self, x: np.ndarray) -> np.ndarray:
         if not x.flags.c_contiguous:  # a view: rows of it are not rows of memory
@@ -55,6 +63,8 @@ class ReLU(_Elementwise):
         return y > 0  # 1 where x > 0, else 0 (PyTorch's choice at 0)
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
+        if self.done_before:
+            return dy  # the batch norm before applies [y > 0]
         y = self.cache
         self.cache = None
         if not (dy.flags.c_contiguous and y.flags.c_contiguous):

@@ -8,6 +8,8 @@ time. Channels are the first axis (batch innermost): C×H×W×N or D×N.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from . import parallel
@@ -16,6 +18,12 @@ from .base import Layer
 
 class BatchNorm(Layer):
     keeps_output = False
+    # Set by the model where a ReLU follows (model.link): while training, this layer then takes
+    # max(0, ·) of its output and, in the backward, applies the ReLU's slope to dy, each block
+    # while it is in the cache, and the ReLU passes values through untouched — two passes over
+    # memory fewer each way. In evaluation each layer does its own work, so that every layer's
+    # output can be looked at (inside.activations).
+    relu_after = False
 
     def __init__(self, channels: int, eps: float, momentum: float, dtype: np.dtype) -> None:
         super().__init__()
@@ -38,57 +46,84 @@ class BatchNorm(Layer):
         count = flat.shape[1]  # values per channel, M
         mean = np.empty(c, flat.dtype)
         var = np.empty(c, flat.dtype)
+        inv_std = np.empty(c, flat.dtype)
         centered = np.empty_like(flat)
+        out = np.empty_like(flat)
+        eps = flat.dtype.type(self.eps)
 
-        def statistics(start: int, stop: int) -> None:  # a few channels, on one thread
+        def normalise(start: int, stop: int) -> None:  # a block of channels, in the cache
             rows = flat[start:stop]
-            mean[start:stop] = rows.sum(axis=1) / count
-            part = np.subtract(rows, mean[start:stop, None], out=centered[start:stop])
+            mu = mean[start:stop] = rows.sum(axis=1) / count
+            part = np.subtract(rows, mu[:, None], out=centered[start:stop])
             # the biased variance normalises the batch; a row-wise dot product, no temporary
-            var[start:stop] = np.einsum("ij,ij->i", part, part) / count
+            v = var[start:stop] = np.einsum("ij,ij->i", part, part) / count
+            inv = inv_std[start:stop] = 1 / np.sqrt(v + eps)
+            # y = γ·x̂ + β = (γ/σ)·(x − μ) + β, into a fresh array: `centered` is kept for
+            # the backward
+            y = np.multiply(part, (gamma[start:stop] * inv)[:, None], out=out[start:stop])
+            y += beta[start:stop, None]
+            if self.relu_after:
+                np.maximum(y, 0, out=y)
 
-        parallel.each(statistics, c, flat.size)
-        inv_std = 1 / np.sqrt(var + self.eps)
+        by_blocks(normalise, flat)
         m = self.momentum
         self.buffers["running_mean"] *= 1 - m
         self.buffers["running_mean"] += m * mean
         self.buffers["running_var"] *= 1 - m
         self.buffers["running_var"] += m * var * (count / max(count - 1, 1))  # unbiased
         self.buffers["num_batches_tracked"] += 1
-        self.cache = (centered, inv_std, count, x.shape)
-        # y = γ·x̂ + β = (γ/σ)·(x − μ) + β, into a fresh array: `centered` is kept for backward
-        return _affine(centered, gamma * inv_std, beta).reshape(x.shape)
+        # the output too where the ReLU's slope is applied here: [y > 0]
+        self.cache = (centered, inv_std, count, x.shape, out if self.relu_after else None)
+        return out.reshape(x.shape)
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        centered, inv_std, count, shape = self.cache
+        centered, inv_std, count, shape, relu_output = self.cache
         self.cache = None
         c = dy.shape[0]
         d = np.ascontiguousarray(dy).reshape(c, -1)  # written into: dy is this layer's own
         sum_dy = np.empty(c, d.dtype)
         sum_dy_centered = np.empty(c, d.dtype)
-
-        def sums(start: int, stop: int) -> None:  # Σ dy and Σ dy·(x − μ), row-wise
-            sum_dy[start:stop] = d[start:stop].sum(axis=1)
-            sum_dy_centered[start:stop] = np.einsum("ij,ij->i", d[start:stop],
-                                                    centered[start:stop])
-
-        parallel.each(sums, c, d.size)
-        self.grads["bias"] = sum_dy
-        self.grads["weight"] = (sum_dy_centered * inv_std).astype(dy.dtype, copy=False)
-        # dx = γ/σ · (dy − mean(dy) − x̂·mean(dy·x̂)) = a·dy + b·(x − μ) + shift per channel
-        a = (self.params["weight"] * inv_std).astype(d.dtype, copy=False)
-        b = (-a * inv_std * inv_std * sum_dy_centered / count).astype(d.dtype, copy=False)
-        shift = (-a * sum_dy / count).astype(d.dtype, copy=False)
+        gamma = self.params["weight"].astype(d.dtype, copy=False)
 
         def gradient(start: int, stop: int) -> None:  # into dy (this layer's own) and centered
-            out = np.multiply(d[start:stop], a[start:stop, None], out=d[start:stop])
-            part = np.multiply(centered[start:stop], b[start:stop, None],
-                               out=centered[start:stop])
-            out += part
-            out += shift[start:stop, None]
+            rows, part = d[start:stop], centered[start:stop]
+            if relu_output is not None:  # the ReLU's backward, dy·[y > 0]
+                np.multiply(rows, relu_output[start:stop] > 0, out=rows)
+            total = sum_dy[start:stop] = rows.sum(axis=1)  # Σ dy and Σ dy·(x − μ), row-wise
+            total_centered = sum_dy_centered[start:stop] = np.einsum("ij,ij->i", rows, part)
+            # dx = γ/σ · (dy − mean(dy) − x̂·mean(dy·x̂)) = a·dy + b·(x − μ) + shift per channel
+            inv = inv_std[start:stop]
+            a = gamma[start:stop] * inv
+            b = -a * inv * inv * total_centered / count
+            shift = -a * total / count
+            out = np.multiply(rows, a[:, None], out=rows)
+            out += np.multiply(part, b[:, None], out=part)
+            out += shift[:, None]
 
-        parallel.each(gradient, c, d.size)
+        by_blocks(gradient, d)
+        self.grads["bias"] = sum_dy
+        self.grads["weight"] = (sum_dy_centered * inv_std).astype(dy.dtype, copy=False)
         return d.reshape(shape)
+
+
+# Batch norm reads and writes each value several times (the sums, x − μ, the variance, the scale
+# and the shift): done a block of channels at a time, all of a block's passes run while it is in
+# the cache, and the full array is read from memory once.
+BLOCK_BYTES = 1 << 20
+
+
+def by_blocks(fn: Callable[[int, int], None], rows: np.ndarray) -> None:
+    """fn(start, stop) for blocks of rows (channels) of a C×M array, each block about
+    BLOCK_BYTES, the blocks shared between threads (parallel.each)."""
+    c, row_bytes = rows.shape[0], rows.shape[1] * rows.itemsize
+    step = max(1, BLOCK_BYTES // max(1, row_bytes))
+    blocks = [(start, min(c, start + step)) for start in range(0, c, step)]
+
+    def some(first: int, last: int) -> None:  # blocks first … last − 1, on one thread
+        for start, stop in blocks[first:last]:
+            fn(start, stop)
+
+    parallel.each(some, len(blocks), rows.size)
 
 
 def _affine(x: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.ndarray:
@@ -101,5 +136,5 @@ def _affine(x: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.ndarray:
         np.multiply(x[start:stop], scale[start:stop, None], out=out[start:stop])
         out[start:stop] += shift[start:stop, None]
 
-    parallel.each(rows, x.shape[0], x.size)
+    by_blocks(rows, x)
     return out

@@ -61,10 +61,13 @@ def build_layer(info: LayerShape, dtype: np.dtype, rng: np.random.Generator) -> 
 
 def link(layers: list[Layer | None]) -> list:
     """A sequence's layers, each ReLU set to work in place where the layer before it keeps no
-    reference to its output (which saves a pass over memory and an allocation)."""
+    reference to its output (which saves a pass over memory and an allocation), and its work
+    done by a batch norm just before it while training (BatchNorm.relu_after)."""
     for before, layer in zip(layers, layers[1:]):
         if isinstance(layer, activation.ReLU) and before is not None and not before.keeps_output:
             layer.inplace = True
+        if isinstance(layer, activation.ReLU) and isinstance(before, batchnorm.BatchNorm):
+            before.relu_after = layer.done_before = True
     return layers
 
 

@@ -1,0 +1,120 @@
+"""The NumPy engine's convolution paths on this CPU: im2col in blocks of several sizes against
+computing by kernel rows, on the recipes' 3×3 layers, forward and backward.
+
+The engine builds im2col's matrix a block of output positions at a time (conv.BLOCK_BYTES, 4 MB,
+chosen on the AMD EPYC Zen 4: each block still in the cache when the product reads it), and
+computes layers with fewer than conv.ROWS_MAX_FILTERS filters by kernel rows instead (a 3×-smaller
+copy, three products summed). Both were tuned on one CPU kind; this measures them on the one at
+hand, each variant a whole forward + backward of the engine's own Conv2D (the input gradient
+included where the layer has an input before it), interleaved round by round, the minimum of
+`--repeats` in each round and the minimum over rounds after a first, warming one.
+
+    .venv/bin/python bench/conv_paths.py                          # the recipes' layers, batch 256
+    .venv/bin/python bench/conv_paths.py --blocks 2 4 --rows 8192 --rounds 7
+    .venv/bin/python bench/conv_paths.py --layers 64,64,14 --batch 128
+
+A layer is C,K,H: C input channels, K filters, an H×H input, padded to keep its size.
+
+Measured (docs/BENCHMARKS.md, "The same CPU kind that afternoon"): on an AMD EPYC Zen 3 (AVX2
+only, 2 cores, 2026-12-03) 4 MB blocks were the fastest or within the host's noise on all seven
+layers, and kernel rows lost on every layer with 24 or more filters (1.2–2.3×).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
+
+import numpy as np  # noqa: E402
+
+from convnet import cpu  # noqa: E402
+from convnet.engines.allocator import keep_freed_memory  # noqa: E402
+from convnet.engines.numpy import blas, conv  # noqa: E402
+
+# fast93's (24/48/48, pooling after the first), best's (32/64/64), fast91's (16/32)
+LAYERS = ["1,24,28", "24,48,14", "48,48,14", "1,32,28", "32,64,14", "64,64,14", "16,32,14"]
+
+
+def layer_of(text: str) -> tuple[int, int, int]:
+    try:
+        c, k, h = (int(part) for part in text.split(","))
+    except ValueError:
+        raise SystemExit(f"conv_paths.py: a layer is C,K,H (three whole numbers), not {text!r}")
+    if min(c, k, h) < 1 or h < 3:
+        raise SystemExit(f"conv_paths.py: {text!r}: C and K at least 1, H at least 3")
+    return c, k, h
+
+
+def variants(blocks: list[float], rows: list[int]) -> list[tuple[str, dict[str, int]]]:
+    """(label, the conv module's settings) for every variant; rows forced with no size floor."""
+    found = [(f"im2col {mb:g} MB" + (" (engine)" if int(mb * (1 << 20)) == conv.BLOCK_BYTES
+                                       else ""),
+              {"BLOCK_BYTES": int(mb * (1 << 20)), "ROWS_MAX_FILTERS": 0})
+             for mb in blocks]
+    found += [(f"rows, chunks of {chunk}", {"ROWS_MAX_FILTERS": 1 << 30, "ROWS_MIN_BYTES": 0,
+                                             "ROWS_MIN_DEPTH": 0, "ROWS_CHUNK": chunk})
+              for chunk in rows]
+    return found
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--layers", nargs="+", default=LAYERS, metavar="C,K,H")
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--blocks", nargs="+", type=float, default=[1, 2, 4, 8, 16], metavar="MB",
+                   help="im2col's block budgets to time (default 1 2 4 8 16)")
+    p.add_argument("--rows", nargs="+", type=int, default=[2048, 8192], metavar="POSITIONS",
+                   help="kernel rows' chunk sizes to time (default 2048 8192; none: --rows 0)")
+    p.add_argument("--rounds", type=int, default=4)
+    p.add_argument("--repeats", type=int, default=3)
+    args = p.parse_args()
+    layers = [layer_of(text) for text in args.layers]
+    if args.batch < 1 or args.rounds < 2 or args.repeats < 1 or min(args.blocks) <= 0:
+        p.error("--batch and --repeats at least 1, --rounds at least 2, block sizes above 0")
+    keep_freed_memory()
+    engine_settings = {name: getattr(conv, name) for name in
+                       ("BLOCK_BYTES", "ROWS_MAX_FILTERS", "ROWS_MIN_BYTES", "ROWS_MIN_DEPTH",
+                        "ROWS_CHUNK")}
+    chosen = variants(args.blocks, [r for r in args.rows if r > 0])
+    print(f"# {cpu.describe()}; NumPy {np.__version__}, OpenBLAS kernels: {blas.kernel()}; "
+          f"batch {args.batch}; forward + backward ms, the minimum of {args.repeats} in each of "
+          f"{args.rounds - 1} rounds (after a warming one)")
+    print("layer        " + "  ".join(f"{label:>26}" for label, _ in chosen))
+    rng = np.random.default_rng(0)
+    for c, k, h in layers:
+        x = rng.standard_normal((c, h, h, args.batch), dtype=np.float32)  # the engine's C×H×W×N
+        dy = rng.standard_normal((k, h, h, args.batch), dtype=np.float32)
+        layer = conv.Conv2D(c, k, (3, 3), (1, 1), (1, 1, 1, 1), False, np.dtype(np.float32))
+        layer.params["weight"][...] = rng.standard_normal(layer.params["weight"].shape) * 0.1
+        layer.needs_input_grad = c > 1  # a first layer's input needs no gradient
+        best: dict[str, tuple[float, float]] = {}
+        for round_ in range(args.rounds):
+            for label, settings in chosen:
+                for name, value in {**engine_settings, **settings}.items():
+                    setattr(conv, name, value)
+                forward = backward = float("inf")
+                for _ in range(args.repeats):
+                    start = time.perf_counter()
+                    layer.forward(x, True)
+                    middle = time.perf_counter()
+                    layer.backward(dy.copy())
+                    end = time.perf_counter()
+                    forward, backward = min(forward, middle - start), min(backward, end - middle)
+                if round_:
+                    old = best.get(label, (float("inf"), float("inf")))
+                    best[label] = (min(old[0], forward), min(old[1], backward))
+        for name, value in engine_settings.items():
+            setattr(conv, name, value)
+        cells = [f"{best[label][0] * 1e3:6.1f} + {best[label][1] * 1e3:6.1f} = "
+                 f"{sum(best[label]) * 1e3:6.1f}" for label, _ in chosen]
+        print(f"{c:>2} → {k:<2} {h}×{h}  " + "  ".join(f"{cell:>26}" for cell in cells),
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
