@@ -20,9 +20,9 @@ class BatchNorm(Layer):
     keeps_output = False
     # Set by the model where a ReLU follows (model.link): while training, this layer then takes
     # max(0, ·) of its output and, in the backward, applies the ReLU's slope to dy, each block
-    # while it is in the cache, and the ReLU passes values through untouched — two passes over
-    # memory fewer each way. In evaluation each layer does its own work, so that every layer's
-    # output can be looked at (inside.activations).
+    # while it is in the cache, and the ReLU passes values through untouched — a pass over
+    # memory fewer forward and two backward. In evaluation each layer does its own work, so
+    # that every layer's output can be looked at (inside.activations).
     relu_after = False
 
     def __init__(self, channels: int, eps: float, momentum: float, dtype: np.dtype) -> None:
