@@ -1,23 +1,30 @@
 """The NumPy engine's convolution paths on this CPU: im2col in blocks of several sizes against
-computing by kernel rows, on the recipes' 3×3 layers, forward and backward.
+computing by kernel rows and by shifted products, on the recipes' 3×3 layers, forward and
+backward.
 
 The engine builds im2col's matrix a block of output positions at a time (conv.BLOCK_BYTES, 4 MB,
-chosen on the AMD EPYC Zen 4: each block still in the cache when the product reads it), and
-computes layers with fewer than conv.ROWS_MAX_FILTERS filters by kernel rows instead (a 3×-smaller
-copy, three products summed). Both were tuned on one CPU kind; this measures them on the one at
-hand, each variant a whole forward + backward of the engine's own Conv2D (the input gradient
+chosen on the AMD EPYC Zen 4: each block still in the cache when the product reads it), and computes
+layers with fewer than conv.ROWS_MAX_FILTERS filters by kernel rows instead (a 3×-smaller copy,
+three products summed); since 12-03, on CPUs without AVX-512, layers of 8 channels and filters or
+more by shifted products (conv.SHIFTED_MIN_CHANNELS, conv.shifted_pays: one product per kernel
+offset and run of an output row, reading the padded input where it lies and adding into the output,
+conv.SHIFTED_CHUNK positions a product). Each was tuned on one CPU kind; this measures them on the
+one at hand, each variant a whole forward + backward of the engine's own Conv2D (the input gradient
 included where the layer has an input before it), interleaved round by round, the minimum of
 `--repeats` in each round and the minimum over rounds after a first, warming one.
 
     .venv/bin/python bench/conv_paths.py                          # the recipes' layers, batch 256
     .venv/bin/python bench/conv_paths.py --blocks 2 4 --rows 8192 --rounds 7
+    .venv/bin/python bench/conv_paths.py --blocks 4 --rows 0 --shifted 1024 4096 16384
     .venv/bin/python bench/conv_paths.py --layers 64,64,14 --batch 128
 
 A layer is C,K,H: C input channels, K filters, an H×H input, padded to keep its size.
 
-Measured (docs/BENCHMARKS.md, "The same CPU kind that afternoon"): on an AMD EPYC Zen 3 (AVX2
-only, 2 cores, 2026-12-03) 4 MB blocks were the fastest or within the host's noise on all seven
-layers, and kernel rows lost on every layer with 24 or more filters (1.2–2.3×).
+Measured (docs/BENCHMARKS.md, "The same CPU kind that afternoon" and "… in the evening"): on an
+AMD EPYC Zen 3 (AVX2 only, 2 cores, 2026-12-03) 4 MB blocks were the fastest or within the host's
+noise on all seven layers, and kernel rows lost on every layer with 24 or more filters
+(1.2–2.3×); shifted products beat both on every layer with 8 channels and filters or more
+(64 → 64: 104 against 120 ms) and lost on the first layers (one input channel).
 """
 
 from __future__ import annotations
@@ -50,16 +57,36 @@ def layer_of(text: str) -> tuple[int, int, int]:
     return c, k, h
 
 
-def variants(blocks: list[float], rows: list[int]) -> list[tuple[str, dict[str, int]]]:
-    """(label, the conv module's settings) for every variant; rows forced with no size floor."""
-    found = [(f"im2col {mb:g} MB" + (" (engine)" if int(mb * (1 << 20)) == conv.BLOCK_BYTES
-                                       else ""),
-              {"BLOCK_BYTES": int(mb * (1 << 20)), "ROWS_MAX_FILTERS": 0})
+OFF = 1 << 30  # a minimum no layer reaches: the path turned off
+
+
+def variants(blocks: list[float], rows: list[int],
+             shifted: list[int]) -> list[tuple[str, dict[str, int]]]:
+    """(label, the conv module's settings) for every variant; rows and shifted products forced
+    with no size floor (shifted products need an OpenBLAS product convnet can call)."""
+    found = [(f"im2col {mb:g} MB", {"BLOCK_BYTES": int(mb * (1 << 20)), "ROWS_MAX_FILTERS": 0,
+                                     "SHIFTED_MIN_CHANNELS": OFF})
              for mb in blocks]
-    found += [(f"rows, chunks of {chunk}", {"ROWS_MAX_FILTERS": 1 << 30, "ROWS_MIN_BYTES": 0,
-                                             "ROWS_MIN_DEPTH": 0, "ROWS_CHUNK": chunk})
+    found += [(f"rows, chunks of {chunk}", {"ROWS_MAX_FILTERS": OFF, "ROWS_MIN_BYTES": 0,
+                                             "ROWS_MIN_DEPTH": 0, "ROWS_CHUNK": chunk,
+                                             "SHIFTED_MIN_CHANNELS": OFF})
               for chunk in rows]
+    if blas.gemm(np.float32) is not None:  # (on any CPU: CONVNET_NUMPY_CONV=shifted, in main)
+        found += [(f"shifted, runs of {chunk}", {"SHIFTED_MIN_CHANNELS": 1,
+                                                  "SHIFTED_CHUNK": chunk})
+                  for chunk in shifted]
     return found
+
+
+def engines_choice(layer: conv.Conv2D, c: int, h: int, batch: int, given: str | None) -> str:
+    """How the engine computes this layer as the user runs it (CONVNET_NUMPY_CONV as given)."""
+    if given is None:
+        del os.environ["CONVNET_NUMPY_CONV"]
+    else:
+        os.environ["CONVNET_NUMPY_CONV"] = given
+    how = layer.how(c, h, h, batch, np.dtype(np.float32))
+    os.environ["CONVNET_NUMPY_CONV"] = "shifted"
+    return how
 
 
 def main() -> None:
@@ -70,21 +97,31 @@ def main() -> None:
                    help="im2col's block budgets to time (default 1 2 4 8 16)")
     p.add_argument("--rows", nargs="+", type=int, default=[2048, 8192], metavar="POSITIONS",
                    help="kernel rows' chunk sizes to time (default 2048 8192; none: --rows 0)")
+    p.add_argument("--shifted", nargs="+", type=int, default=[4096], metavar="POSITIONS",
+                   help="shifted products' run lengths to time (default 4096; none: "
+                        "--shifted 0)")
     p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--repeats", type=int, default=3)
     args = p.parse_args()
     layers = [layer_of(text) for text in args.layers]
     if args.batch < 1 or args.rounds < 2 or args.repeats < 1 or min(args.blocks) <= 0:
         p.error("--batch and --repeats at least 1, --rounds at least 2, block sizes above 0")
+    if min(args.rows + args.shifted) < 0:
+        p.error("--rows and --shifted: positions at least 1 (0: none)")
     keep_freed_memory()
     engine_settings = {name: getattr(conv, name) for name in
                        ("BLOCK_BYTES", "ROWS_MAX_FILTERS", "ROWS_MIN_BYTES", "ROWS_MIN_DEPTH",
-                        "ROWS_CHUNK")}
-    chosen = variants(args.blocks, [r for r in args.rows if r > 0])
+                        "ROWS_CHUNK", "SHIFTED_MIN_CHANNELS", "SHIFTED_CHUNK")}
+    chosen = variants(args.blocks, [r for r in args.rows if r > 0],
+                      [r for r in args.shifted if r > 0])
+    given = os.environ.get("CONVNET_NUMPY_CONV")  # the engine's own choice, printed last
+    os.environ["CONVNET_NUMPY_CONV"] = "shifted"  # each variant's settings decide here
     print(f"# {cpu.describe()}; NumPy {np.__version__}, OpenBLAS kernels: {blas.kernel()}; "
           f"batch {args.batch}; forward + backward ms, the minimum of {args.repeats} in each of "
           f"{args.rounds - 1} rounds (after a warming one)")
-    print("layer        " + "  ".join(f"{label:>26}" for label, _ in chosen))
+    engine = {"im2col": f"im2col {conv.BLOCK_BYTES / (1 << 20):g} MB",
+              "shifted": f"shifted, runs of {conv.SHIFTED_CHUNK}"}
+    print("layer        " + "  ".join(f"{label:>26}" for label, _ in chosen) + "  the engine's")
     rng = np.random.default_rng(0)
     for c, k, h in layers:
         x = rng.standard_normal((c, h, h, args.batch), dtype=np.float32)  # the engine's C×H×W×N
@@ -112,8 +149,9 @@ def main() -> None:
             setattr(conv, name, value)
         cells = [f"{best[label][0] * 1e3:6.1f} + {best[label][1] * 1e3:6.1f} = "
                  f"{sum(best[label]) * 1e3:6.1f}" for label, _ in chosen]
-        print(f"{c:>2} → {k:<2} {h}×{h}  " + "  ".join(f"{cell:>26}" for cell in cells),
-              flush=True)
+        how = engines_choice(layer, c, h, args.batch, given)
+        print(f"{c:>2} → {k:<2} {h}×{h}  " + "  ".join(f"{cell:>26}" for cell in cells) +
+              f"  {engine.get(how, how)}", flush=True)
 
 
 if __name__ == "__main__":

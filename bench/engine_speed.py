@@ -5,8 +5,15 @@ A training step is forward + backward + SGD-with-momentum update; inference is f
 Peak memory is measured per engine in a child process: its peak RSS while it builds the network,
 makes the batch and runs 3 training steps and 3 inferences, above the RSS after imports.
 
-    .venv/bin/python bench/engine_speed.py                 # both networks, 7 rounds
+    .venv/bin/python bench/engine_speed.py                 # the lecture's networks, 7 rounds
     .venv/bin/python bench/engine_speed.py --rounds 3 --threads 2
+    .venv/bin/python bench/engine_speed.py --networks fast93 best --batch 256 --convs im2col shifted
+
+--networks also takes the recipes' batch-norm networks (fast91, fast93, best, ensemble: each
+recipe's float32 network on 28x28x1). --convs times the NumPy engine once per way of computing
+its convolutions (CONVNET_NUMPY_CONV: im2col or shifted; auto is the engine's own choice for
+this CPU), all interleaved round by round with PyTorch, so that each gets a ratio measured on
+the same machine in the same minutes.
 
 Prints ms per batch (median of rounds, with min–max), images per second, and the throughput
 ratio numpy / torch (≥ 1.0 means the NumPy engine is at least as fast).
@@ -21,7 +28,7 @@ import subprocess
 import sys
 import time
 
-NETWORKS = {
+LECTURE = {
     "lenet": ("conv(6,5) relu pool(2) conv(16,5) relu pool(2) fc(120) relu fc(84) relu fc(10)",
               (32, 32, 3)),
     "mnist-cnn": ("conv(32,3,pad=same) relu pool(2) conv(64,3,pad=same) relu pool(2) fc(128) "
@@ -29,9 +36,22 @@ NETWORKS = {
 }
 
 
+def _recipes() -> dict[str, tuple[str, tuple[int, int, int]]]:
+    """The recipes' batch-norm networks, as each one's float32 path trains them (issue 16)."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    from convnet.recipes import FP32, RECIPES  # (no NumPy or PyTorch imported by it)
+    return {name: ({**RECIPES[name], **FP32.get(name, {})}["network"], (28, 28, 1))
+            for name in ("fast91", "fast93", "best", "ensemble")}
+
+
+NETWORKS = {**LECTURE, **_recipes()}
+
+
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=list(NETWORKS))
+    p.add_argument("--networks", nargs="+", default=list(LECTURE), choices=list(NETWORKS))
+    p.add_argument("--convs", nargs="+", default=["auto"], choices=("auto", "im2col", "shifted"),
+                   help="the NumPy engine's convolutions, each timed (default: auto)")
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--steps", type=int, default=10, help="timed batches per round")
@@ -65,8 +85,11 @@ def make(name: str, seed: int = 0, engines=("numpy", "torch")):
     y = rng.integers(0, 10, ARGS.batch)
     net = Network(text, input=shape, seed=seed, optimizer="sgd", lr=0.01)
     result = {}
-    if "numpy" in engines:
-        result["numpy"] = (lambda: net.train_step(x, y), lambda: net.predict(x))
+    for engine in engines:
+        if engine.startswith("numpy"):
+            mode = engine.partition("/")[2] or "auto"
+            result[engine] = (convs(mode, lambda: net.train_step(x, y)),
+                              convs(mode, lambda: net.predict(x)))
     if "torch" not in engines:
         return result
     model = build_sequential(net.spec, shape)
@@ -88,6 +111,28 @@ def make(name: str, seed: int = 0, engines=("numpy", "torch")):
 
     result["torch"] = (torch_train, torch_infer)
     return result
+
+
+def convs(mode: str, fn):
+    """fn with the NumPy engine's convolutions computed `mode`'s way (auto: the engine's)."""
+    def run() -> None:
+        before = os.environ.pop("CONVNET_NUMPY_CONV", None)
+        if mode != "auto":
+            os.environ["CONVNET_NUMPY_CONV"] = mode
+        try:
+            fn()
+        finally:
+            os.environ.pop("CONVNET_NUMPY_CONV", None)
+            if before is not None:
+                os.environ["CONVNET_NUMPY_CONV"] = before
+    return run
+
+
+def numpy_engines() -> tuple[str, ...]:
+    """The NumPy engine's labels: "numpy", or "numpy/im2col", "numpy/shifted", … for --convs."""
+    if ARGS.convs == ["auto"]:
+        return ("numpy",)
+    return tuple(dict.fromkeys(f"numpy/{mode}" for mode in ARGS.convs))
 
 
 def time_per_batch(fn, steps: int) -> float:
@@ -118,7 +163,7 @@ def memory_child(engine: str, name: str) -> None:
     except OSError:
         print(json.dumps({"peak_mib": float("nan")}))
         return
-    fns = make(name, engines=(engine,))[engine]
+    fns = make(name, engines=(engine,))[engine]  # (a NumPy label sets its convolutions)
     for _ in range(3):
         fns[0]()
         fns[1]()
@@ -140,23 +185,23 @@ def main() -> None:
           f"threads={ARGS.threads}, batch={ARGS.batch}, rounds={ARGS.rounds}×{ARGS.steps} "
           f"batches, numpy {np.__version__} (OpenBLAS kernels: {blas.kernel()}), "
           f"torch {torch.__version__}")
-    print(f"{'network':10} {'what':6} {'engine':6} {'ms/batch':>9} {'min–max':>13} "
+    print(f"{'network':10} {'what':6} {'engine':13} {'ms/batch':>9} {'min–max':>13} "
           f"{'img/s':>8} {'peak MiB':>9} {'numpy/torch':>12}")
     for name in ARGS.networks:
-        fns = make(name)
+        fns = make(name, engines=(*numpy_engines(), "torch"))
         for kind, index in (("train", 0), ("infer", 1)):
             for engine in fns:  # warm up
                 for _ in range(3):
                     fns[engine][index]()
-            times: dict[str, list[float]] = {"numpy": [], "torch": []}
+            times: dict[str, list[float]] = {engine: [] for engine in fns}
             for _ in range(ARGS.rounds):  # interleaved: both engines see the same machine
                 for engine in fns:
                     times[engine].append(time_per_batch(fns[engine][index], ARGS.steps))
             med = {e: float(np.median(t)) for e, t in times.items()}
             for engine, t in times.items():
                 memory = peak_memory(engine, name) if kind == "train" else float("nan")
-                ratio = f"{med['torch'] / med['numpy']:.2f}×" if engine == "numpy" else ""
-                print(f"{name:10} {kind:6} {engine:6} {med[engine] * 1e3:9.2f} "
+                ratio = f"{med['torch'] / med[engine]:.2f}×" if engine != "torch" else ""
+                print(f"{name:10} {kind:6} {engine:13} {med[engine] * 1e3:9.2f} "
                       f"{min(t) * 1e3:6.2f}–{max(t) * 1e3:6.2f} "
                       f"{ARGS.batch / med[engine]:8.0f} {memory:9.1f} {ratio:>12}", flush=True)
 

@@ -11,13 +11,31 @@ from formats import write_mnist_like
 GOLDEN = Path(__file__).parent / "golden"
 
 
+_OWN_CACHE: list[str] = []  # the cache folder this process made, removed when the run ends
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Decoded folders are cached in a folder of the test run's own, never the user's cache
-    (subprocesses inherit it)."""
+    (subprocesses, test workers among them, inherit it)."""
     import os
     import tempfile
 
-    os.environ.setdefault("CONVNET_CACHE", tempfile.mkdtemp(prefix="convnet-test-cache-"))
+    if "CONVNET_CACHE" not in os.environ:
+        _OWN_CACHE.append(tempfile.mkdtemp(prefix="convnet-test-cache-"))
+        os.environ["CONVNET_CACHE"] = _OWN_CACHE[0]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The run's cache folder goes with the run (the process that made it removes it, after its
+    workers have ended)."""
+    import os
+    import shutil
+
+    for folder in _OWN_CACHE:
+        shutil.rmtree(folder, ignore_errors=True)
+        if os.environ.get("CONVNET_CACHE") == folder:
+            del os.environ["CONVNET_CACHE"]
+    _OWN_CACHE.clear()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

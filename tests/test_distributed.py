@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 from safetensors.numpy import load_file
@@ -15,12 +16,20 @@ from serving import free_port
 NET = "conv(6,3,pad=same) relu pool(2) conv(8,3,pad=same) relu pool(2) fc(16) relu fc(10)"
 
 
-def torchrun(processes: int, *argv: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "CONVNET_DIST_TIMEOUT": "60",
-           "OMP_NUM_THREADS": "1"}
+def launch_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment for a torchrun: torchrun's agent keeps its files in a torchelastic_*
+    folder of the temporary directory that it never removes, so TMPDIR is the test's own."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir(exist_ok=True)
+    return {**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": str(scratch), **extra}
+
+
+def torchrun(tmp_path: Path, processes: int, *argv: str,
+             timeout: float = 300) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(processes),
                "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{free_port()}",
                "-m", "convnet", *argv]
+    env = launch_env(tmp_path, GLOO_SOCKET_IFNAME="lo", CONVNET_DIST_TIMEOUT="60")
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
 
 
@@ -31,9 +40,9 @@ def arguments(data_dir, out, *extra):
 
 
 def test_two_processes_equal_one_with_the_same_global_batch(tmp_path, fashion_dir):
-    one = torchrun(1, *arguments(fashion_dir, tmp_path / "one"))
+    one = torchrun(tmp_path, 1, *arguments(fashion_dir, tmp_path / "one"))
     assert one.returncode == 0, one.stderr
-    two = torchrun(2, *arguments(fashion_dir, tmp_path / "two"))
+    two = torchrun(tmp_path, 2, *arguments(fashion_dir, tmp_path / "two"))
     assert two.returncode == 0, two.stderr
     assert two.stdout.count("test accuracy") == 1  # rank 0 alone reports
     a = load_file(str(tmp_path / "one" / "last" / "model.safetensors"))
@@ -44,7 +53,7 @@ def test_two_processes_equal_one_with_the_same_global_batch(tmp_path, fashion_di
 
 
 def test_a_batch_that_does_not_split_evenly_is_refused_on_every_rank(tmp_path, fashion_dir):
-    done = torchrun(2, *arguments(fashion_dir, tmp_path / "run", "--batch-size", "63"),
+    done = torchrun(tmp_path, 2, *arguments(fashion_dir, tmp_path / "run", "--batch-size", "63"),
                     timeout=120)
     assert done.returncode != 0
     assert "--batch-size 63 does not split evenly between 2 processes" in done.stderr
@@ -54,7 +63,7 @@ def test_a_batch_that_does_not_split_evenly_is_refused_on_every_rank(tmp_path, f
 def test_the_numpy_engine_is_refused(tmp_path, fashion_dir):
     argv = arguments(fashion_dir, tmp_path / "run")
     argv[argv.index("torch")] = "numpy"
-    done = torchrun(2, *argv, timeout=120)
+    done = torchrun(tmp_path, 2, *argv, timeout=120)
     assert done.returncode != 0
     assert "training on several processes needs --engine torch" in done.stderr
 
@@ -77,8 +86,7 @@ def test_a_rank_that_dies_ends_every_process_in_bounded_time(tmp_path, fashion_d
     import signal
     import time
 
-    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "CONVNET_DIST_TIMEOUT": "30",
-           "OMP_NUM_THREADS": "1"}
+    env = launch_env(tmp_path, GLOO_SOCKET_IFNAME="lo", CONVNET_DIST_TIMEOUT="30")
     argv = arguments(fashion_dir, tmp_path / "run", "--epochs", "50")
     launcher = subprocess.Popen(
         [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
@@ -114,7 +122,7 @@ def test_an_endpoint_nobody_answers_at_ends_torchrun_in_bounded_time(tmp_path, f
          "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{free_port()}",
          "--rdzv-conf", "is_host=false,read_timeout=3", "-m", "convnet",
          *arguments(fashion_dir, tmp_path / "run")],
-        capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        capture_output=True, text=True, timeout=120, env=launch_env(tmp_path))
     assert done.returncode != 0 and time.time() - started < 120
     assert "RendezvousConnectionError" in done.stderr
     assert "The connection to the C10d store has failed" in done.stderr
@@ -128,7 +136,7 @@ def test_a_machine_that_never_joins_ends_the_rendezvous_in_bounded_time(tmp_path
          "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{free_port()}",
          "--rdzv-conf", "join_timeout=3", "-m", "convnet",
          *arguments(fashion_dir, tmp_path / "run")],
-        capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        capture_output=True, text=True, timeout=120, env=launch_env(tmp_path))
     assert done.returncode != 0
     assert "RendezvousTimeoutError" in done.stderr
     assert not (tmp_path / "run").exists()

@@ -308,12 +308,150 @@ def test_batch_norm_does_the_following_relus_work_to_the_bit(description, first_
         assert (outputs[first_norm] < 0).any() and (outputs[first_norm + 1] >= 0).all()
 
 
-def test_the_lecture_first_layer_takes_the_row_algorithm():
+def test_each_convolution_takes_the_algorithm_its_shapes_call_for(monkeypatch):
+    from convnet import cpu
+    from convnet.engines.numpy import blas
     from convnet.engines.numpy.conv import Conv2D
-    layer = Conv2D(3, 6, (5, 5), (1, 1), (0, 0, 0, 0), True, np.dtype(np.float32))
-    assert layer.by_rows(3, 28, 28, 128, 4)  # LeNet's conv(6,5) on 32x32x3, batch 128
-    wide = Conv2D(32, 64, (3, 3), (1, 1), (1, 1, 1, 1), True, np.dtype(np.float32))
-    assert not wide.by_rows(32, 14, 14, 128, 4)  # many filters: im2col
+    f32 = np.dtype(np.float32)
+    lenet = Conv2D(3, 6, (5, 5), (1, 1), (0, 0, 0, 0), True, f32)
+    assert lenet.how(3, 28, 28, 128, f32) == "rows"  # LeNet's conv(6,5) on 32x32x3, batch 128
+    first = Conv2D(1, 32, (3, 3), (1, 1), (1, 1, 1, 1), False, f32)
+    assert first.how(1, 28, 28, 256, f32) == "im2col"  # one input channel: products of depth 1
+    strided = Conv2D(32, 64, (3, 3), (2, 2), (1, 1, 1, 1), False, f32)
+    assert strided.how(32, 7, 7, 256, f32) == "im2col"  # stride 2: the windows are no runs
+    wide = Conv2D(32, 64, (3, 3), (1, 1), (1, 1, 1, 1), True, f32)
+    shifted = "shifted" if blas.gemm(f32) is not None else "im2col"
+    monkeypatch.setenv("CONVNET_NUMPY_CONV", "shifted")
+    assert wide.how(32, 14, 14, 128, f32) == shifted  # best's second conv
+    assert strided.how(32, 7, 7, 256, f32) == first.how(1, 28, 28, 256, f32) == "im2col"
+    monkeypatch.setenv("CONVNET_NUMPY_CONV", "im2col")
+    assert wide.how(32, 14, 14, 128, f32) == "im2col"
+    monkeypatch.delenv("CONVNET_NUMPY_CONV")  # the CPU decides: shifted where AVX2 is the widest
+    for flags, expected in (("avx2 fma", shifted), ("avx2 avx512f avx512_bf16", "im2col")):
+        monkeypatch.setenv("CONVNET_CPU_FLAGS", flags)
+        cpu.this_cpu.cache_clear()
+        assert wide.how(32, 14, 14, 128, f32) == expected
+    cpu.this_cpu.cache_clear()
+    monkeypatch.setenv("CONVNET_NUMPY_CONV", "shifted")
+    monkeypatch.setattr(blas, "_controls", lambda: None)  # another BLAS: no shifted products
+    assert wide.how(32, 14, 14, 128, f32) == "im2col"
+
+
+def _needs_gemm():
+    from convnet.engines.numpy import blas
+    if blas.gemm(np.float64) is None or blas.gemm(np.float32) is None:
+        pytest.skip("this NumPy's BLAS is not an OpenBLAS whose product convnet can call")
+
+
+@pytest.fixture
+def shifted(monkeypatch):
+    """Shifted products wherever they can run, on any CPU, with no size floor."""
+    _needs_gemm()
+    from convnet.engines.numpy import conv
+    monkeypatch.setenv("CONVNET_NUMPY_CONV", "shifted")
+    monkeypatch.setattr(conv, "SHIFTED_MIN_CHANNELS", 1)
+    return conv
+
+
+SHIFTED_CASES = [("conv(5,3,pad=same)", (7, 6, 3)), ("conv(6,3,pad=same,bias=false)", (6, 6, 4)),
+                 ("conv(4,3x2,pad=1)", (9, 7, 3)), ("conv(3,4,pad=same)", (6, 6, 5)),
+                 ("conv(4,1)", (5, 4, 6)), ("conv(2,5x3,pad=2)", (8, 6, 2)),
+                 ("conv(3,2)", (5, 5, 2)), ("conv(3,3,pad=3)", (4, 4, 3))]  # (P > F − 1)
+
+
+@pytest.mark.parametrize("chunk", [5, 4096])
+@pytest.mark.parametrize("text, shape", SHIFTED_CASES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_convolution_by_shifted_products_matches_pytorch(monkeypatch, shifted, text, shape, dtype,
+                                                        chunk):
+    # Forced on small layers (any number of channels), with runs of 5 positions: each output row
+    # in pieces, the weight gradient summed over several groups of them.
+    conv = shifted
+    monkeypatch.setattr(conv, "SHIFTED_CHUNK", chunk)
+    calls = []
+    original = conv.conv_shifted
+    monkeypatch.setattr(conv, "conv_shifted", lambda *a: calls.append(1) or original(*a))
+    check_layer(text, shape, dtype=dtype, batch=3)
+    assert calls, "the shifted products were not used"
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 4), st.integers(0, 3), st.integers(3, 9),
+       st.integers(3, 9), st.integers(1, 4), st.integers(1, 4), st.integers(1, 3),
+       st.integers(1, 40), st.booleans())
+def test_random_shifted_convolutions_match_pytorch(kh, kw, pad, h, w, c, k, batch, chunk, bias):
+    _needs_gemm()
+    from convnet.engines.numpy import conv
+    text = f"conv({k},{kh}x{kw},pad={pad},bias={str(bias).lower()})"
+    try:
+        shapes.infer(spec.parse(text), (h, w, c))
+    except GeometryError:
+        return
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CONVNET_NUMPY_CONV", "shifted")
+        patch.setattr(conv, "SHIFTED_MIN_CHANNELS", 1)
+        patch.setattr(conv, "SHIFTED_CHUNK", chunk)
+        check_layer(text, (h, w, c), batch=batch)
+
+
+def test_shifted_products_give_the_same_bits_on_any_number_of_threads(monkeypatch, shifted):
+    """The weight gradient's runs are summed in fixed groups, so 1 or 3 threads differ in
+    nothing: a whole network trained for a few steps, every weight compared."""
+    from convnet import Network
+    from convnet.engines.numpy import parallel
+    conv = shifted
+    monkeypatch.setattr(conv, "SHIFTED_CHUNK", 6)
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 256, (10, 8, 8, 4), dtype=np.uint8)
+    y = rng.integers(0, 3, 10)
+    text = ("conv(6,3,pad=same,bias=false) batchnorm relu conv(5,3,pad=same) relu pool(2) "
+            "fc(3)")
+
+    def run(threads: int):
+        monkeypatch.setenv("CONVNET_NUMPY_THREADS", str(threads))
+        monkeypatch.setattr(parallel, "MIN_VALUES", 1 if threads > 1 else 10 ** 12)
+        net = Network(text, input=(8, 8, 4), engine="numpy", seed=2)
+        calls = []
+        original = conv.weight_grad_shifted
+        monkeypatch.setattr(conv, "weight_grad_shifted",
+                            lambda *a: calls.append(1) or original(*a))
+        losses = [net.train_step(x, y) for _ in range(3)]
+        assert calls
+        return losses, net.state_dict()
+
+    one, three = run(1), run(3)
+    assert one[0] == three[0]
+    assert all(np.array_equal(one[1][name], three[1][name]) for name in one[1])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_shifted_products_read_inputs_with_any_channel_stride(dtype):
+    """conv_shifted and weight_grad_shifted read each channel where it lies (the distance
+    between channels is the products' leading dimension): a view into a wider array gives the
+    same as a compact copy, and both the same as the direct sums."""
+    _needs_gemm()
+    from convnet.engines.numpy import conv
+    rng = np.random.default_rng(3)
+    c, k, h, w, n = 5, 4, 6, 7, 3
+    wide = rng.standard_normal((c, h + 2, w + 2, n + 1)).astype(dtype)
+    xp = wide[:, :, :, :n].copy()
+    view = np.zeros((c, (h + 2) * (w + 2) * n + 11), dtype)[:, :(h + 2) * (w + 2) * n]
+    view = view.reshape(c, h + 2, w + 2, n)
+    view[...] = xp
+    weight = rng.standard_normal((3, 3, k, c)).astype(dtype)
+    y = conv.conv_shifted(xp, weight, h, w, None).reshape(k, h, w, n)
+    direct = sum(np.einsum("kc,chwn->khwn", weight[i, j], xp[:, i:i + h, j:j + w])
+                 for i in range(3) for j in range(3))
+    tol = 1e-4 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(y, direct, rtol=tol, atol=tol)
+    assert np.array_equal(conv.conv_shifted(view, weight, h, w, None), y.reshape(k, -1))
+    dy = rng.standard_normal((k, h * w * n)).astype(dtype)
+    d_w = conv.weight_grad_shifted(xp, dy, 3, 3, h, w)
+    d4 = dy.reshape(k, h, w, n)
+    direct_w = np.stack([np.stack([np.einsum("khwn,chwn->kc", d4, xp[:, i:i + h, j:j + w])
+                                   for j in range(3)]) for i in range(3)])
+    np.testing.assert_allclose(d_w, direct_w, rtol=tol, atol=tol * 10)
+    assert np.array_equal(conv.weight_grad_shifted(view, dy, 3, 3, h, w), d_w)
 
 
 @pytest.mark.parametrize("description", [

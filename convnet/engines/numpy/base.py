@@ -21,20 +21,25 @@ class Layer:
         self.grads: dict[str, np.ndarray] = {}
         self.buffers: dict[str, np.ndarray] = {}
         self.needs_input_grad = True  # False for the first layer: nobody wants d(loss)/d(image)
-        self._workspace: dict[bool, np.ndarray] = {}
+        self._workspace: dict[tuple[bool, str], np.ndarray] = {}
 
     def named(self, *kinds: str) -> dict[str, np.ndarray]:
         """{name: array} of its params, grads and/or buffers, the kinds in the order asked (as
         PyTorch's state_dict lists a module's parameters, then its buffers)."""
         return {name: array for kind in kinds for name, array in getattr(self, kind).items()}
 
-    def workspace(self, shape: tuple[int, ...], dtype: np.dtype, training: bool) -> np.ndarray:
+    def workspace(self, shape: tuple[int, ...], dtype: np.dtype, training: bool, name: str = "",
+                  zeroed: bool = False) -> np.ndarray:
         """A scratch array kept between steps: a fresh large array costs a page fault per 4 KiB
         on first touch, which for im2col's matrix is as slow as filling it. Training and
-        inference keep separate ones, so an inference never overwrites what backward needs."""
-        buffer = self._workspace.get(training)
+        inference keep separate ones, so an inference never overwrites what backward needs;
+        a layer may keep several, by `name`. `zeroed`: made with zeros, for a caller that writes
+        the same part of it every time (a padded map's inside) and relies on the rest staying
+        zero."""
+        buffer = self._workspace.get((training, name))
         if buffer is None or buffer.shape != shape or buffer.dtype != dtype:
-            buffer = self._workspace[training] = np.empty(shape, dtype)
+            buffer = np.zeros(shape, dtype) if zeroed else np.empty(shape, dtype)
+            self._workspace[training, name] = buffer
         return buffer
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:

@@ -18,6 +18,11 @@ builds NumPy ships), so it is set once around a batch and put back after.
                   "Zen", …), or None for another BLAS: the benchmarks print it beside their
                   figures. OpenBLAS picks them when it loads; OPENBLAS_CORETYPE, set before
                   NumPy is imported, picks others (bench/blas_kernels.py compares them)
+    gemm(dtype)   OpenBLAS's own matrix product on raw row-major pointers, C = A·op(B) + β·C,
+                  or None where this process has no such OpenBLAS: NumPy's `@` always writes a
+                  fresh result, while a sum of products accumulated in place (β = 1) is what
+                  lets a convolution multiply shifted views of its input without copying
+                  them first (conv.py, "Shifted products")
 
 Where it cannot be set (another BLAS, another system) the products are split by the BLAS as
 before: the same results, a little slower. CONVNET_BLAS_THREADS=keep leaves it alone, to measure.
@@ -29,9 +34,9 @@ import ctypes
 import os
 from contextlib import contextmanager
 from functools import cache
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Protocol
 
-import numpy as np  # noqa: F401  (loads the BLAS looked for below)
+import numpy as np  # (importing it loads the BLAS looked for below)
 
 # the names the setter and getter go by: NumPy's wheels (scipy-openblas, 64-bit integers), its
 # 32-bit-integer builds, and a plain OpenBLAS
@@ -109,3 +114,49 @@ def one_core() -> Iterator[None]:
     finally:
         if before != 1:
             setter(before)
+
+
+class Gemm(Protocol):
+    """c[:m, :n] = a[:m, :k] · b (b[:k, :n], or b[:n, :k]ᵀ with trans_b) + beta · c, each a
+    row-major matrix at an address with its leading dimension (the distance between rows)."""
+
+    def __call__(self, m: int, n: int, k: int, a: int, lda: int, b: int, ldb: int, beta: float,
+                 c: int, ldc: int, trans_b: bool = False) -> None: ...
+
+
+# CBLAS's names (scipy-openblas's 64-bit-integer build, its 32-bit one, a plain OpenBLAS) and
+# whether their integers are 64-bit; the enums: row-major, no transpose, transpose
+_GEMM_NAMES = [("scipy_cblas_{}gemm64_", True), ("scipy_cblas_{}gemm", False),
+               ("cblas_{}gemm64_", True), ("cblas_{}gemm", False)]
+_ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
+
+
+@cache
+def _gemm(letter: str) -> Gemm | None:
+    real = ctypes.c_float if letter == "s" else ctypes.c_double
+    for library in _openblas():
+        for pattern, wide in _GEMM_NAMES:
+            function = getattr(library, pattern.format(letter), None)
+            if function is None:
+                continue
+            integer = ctypes.c_int64 if wide else ctypes.c_int32
+            function.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, integer, integer,
+                                 integer, real, ctypes.c_void_p, integer, ctypes.c_void_p,
+                                 integer, real, ctypes.c_void_p, integer]
+            function.restype = None
+
+            def call(m: int, n: int, k: int, a: int, lda: int, b: int, ldb: int, beta: float,
+                     c: int, ldc: int, trans_b: bool = False, function=function) -> None:
+                function(_ROW_MAJOR, _NO_TRANS, _TRANS if trans_b else _NO_TRANS, m, n, k, 1.0,
+                         a, lda, b, ldb, beta, c, ldc)  # (ctypes lets go of the GIL meanwhile)
+
+            return call
+    return None
+
+
+def gemm(dtype: np.dtype) -> Gemm | None:
+    """The product for float32 or float64 arrays, or None (another BLAS or dtype, or an
+    OpenBLAS whose threads can't be set: its products are the engine's to share out, see
+    parallel.spread, only where they can)."""
+    letter = {np.dtype(np.float32): "s", np.dtype(np.float64): "d"}.get(np.dtype(dtype))
+    return None if letter is None or not available() else _gemm(letter)

@@ -12,9 +12,12 @@ adds it, and the weight-gradient product sums its gradient, with no extra pass o
 The matrix is built and multiplied a block of output positions at a time (`blocks`), each block
 while it is still in the cache, the blocks shared between threads; the backward builds them again
 from the padded input rather than keeping the whole matrix. Layers with few filters compute by
-kernel rows instead (`conv_by_rows`). (Winograd's F(2×2, 3×3) does 2.25× fewer multiply-adds,
-but its transforms are memory passes that a second core hardly speeds up: on 2 cores it gained
-at most 8% on the widest layers and lost up to 42% on others; bench/winograd.py measures it.)
+kernel rows instead (`conv_by_rows`), and stride-1 layers with 8 channels and filters or more by
+shifted products, with no matrix at all (`conv_shifted`: one product per kernel offset, added into
+the output, where the BLAS can add and the CPU is one where this pays: `shifted_pays`). (Winograd's
+F(2×2, 3×3) does 2.25× fewer multiply-adds, but its transforms are memory passes that a second core
+hardly speeds up: on 2 cores it gained at most 8% on the widest layers and lost up to 42% on others;
+bench/winograd.py measures it.)
 
 Shapes (batch innermost, see __init__): x C×H×W×N, padded xp C×Hp×Wp×N, y K×Ho×Wo×N, with
 Ho = (H − F + 2P)/S + 1. The weight is stored as PyTorch's K×C×F×F; W is its K × (F, F, C) view.
@@ -22,11 +25,13 @@ Ho = (H − F + 2P)/S + 1. The weight is stored as PyTorch's K×C×F×F; W is it
 
 from __future__ import annotations
 
+import os
 from typing import NamedTuple
 
 import numpy as np
 
-from . import parallel
+from ...cpu import this_cpu
+from . import blas, parallel
 from .base import Layer
 
 
@@ -200,6 +205,147 @@ def input_grad_blocks(dy2: np.ndarray, w_mat: np.ndarray, padded_shape: tuple[in
     return dxp
 
 
+# Shifted products (stride 1). With the batch innermost, the values under offset (i, j) of the
+# windows of one output row h are a run of Wo·N consecutive columns of the padded input seen as a
+# C × Hp·Wp·N matrix, starting at column (h + i)·Wp·N + j·N. So each output row is
+#
+#     y[:, h] = Σ_{i,j} W_ij @ xp[:, (h + i)·Wp·N + j·N …  + Wo·N]          (K × Wo·N)
+#
+# kh·kw products that read the input where it lies (a leading dimension of Hp·Wp·N) and add into
+# the same output (β = 1): no im2col matrix is written and read back. NumPy's `@` cannot add into
+# its output, so these call OpenBLAS's product directly (blas.gemm); where there is none, im2col.
+# The weight gradient is the same sum turned round (dW_ij += dy[:, h] @ xp[… shifted]ᵀ), the input
+# gradient a shifted convolution of the padded dy with the kernel turned 180° (as
+# input_grad_by_flipped_kernel). Forward + backward of best's 64 → 64 layer (14×14, batch 256,
+# one thread): 190 ms against im2col's 225 and PyTorch's 237; on 2 cores (bench/conv_paths.py)
+# 119 against 152 ms, and faster than im2col (and kernel rows) on every layer with 8 channels
+# and filters or more (8 → 8 at 28×28: 33 against 41 ms), slower with 1–6 input channels (the
+# first layer: 29–37 against 16–19 ms; 6 → 16: 20 against 15 ms) (AMD EPYC Zen 3, AVX2).
+SHIFTED_MIN_CHANNELS = 8  # input channels C (the products' inner size) and filters K at least
+SHIFTED_CHUNK = 4096  # output positions per product
+SHIFTED_GROUPS = 8  # the weight gradient's partial sums: fixed, so the bits don't depend on threads
+
+
+def shifted_pays() -> bool:
+    """Whether shifted products are the engine's choice on this CPU. Measured faster than
+    im2col's blocks where the vectors are AVX2's (AMD EPYC Zen 3: 6–13% on the recipes' whole
+    training steps); where the CPU has AVX-512, OpenBLAS runs other kernels, and this code has
+    not been measured there yet (an earlier version, NumPy's products with no adding into the
+    output, lost to the blocks on an Intel Xeon), so those keep im2col until it is
+    (bench/conv_paths.py times both). CONVNET_NUMPY_CONV=shifted or =im2col decides instead."""
+    given = os.environ.get("CONVNET_NUMPY_CONV", "").strip().lower()
+    if given in ("shifted", "im2col"):
+        return given == "shifted"
+    return "avx512f" not in this_cpu().flags
+
+
+def shifted_items(ho: int, wo: int, n: int) -> list[tuple[int, int, int]]:
+    """(row h, first position, positions) of each product's run of one output row."""
+    row = wo * n
+    return [(h, s, min(SHIFTED_CHUNK, row - s)) for h in range(ho)
+            for s in range(0, row, SHIFTED_CHUNK)]
+
+
+def _shifted_gemm(xp: np.ndarray, kh: int, kw: int, ho: int, wo: int,
+                  other: np.ndarray) -> blas.Gemm:
+    """The product for shifted runs over xp, after checking what the raw addresses rely on:
+    each channel compact, the runs inside it (Ho = Hp − kh + 1, Wo = Wp − kw + 1), the other
+    operand compact and of the same dtype. (Errors here are the engine's, never a user's.)"""
+    gemm = blas.gemm(xp.dtype)
+    _, hp, wp, _ = xp.shape
+    if gemm is None or other.dtype != xp.dtype or not other.flags.c_contiguous:
+        raise ValueError("shifted products need OpenBLAS's product and compact operands")
+    if not xp[0].flags.c_contiguous or (len(xp) > 1 and (
+            xp.strides[0] < xp[0].nbytes or xp.strides[0] % xp.itemsize)):
+        raise ValueError("shifted products need each channel of the input compact")
+    if (ho, wo) != (hp - kh + 1, wp - kw + 1):
+        raise ValueError(f"{ho}×{wo} is not the stride-1 output of {hp}×{wp} by {kh}×{kw}")
+    return gemm
+
+
+def channel_stride(xp: np.ndarray) -> int:
+    """The distance between xp's channels in values: the products' leading dimension (for a
+    single channel NumPy's stride may be anything; its own size then)."""
+    return xp.strides[0] // xp.itemsize if len(xp) > 1 else xp[0].size
+
+
+def conv_shifted(xp: np.ndarray, w_shifts: np.ndarray, ho: int, wo: int,
+                 bias: np.ndarray | None) -> np.ndarray:
+    """The stride-1 convolution of the padded input xp (C×Hp×Wp×N) with w_shifts (kh×kw×K×C,
+    W_ij = the weight at offset (i, j)) by shifted products: (K, Ho·Wo·N)."""
+    kh, kw, k, _ = w_shifts.shape
+    gemm = _shifted_gemm(xp, kh, kw, ho, wo, w_shifts)
+    c, _, wp, n = xp.shape
+    y = np.empty((k, ho * wo * n), xp.dtype)
+    size = xp.itemsize
+    x0, y0, w0 = xp.ctypes.data, y.ctypes.data, w_shifts.ctypes.data
+    ldx, ldy, row = channel_stride(xp), y.shape[1], wo * n
+    items = shifted_items(ho, wo, n)
+
+    def item(index: int, thread: int) -> None:
+        h, start, m = items[index]
+        out = y0 + (h * row + start) * size
+        if bias is not None:
+            y[:, h * row + start:h * row + start + m] = bias[:, None]
+        for i in range(kh):
+            for j in range(kw):
+                beta = 0.0 if bias is None and i == 0 and j == 0 else 1.0
+                gemm(k, m, c, w0 + (i * kw + j) * k * c * size, c,
+                     x0 + ((h + i) * wp * n + j * n + start) * size, ldx, beta, out, ldy)
+
+    parallel.spread(item, len(items))
+    return y
+
+
+def weight_grad_shifted(xp: np.ndarray, dy2: np.ndarray, kh: int, kw: int, ho: int,
+                        wo: int) -> np.ndarray:
+    """dL/dW_ij = Σ over output positions of dy ⊗ the input under offset (i, j), by shifted
+    products: (kh, kw, K, C). The runs are summed in SHIFTED_GROUPS fixed groups, added in
+    order afterwards: the same bits on any number of threads."""
+    gemm = _shifted_gemm(xp, kh, kw, ho, wo, dy2)
+    c, _, wp, n = xp.shape
+    k = dy2.shape[0]
+    if dy2.shape[1] != ho * wo * n:
+        raise ValueError(f"dy has {dy2.shape[1]} positions, not {ho}·{wo}·{n}")
+    items = shifted_items(ho, wo, n)
+    groups = min(SHIFTED_GROUPS, len(items))
+    shares = np.zeros((groups, kh, kw, k, c), xp.dtype)
+    size = xp.itemsize
+    x0, d0 = xp.ctypes.data, dy2.ctypes.data
+    ldx, ldd, row = channel_stride(xp), dy2.shape[1], wo * n
+    step = -(-len(items) // groups)
+
+    def group(index: int, thread: int) -> None:
+        share = shares[index]
+        w0 = share.ctypes.data
+        for h, start, m in items[index * step:(index + 1) * step]:
+            for i in range(kh):
+                for j in range(kw):
+                    gemm(k, c, m, d0 + (h * row + start) * size, ldd,
+                         x0 + ((h + i) * wp * n + j * n + start) * size, ldx, 1.0,
+                         w0 + (i * kw + j) * k * c * size, c, trans_b=True)
+
+    parallel.spread(group, groups)
+    return shares.sum(axis=0) if groups > 1 else shares[0]
+
+
+def pad_gradient(dy: np.ndarray, pads: tuple[int, int, int, int],
+                 out: np.ndarray | None = None) -> np.ndarray:
+    """dy with `pads` zeros (top, bottom, left, right) around each map, for the flipped kernel;
+    into `out` where given, whose border must be zeros already (only the inside is written)."""
+    k, ho, wo, n = dy.shape
+    shape = (k, ho + pads[0] + pads[1], wo + pads[2] + pads[3], n)
+    dyp = np.zeros(shape, dy.dtype) if out is None else out
+    if dyp.shape != shape:
+        raise ValueError(f"the padded gradient is {shape}, not {dyp.shape}")
+
+    def channels(a: int, b: int) -> None:
+        dyp[a:b, pads[0]:pads[0] + ho, pads[2]:pads[2] + wo] = dy[a:b]
+
+    parallel.each(channels, k, dyp.size)
+    return dyp
+
+
 # When to compute by kernel rows (see conv_by_rows) instead of im2col: with few filters K the
 # full product reads a K-times larger matrix than it writes and is memory-bound; the rows
 # variant's 5×-smaller matrix stays in cache. Measured with bench/profile_layers.py: LeNet's
@@ -277,7 +423,8 @@ def input_grad_by_rows(dy2: np.ndarray, w_rows: np.ndarray, padded_shape: tuple[
 
 def input_grad_by_flipped_kernel(dy: np.ndarray, weight: np.ndarray,
                                  padding: tuple[int, int, int, int], h: int, w: int,
-                                 scratch: np.ndarray) -> np.ndarray:
+                                 scratch: np.ndarray, shifted: bool = False,
+                                 padded: np.ndarray | None = None) -> np.ndarray:
     """dL/dx of a stride-1 convolution as a convolution itself: of dy, padded by F − 1 − P, with
     the kernel turned 180° and its in- and out-channels swapped,
 
@@ -285,17 +432,17 @@ def input_grad_by_flipped_kernel(dy: np.ndarray, weight: np.ndarray,
 
     one product per block, where im2col's adjoint (col2im) would first write a kh·kw·C-row matrix
     and then add it back window by window. When K ≤ C the matrix here is no larger, and on
-    fast93's 32 → 32 layer the input gradient took 23 ms instead of 38 (batch 128, whole)."""
+    fast93's 32 → 32 layer the input gradient took 23 ms instead of 38 (batch 128, whole).
+    `shifted`: by shifted products (conv_shifted), with no matrix at all. `padded`: where to pad
+    dy (see pad_gradient), else a fresh array."""
     k, c, kh, kw = weight.shape
     top, bottom, left, right = padding
-    _, ho, wo, n = dy.shape
-    pads = (kh - 1 - top, kh - 1 - bottom, kw - 1 - left, kw - 1 - right)
-    dyp = np.zeros((k, ho + pads[0] + pads[1], wo + pads[2] + pads[3], n), dy.dtype)
-
-    def channels(a: int, b: int) -> None:
-        dyp[a:b, pads[0]:pads[0] + ho, pads[2]:pads[2] + wo] = dy[a:b]
-
-    parallel.each(channels, k, dyp.size)
+    n = dy.shape[3]
+    dyp = pad_gradient(dy, (kh - 1 - top, kh - 1 - bottom, kw - 1 - left, kw - 1 - right),
+                       padded)
+    if shifted:  # W'_ij = W[:, :, kh − 1 − i, kw − 1 − j]ᵀ, (kh, kw, C, K)
+        flipped = np.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(2, 3, 1, 0))
+        return conv_shifted(dyp, flipped, h, w, None).reshape(c, h, w, n)
     flipped = weight[:, :, ::-1, ::-1].transpose(1, 2, 3, 0).reshape(c, kh * kw * k)
     return conv_blocks(dyp, flipped, kh, kw, 1, 1, h, w, scratch).reshape(c, h, w, n)
 
@@ -313,12 +460,15 @@ class Conv2D(Layer):
         if bias:
             self.params["bias"] = np.zeros((filters,), dtype)
 
-    def _pad(self, x: np.ndarray) -> np.ndarray:
+    def _pad(self, x: np.ndarray, training: bool) -> np.ndarray:
+        """x with zeros around each map, in a buffer kept between steps whose border stays
+        zero (only its inside is written): no fresh zeros on every forward."""
         top, bottom, left, right = self.padding
         if not any(self.padding):
             return x
         c, h, w, n = x.shape
-        xp = np.zeros((c, h + top + bottom, w + left + right, n), x.dtype)
+        xp = self.workspace((c, h + top + bottom, w + left + right, n), x.dtype, training,
+                            "padded input", zeroed=True)
 
         def channels(a: int, b: int) -> None:
             xp[a:b, top:top + h, left:left + w, :] = x[a:b]
@@ -326,46 +476,61 @@ class Conv2D(Layer):
         parallel.each(channels, c, xp.size)
         return xp
 
-    def by_rows(self, c: int, ho: int, wo: int, n: int, itemsize: int) -> bool:
-        (kh, kw), (sh, _) = self.kernel, self.stride
+    def how(self, c: int, ho: int, wo: int, n: int, dtype: np.dtype) -> str:
+        """How this layer computes at these shapes: "shifted" (shifted products: stride 1, C and
+        K of SHIFTED_MIN_CHANNELS at least, OpenBLAS at hand, and a CPU where they pay), "rows"
+        (few filters: kernel rows) or "im2col"."""
+        (kh, kw), (sh, sw) = self.kernel, self.stride
         k = self.params["weight"].shape[0]
-        return (sh == 1 and kh > 1 and k < ROWS_MAX_FILTERS and kw * c >= ROWS_MIN_DEPTH
-                and kh * kw * c * ho * wo * n * itemsize >= ROWS_MIN_BYTES)
+        if (sh, sw) == (1, 1) and min(c, k) >= SHIFTED_MIN_CHANNELS and \
+                blas.gemm(dtype) is not None and shifted_pays():
+            return "shifted"
+        if sh == 1 and kh > 1 and k < ROWS_MAX_FILTERS and kw * c >= ROWS_MIN_DEPTH and \
+                kh * kw * c * ho * wo * n * np.dtype(dtype).itemsize >= ROWS_MIN_BYTES:
+            return "rows"
+        return "im2col"
 
     def scratch(self, dtype: np.dtype, training: bool) -> np.ndarray:
         """The block matrices' space (see blocks), one row per thread, kept between steps."""
         return self.workspace((parallel.threads(), BLOCK_BYTES // np.dtype(dtype).itemsize),
-                              dtype, training)
+                              dtype, training, "blocks")
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         (kh, kw), (sh, sw) = self.kernel, self.stride
         weight = self.params["weight"]
         k, c = weight.shape[:2]
-        xp = self._pad(x)
+        xp = self._pad(x, training)
         _, hp, wp, n = xp.shape
         ho, wo = (hp - kh) // sh + 1, (wp - kw) // sw + 1  # shapes.infer checked the fit
-        rows = self.by_rows(c, ho, wo, n, x.itemsize)
-        if rows:
-            flat = widen(xp, kw, sw, wo, self.workspace((kw * c, hp * wo * n), x.dtype, training))
+        how = self.how(c, ho, wo, n, x.dtype)
+        bias = self.params.get("bias")
+        if how == "shifted":
+            xp = np.ascontiguousarray(xp)
+            w_mat = np.ascontiguousarray(weight.transpose(2, 3, 0, 1))  # W_ij: (kh, kw, K, C)
+            y = conv_shifted(xp, w_mat, ho, wo, bias)
+            kept = xp  # the weight gradient's products read it again
+        elif how == "rows":
+            flat = widen(xp, kw, sw, wo, self.workspace((kw * c, hp * wo * n), x.dtype, training,
+                                                        "rows"))
             w_mat = weight.transpose(2, 0, 3, 1).reshape(kh, k, kw * c)  # W_i: (K, (j, c))
             y = conv_by_rows(flat, w_mat, ho, wo * n)  # (K, Ho·Wo·N)
-            if "bias" in self.params:
-                y += self.params["bias"][:, None]
+            if bias is not None:
+                y += bias[:, None]
             kept = flat
         else:
             w_mat = weight.transpose(0, 2, 3, 1).reshape(k, kh * kw * c)  # (K, kh·kw·C)
-            if "bias" in self.params:  # one more column, against a row of ones
-                w_mat = np.concatenate([w_mat, self.params["bias"][:, None]], axis=1)
+            if bias is not None:  # one more column, against a row of ones
+                w_mat = np.concatenate([w_mat, bias[:, None]], axis=1)
             # one number W·x + b per filter and position, block by block
             y = conv_blocks(xp, w_mat, kh, kw, sh, sw, ho, wo, self.scratch(x.dtype, training))
             kept = xp  # the backward rebuilds each block's matrix from it
         if training:
-            self.cache = (rows, kept, w_mat, xp.shape, x.shape)
+            self.cache = (how, kept, w_mat, xp.shape, x.shape)
         return y.reshape(k, ho, wo, n)
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
         (kh, kw), (sh, sw) = self.kernel, self.stride
-        rows, kept, w_mat, padded_shape, input_shape = self.cache
+        how, kept, w_mat, padded_shape, input_shape = self.cache
         self.cache = None
         k, ho, wo, n = dy.shape
         c = padded_shape[0]
@@ -374,31 +539,42 @@ class Conv2D(Layer):
         bias = "bias" in self.params
         scratch = self.scratch(dy.dtype, True)
         # dL/dW = Σ over positions of dy ⊗ window: a matrix product with the (im2col) matrix.
-        if rows:
-            d_w = weight_grad_by_rows(kept, dy2, kh, wo * n)  # (kh, (j, c), K)
+        if how == "shifted":
+            dy2 = np.ascontiguousarray(dy2)
+            d_w = weight_grad_shifted(kept, dy2, kh, kw, ho, wo)  # (kh, kw, K, C)
+            self.grads["weight"] = d_w.transpose(2, 3, 0, 1).copy()
             if bias:
                 self.grads["bias"] = dy2.sum(axis=1)
         else:
-            d_w = weight_grad_blocks(kept, dy2, kh, kw, sh, sw, ho, wo, bias, scratch)
-            if bias:
-                self.grads["bias"] = d_w[depth].copy()  # the row of ones: Σ dy per filter
-            d_w = d_w[:depth]  # ((i, j, c), K): the faster orientation for small K
-        self.grads["weight"] = d_w.reshape(kh, kw, c, k).transpose(3, 2, 0, 1).copy()
+            if how == "rows":
+                d_w = weight_grad_by_rows(kept, dy2, kh, wo * n)  # (kh, (j, c), K)
+                if bias:
+                    self.grads["bias"] = dy2.sum(axis=1)
+            else:
+                d_w = weight_grad_blocks(kept, dy2, kh, kw, sh, sw, ho, wo, bias, scratch)
+                if bias:
+                    self.grads["bias"] = d_w[depth].copy()  # the row of ones: Σ dy per filter
+                d_w = d_w[:depth]  # ((i, j, c), K): the faster orientation for small K
+            self.grads["weight"] = d_w.reshape(kh, kw, c, k).transpose(3, 2, 0, 1).copy()
         if not self.needs_input_grad:
             return None
         top, bottom, left, right = self.padding
         h, w = input_shape[1:3]
         # by the flipped kernel where its matrix is no larger than col2im's (K ≤ C) or col2im's
         # would be done in blocks one after another (fast91's 16 → 32 layer at batch 256:
-        # 14.2 ms backward that way, 10 ms so)
+        # 14.2 ms backward that way, 10 ms so), or with shifted products (no matrix at all)
         large = depth * dy2.shape[1] * dy.itemsize > WHOLE_BYTES
-        if not rows and (sh, sw) == (1, 1) and (k <= c or large) and \
+        if how != "rows" and (sh, sw) == (1, 1) and (k <= c or large or how == "shifted") and \
                 min(kh - 1 - top, kh - 1 - bottom, kw - 1 - left, kw - 1 - right) >= 0:
+            pads = (kh - 1 - top, kh - 1 - bottom, kw - 1 - left, kw - 1 - right)
+            padded = self.workspace((k, ho + pads[0] + pads[1], wo + pads[2] + pads[3], n),
+                                    dy.dtype, True, "padded gradient", zeroed=True)
             return input_grad_by_flipped_kernel(dy, self.params["weight"], self.padding, h, w,
-                                                scratch)
-        if rows:
+                                                scratch, shifted=how == "shifted", padded=padded)
+        if how == "rows":
             dxp = input_grad_by_rows(dy2, w_mat, padded_shape, kw, sw, wo)
         else:  # the bias has no input
-            dxp = input_grad_blocks(dy2, w_mat[:, :depth], padded_shape, kh, kw, sh, sw, ho, wo,
-                                    scratch)
+            w_cols = w_mat[:, :depth] if how == "im2col" else \
+                w_mat.transpose(2, 0, 1, 3).reshape(k, depth)  # shifted's (kh, kw, K, C)
+            dxp = input_grad_blocks(dy2, w_cols, padded_shape, kh, kw, sh, sw, ho, wo, scratch)
         return dxp[:, top:top + h, left:left + w, :]
