@@ -558,9 +558,9 @@ class Conv2D(Layer):
         # would be done in blocks one after another (fast91's 16 → 32 layer at batch 256:
         # 14.2 ms backward that way, 10 ms so), or with shifted products (no matrix at all)
         large = depth * dy2.shape[1] * dy.itemsize > WHOLE_BYTES
+        pads = (kh - 1 - top, kh - 1 - bottom, kw - 1 - left, kw - 1 - right)  # dy's, F − 1 − P
         if how != "rows" and (sh, sw) == (1, 1) and (k <= c or large or how == "shifted") and \
-                min(kh - 1 - top, kh - 1 - bottom, kw - 1 - left, kw - 1 - right) >= 0:
-            pads = (kh - 1 - top, kh - 1 - bottom, kw - 1 - left, kw - 1 - right)
+                min(pads) >= 0:
             padded = self.workspace((k, ho + pads[0] + pads[1], wo + pads[2] + pads[3], n),
                                     dy.dtype, True, "padded gradient", zeroed=True)
             return input_grad_by_flipped_kernel(dy, self.params["weight"], self.padding, h, w,
