@@ -242,3 +242,24 @@ def test_resume_points_from_a_checkpoint_to_its_run(capsys, run_dir):
     error = one_line_error(capsys, "train", "--resume", run_dir / "best")
     assert f"--resume takes the run directory, not one of its checkpoints: --resume {run_dir}" \
         in error
+
+
+def test_a_numpy_checkpoint_names_pytorch_without_importing_it(tmp_path):
+    """Saving names the PyTorch installed (from its metadata) but doesn't import it: the
+    import took 1.7 s of a NumPy-engine run that never used PyTorch."""
+    import subprocess
+    import sys
+    from importlib import metadata
+
+    code = (
+        "import sys, json; from pathlib import Path\n"
+        "from convnet import Network, checkpoint\n"
+        "net = Network('conv(2,3) relu fc(2)', input=(5, 5, 1), engine='numpy', seed=0)\n"
+        f"checkpoint.save(net, Path({str(tmp_path / 'model')!r}), classes=('a', 'b'))\n"
+        "print(json.dumps('torch' in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=True)
+    assert done.stdout.strip() == "false"
+    saved = json.loads((tmp_path / "model" / "model.json").read_text())
+    assert saved["versions"]["torch"] == metadata.version("torch")
+    assert saved["versions"]["numpy"] == np.__version__

@@ -8,6 +8,7 @@ from ...config import OptimizerConfig
 from ...shapes import LayerShape
 from ...spec import Spec
 from ..allocator import keep_freed_memory
+from . import blas
 from .init import initial_weights
 from .loss import cross_entropy
 from .model import NumpyModel
@@ -43,7 +44,10 @@ class NumpyEngine:
         return loss, self.model.named("grads"), logits
 
     def apply(self, grads: dict[str, np.ndarray]) -> None:
-        self.optimizer.step(self.model.named("params"), grads)
+        # on one BLAS thread like the batch (blas.one_core): Muon's small products woke
+        # OpenBLAS's threads, whose spinning then took a core from the next batch
+        with blas.one_core():
+            self.optimizer.step(self.model.named("params"), grads)
 
     # -- state -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, np.ndarray]:
