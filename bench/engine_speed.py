@@ -1,13 +1,16 @@
 """NumPy engine vs PyTorch eager fp32 on the CPU: training steps and inference, batch 128.
 
 Both engines run in the same process, interleaved round by round, with the same thread count.
-A training step is forward + backward + SGD-with-momentum update; inference is forward + softmax.
+A training step is forward + backward + SGD-with-momentum update (--optimizer muon: the conv
+kernels by Muon, as the recipes train them; PyTorch's side runs the torch engine's Muon, the same
+rule in tensor operations); inference is forward + softmax.
 Peak memory is measured per engine in a child process: its peak RSS while it builds the network,
 makes the batch and runs 3 training steps and 3 inferences, above the RSS after imports.
 
     .venv/bin/python bench/engine_speed.py                 # the lecture's networks, 7 rounds
     .venv/bin/python bench/engine_speed.py --rounds 3 --threads 2
     .venv/bin/python bench/engine_speed.py --networks fast93 best --batch 256 --convs im2col shifted
+    .venv/bin/python bench/engine_speed.py --networks fast93 --batch 256 --optimizer muon
 
 --networks also takes the recipes' batch-norm networks (fast91, fast93, best, ensemble: each
 recipe's float32 network on 28x28x1). --convs times the NumPy engine once per way of computing
@@ -53,6 +56,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--convs", nargs="+", default=["auto"], choices=("auto", "im2col", "shifted"),
                    help="the NumPy engine's convolutions, each timed (default: auto)")
     p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--optimizer", choices=("sgd", "muon"), default="sgd",
+                   help="the update of a training step (default: %(default)s; muon: the conv "
+                        "kernels by Muon, the rest by SGD, as the recipes)")
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--steps", type=int, default=10, help="timed batches per round")
     p.add_argument("--threads", type=int, default=os.cpu_count())
@@ -72,8 +78,10 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from convnet import Network, cpu  # noqa: E402
+from convnet.config import OptimizerConfig  # noqa: E402
 from convnet.engines.numpy import blas  # noqa: E402
 from convnet.engines.torch.build import build_sequential  # noqa: E402
+from convnet.engines.torch.optim import make_optimizer  # noqa: E402
 
 torch.set_num_threads(ARGS.threads)
 
@@ -83,7 +91,8 @@ def make(name: str, seed: int = 0, engines=("numpy", "torch")):
     rng = np.random.default_rng(seed)
     x = rng.random((ARGS.batch, *shape), dtype=np.float32)
     y = rng.integers(0, 10, ARGS.batch)
-    net = Network(text, input=shape, seed=seed, optimizer="sgd", lr=0.01)
+    config = OptimizerConfig(name=ARGS.optimizer, lr=0.01, momentum=0.9, muon_lr=0.01)
+    net = Network(text, input=shape, seed=seed, optimizer=config)
     result = {}
     for engine in engines:
         if engine.startswith("numpy"):
@@ -94,12 +103,17 @@ def make(name: str, seed: int = 0, engines=("numpy", "torch")):
         return result
     model = build_sequential(net.spec, shape)
     model.load_state_dict({k: torch.from_numpy(v) for k, v in net.state_dict().items()})
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    if ARGS.optimizer == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    else:
+        named = list(model.named_parameters())
+        opt = make_optimizer([{"names": [n for n, _ in named], "params": [p for _, p in named],
+                               "lr": config.lr, "scale": 1.0}], config)
     xt = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
     yt = torch.from_numpy(y)
 
     def torch_train():
-        opt.zero_grad(set_to_none=True)
+        opt.zero_grad()  # (set_to_none: both optimisers)
         F.cross_entropy(model(xt), yt).backward()
         opt.step()
 
@@ -182,7 +196,7 @@ def main() -> None:
         memory_child(*ARGS.memory_child)
         return
     print(f"# {cpu.describe()}, "
-          f"threads={ARGS.threads}, batch={ARGS.batch}, rounds={ARGS.rounds}×{ARGS.steps} "
+          f"threads={ARGS.threads}, batch={ARGS.batch}, optimizer={ARGS.optimizer}, rounds={ARGS.rounds}×{ARGS.steps} "
           f"batches, numpy {np.__version__} (OpenBLAS kernels: {blas.kernel()}), "
           f"torch {torch.__version__}")
     print(f"{'network':10} {'what':6} {'engine':13} {'ms/batch':>9} {'min–max':>13} "
