@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from convnet import Network
-from convnet.config import OptimizerConfig
+from convnet.config import OptimizerConfig, SpeedOptions
 from convnet.engines.torch.build import build_sequential
 from convnet.errors import UserError
 from convnet.network import TrainingDiverged
@@ -481,3 +481,29 @@ def test_both_engines_offer_what_an_engine_offers(engine):
             load_optimizer_state = rng_state = set_rng_state = lambda self, *a: None
 
     assert not isinstance(Lacking(), Engine)
+
+
+@pytest.mark.parametrize("shape", [(10, 10, 3), (8, 8, 1), (6, 6, 5)])
+def test_the_torch_engine_takes_images_channels_last_on_the_cpu(shape):
+    """N×H×W×C images go into the network as the channels-last view of the same memory (no copy
+    into N×C×H×W, which made colour images 25–45% slower in oneDNN), whatever the weights'
+    layout, and the numbers are those of PyTorch's own module on an N×C×H×W copy."""
+    description = "conv(4,3,pad=same) batchnorm relu pool(2) fc(3)"
+    rng = np.random.default_rng(1)
+    x = rng.random((6, *shape), dtype=np.float32)
+    y = rng.integers(0, 3, 6)
+    for channels_last in (False, True):
+        net = Network(description, input=shape, engine="torch", seed=2,
+                      speed=SpeedOptions(channels_last=channels_last))
+        t = net.engine._tensor(x)
+        assert t.shape == (6, shape[2], *shape[:2])
+        assert t.is_contiguous(memory_format=torch.channels_last)
+        assert t.data_ptr() == torch.from_numpy(x).data_ptr()  # the images' own memory
+        model = build_sequential(net.spec, shape)
+        model.load_state_dict({k: torch.from_numpy(v) for k, v in net.state_dict().items()})
+        model.train()
+        reference = model(torch.from_numpy(x.transpose(0, 3, 1, 2).copy()))
+        loss, grads, logits = net.engine.loss_and_grads(x, y)
+        assert rel_err(logits, reference.detach().numpy()) < 1e-5
+        expected = F.cross_entropy(reference, torch.from_numpy(y))
+        assert abs(loss - float(expected)) < 1e-5

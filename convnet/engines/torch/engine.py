@@ -88,6 +88,15 @@ class TorchEngine:
         torch = self.torch
         self.speed = speed
         self.memory_format = torch.channels_last if speed.channels_last else torch.contiguous_format
+        # The images arrive N×H×W×C: seen as N×C×H×W they are channels-last already. On the CPU
+        # they go in so, whatever the weights' layout: oneDNN then keeps the activations
+        # channels-last through the network. Grey images always did (with one channel the view
+        # counts as both layouts, and PyTorch goes by its strides); a copy into N×C×H×W made
+        # colour ones slower — fast93's network on 32×32×3 trained at 165 ms a step from such a
+        # copy against 121 ms from the view, best's 239 against 184 (AMD EPYC Zen 3, float32,
+        # batch 256; docs/BENCHMARKS.md, "Colour images channels-last")
+        self.input_format = torch.channels_last if self.device.type == "cpu" else \
+            self.memory_format
         if speed.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.autocast = False
@@ -141,7 +150,7 @@ class TorchEngine:
     def _tensor(self, x: np.ndarray):
         t = self.torch.from_numpy(np.ascontiguousarray(x)).to(self.device, self.dtype)
         # N×H×W×C → N×C×H×W; in channels-last memory the permuted view is already that layout
-        return t.permute(0, 3, 1, 2).contiguous(memory_format=self.memory_format)
+        return t.permute(0, 3, 1, 2).contiguous(memory_format=self.input_format)
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         self.model.eval()
