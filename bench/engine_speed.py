@@ -11,6 +11,7 @@ makes the batch and runs 3 training steps and 3 inferences, above the RSS after 
     .venv/bin/python bench/engine_speed.py --rounds 3 --threads 2
     .venv/bin/python bench/engine_speed.py --networks fast93 best --batch 256 --convs im2col shifted
     .venv/bin/python bench/engine_speed.py --networks fast93 --batch 256 --optimizer muon
+    .venv/bin/python bench/engine_speed.py --networks fast93 best --batch 256 --input 32x32x3
 
 --networks also takes the recipes' batch-norm networks (fast91, fast93, best, ensemble: each
 recipe's float32 network on 28x28x1). --convs times the NumPy engine once per way of computing
@@ -54,12 +55,24 @@ def _recipes() -> dict[str, tuple[str, tuple[int, int, int]]]:
 NETWORKS = {**LECTURE, **_recipes()}
 
 
+def _shape(text: str) -> tuple[int, int, int]:
+    try:
+        h, w, c = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HxWxC, such as 32x32x3") from None
+    if min(h, w, c) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: every size must be positive")
+    return h, w, c
+
+
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--networks", nargs="+", default=list(LECTURE), choices=list(NETWORKS))
     p.add_argument("--convs", nargs="+", default=["auto"], choices=("auto", "im2col", "shifted"),
                    help="the NumPy engine's convolutions, each timed (default: auto)")
     p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--input", type=_shape, metavar="HxWxC",
+                   help="every network on images of this shape (default: each one's own)")
     p.add_argument("--optimizer", choices=("sgd", "muon"), default="sgd",
                    help="the update of a training step (default: %(default)s; muon: the conv "
                         "kernels by Muon, the rest by SGD, as the recipes)")
@@ -92,6 +105,8 @@ torch.set_num_threads(ARGS.threads)
 
 def make(name: str, seed: int = 0, engines=("numpy", "torch")):
     text, shape = NETWORKS[name]
+    if ARGS.input:
+        shape = ARGS.input
     rng = np.random.default_rng(seed)
     x = rng.random((ARGS.batch, *shape), dtype=np.float32)
     y = rng.integers(0, 10, ARGS.batch)
@@ -196,8 +211,10 @@ def memory_child(engine: str, name: str) -> None:
 
 
 def peak_memory(engine: str, name: str) -> float:
+    given = ["--optimizer", ARGS.optimizer] + \
+        (["--input", "x".join(map(str, ARGS.input))] if ARGS.input else [])
     out = subprocess.run([sys.executable, __file__, "--threads", str(ARGS.threads),
-                          "--batch", str(ARGS.batch), "--memory-child", engine, name],
+                          "--batch", str(ARGS.batch), *given, "--memory-child", engine, name],
                          capture_output=True, text=True, check=True).stdout
     return json.loads(out.splitlines()[-1])["peak_mib"]
 
@@ -206,8 +223,9 @@ def main() -> None:
     if ARGS.memory_child:
         memory_child(*ARGS.memory_child)
         return
+    shape = "x".join(map(str, ARGS.input)) if ARGS.input else "each network's own"
     print(f"# {cpu.describe()}, threads={ARGS.threads}, batch={ARGS.batch}, "
-          f"optimizer={ARGS.optimizer}, rounds={ARGS.rounds}×{ARGS.steps} batches, "
+          f"optimizer={ARGS.optimizer}, input={shape}, rounds={ARGS.rounds}×{ARGS.steps} batches, "
           f"numpy {np.__version__} (OpenBLAS kernels: {blas.kernel()}), "
           f"torch {torch.__version__}")
     print(f"{'network':10} {'what':6} {'engine':13} {'ms/batch':>9} {'min–max':>13} "
