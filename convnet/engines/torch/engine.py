@@ -94,7 +94,7 @@ class TorchEngine:
         # counts as both layouts, and PyTorch goes by its strides); a copy into N×C×H×W made
         # colour ones slower — fast93's network on 32×32×3 trained at 165 ms a step from such a
         # copy against 121 ms from the view, best's 239 against 184 (AMD EPYC Zen 3, float32,
-        # batch 256; docs/BENCHMARKS.md, "Colour images channels-last")
+        # batch 256; docs/BENCHMARKS.md, "The same CPU kind at night")
         self.input_format = torch.channels_last if self.device.type == "cpu" else \
             self.memory_format
         if speed.channels_last:
