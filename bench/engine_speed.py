@@ -44,34 +44,25 @@ LECTURE = {
 }
 
 
-def _recipes() -> dict[str, tuple[str, tuple[int, int, int]]]:
-    """The recipes' batch-norm networks, as each one's float32 path trains them (issue 16)."""
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-    from convnet.recipes import FP32, RECIPES  # (no NumPy or PyTorch imported by it)
-    return {name: ({**RECIPES[name], **FP32.get(name, {})}["network"], (28, 28, 1))
-            for name in ("fast91", "fast93", "best", "ensemble")}
+RECIPES = ("fast91", "fast93", "best", "ensemble")  # their batch-norm networks (issue 16)
 
 
-NETWORKS = {**LECTURE, **_recipes()}
-
-
-def _shape(text: str) -> tuple[int, int, int]:
-    try:
-        h, w, c = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not HxWxC, such as 32x32x3") from None
-    if min(h, w, c) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: every size must be positive")
-    return h, w, c
+def network(name: str) -> tuple[str, tuple[int, int, int]]:
+    """(description, input) of a lecture's network, or of a recipe's as its float32 path trains
+    it, on 28x28x1 (convnet is imported only here, after the thread counts are set)."""
+    if name in LECTURE:
+        return LECTURE[name]
+    from convnet.recipes import FP32, RECIPES as ALL
+    return {**ALL[name], **FP32.get(name, {})}["network"], (28, 28, 1)
 
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--networks", nargs="+", default=list(LECTURE), choices=list(NETWORKS))
+    p.add_argument("--networks", nargs="+", default=list(LECTURE), choices=[*LECTURE, *RECIPES])
     p.add_argument("--convs", nargs="+", default=["auto"], choices=("auto", "im2col", "shifted"),
                    help="the NumPy engine's convolutions, each timed (default: auto)")
     p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--input", type=_shape, metavar="HxWxC",
+    p.add_argument("--input", metavar="HxWxC",
                    help="every network on images of this shape (default: each one's own)")
     p.add_argument("--optimizer", choices=("sgd", "muon"), default="sgd",
                    help="the update of a training step (default: %(default)s; muon: the conv "
@@ -89,6 +80,7 @@ ARGS = parse_args()
 # Thread counts must be fixed before NumPy's BLAS and PyTorch start.
 for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[var] = str(ARGS.threads)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # its convnet
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -99,14 +91,21 @@ from convnet.config import OptimizerConfig  # noqa: E402
 from convnet.engines.numpy import blas  # noqa: E402
 from convnet.engines.torch.build import build_sequential  # noqa: E402
 from convnet.engines.torch.optim import make_optimizer  # noqa: E402
+from convnet.errors import UserError  # noqa: E402
+from convnet.spec import parse_input_shape  # noqa: E402
+
+try:
+    INPUT = parse_input_shape(ARGS.input) if ARGS.input else None
+except UserError as e:
+    print(f"engine_speed.py: --input: {e}", file=sys.stderr)
+    sys.exit(2)
 
 torch.set_num_threads(ARGS.threads)
 
 
 def make(name: str, seed: int = 0, engines=("numpy", "torch")):
-    text, shape = NETWORKS[name]
-    if ARGS.input:
-        shape = ARGS.input
+    text, shape = network(name)
+    shape = INPUT or shape
     rng = np.random.default_rng(seed)
     x = rng.random((ARGS.batch, *shape), dtype=np.float32)
     y = rng.integers(0, 10, ARGS.batch)
@@ -212,7 +211,7 @@ def memory_child(engine: str, name: str) -> None:
 
 def peak_memory(engine: str, name: str) -> float:
     given = ["--optimizer", ARGS.optimizer] + \
-        (["--input", "x".join(map(str, ARGS.input))] if ARGS.input else [])
+        (["--input", ARGS.input] if ARGS.input else [])
     out = subprocess.run([sys.executable, __file__, "--threads", str(ARGS.threads),
                           "--batch", str(ARGS.batch), *given, "--memory-child", engine, name],
                          capture_output=True, text=True, check=True).stdout
@@ -223,7 +222,7 @@ def main() -> None:
     if ARGS.memory_child:
         memory_child(*ARGS.memory_child)
         return
-    shape = "x".join(map(str, ARGS.input)) if ARGS.input else "each network's own"
+    shape = "x".join(map(str, INPUT)) if INPUT else "each network's own"
     print(f"# {cpu.describe()}, threads={ARGS.threads}, batch={ARGS.batch}, "
           f"optimizer={ARGS.optimizer}, input={shape}, rounds={ARGS.rounds}×{ARGS.steps} batches, "
           f"numpy {np.__version__} (OpenBLAS kernels: {blas.kernel()}), "
