@@ -501,6 +501,67 @@ def test_the_blas_runs_on_one_thread_inside_and_as_before_after():
     assert threads() == before
 
 
+def _operand(rng: np.random.Generator, rows: int, cols: int, dtype, how: str) -> np.ndarray:
+    """A rows × cols matrix laid out as `how` says: compact, a slice of a wider one (a leading
+    dimension beyond its width), the transpose of a compact one, or every other column (no unit
+    stride: the product can't read it in place)."""
+    if how == "compact":
+        return rng.standard_normal((rows, cols)).astype(dtype)
+    if how == "slice":
+        return rng.standard_normal((rows, cols + 3)).astype(dtype)[:, 1:cols + 1]
+    if how == "transposed":
+        return rng.standard_normal((cols, rows)).astype(dtype).T
+    return rng.standard_normal((rows, 2 * cols)).astype(dtype)[:, ::2]
+
+
+LAYOUTS = ["compact", "slice", "transposed", "strided"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 9), st.integers(1, 9), st.integers(1, 70), st.sampled_from(LAYOUTS),
+       st.sampled_from(LAYOUTS), st.sampled_from(LAYOUTS), st.sampled_from([0.0, 1.0]),
+       st.sampled_from(DTYPES))
+def test_the_product_is_numpys_for_every_layout(m, n, k, a_how, b_how, out_how, beta, dtype):
+    """blas.product(a, b, out, beta) = a @ b + beta·out whatever the operands' strides; with
+    beta 0 out's old values (NaN here) are never read."""
+    from convnet.engines.numpy import blas
+    rng = np.random.default_rng(m * 100 + n * 10 + k)
+    a, b = _operand(rng, m, k, dtype, a_how), _operand(rng, k, n, dtype, b_how)
+    out = _operand(rng, m, n, dtype, out_how)
+    before = out.copy()
+    if beta == 0.0:
+        out[...] = np.nan
+    result = blas.product(a, b, out, beta=beta)
+    assert result is out
+    expected = a.astype(np.float64) @ b.astype(np.float64) + (beta * before if beta else 0.0)
+    tolerance = 1e-4 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(out, expected, rtol=tolerance, atol=tolerance * k)
+
+
+def test_small_products_go_to_openblas_which_lets_the_gil_go(monkeypatch):
+    """NumPy's `@` keeps the GIL while it multiplies when the result has fewer than 500
+    values, so the weight gradients of small layers ran one thread at a time (fast91's first
+    conv: 4.0 ms on two threads, 2.0 on one): the engine's products inside its threads call
+    OpenBLAS's product through ctypes instead, which lets the GIL go. Here NumPy's `@` is
+    taken away, and a first conv's weight gradient still matches PyTorch."""
+    _needs_gemm()
+    from convnet.engines.numpy import blas
+
+    def no_numpy_product(*args, **kwargs):
+        raise AssertionError("NumPy's product was called")
+
+    rng = np.random.default_rng(4)
+    a, d = rng.standard_normal((9, 2000)).astype(np.float32), \
+        rng.standard_normal((16, 2000)).astype(np.float32)
+    expected = a @ d.T
+    monkeypatch.setattr(np, "matmul", no_numpy_product)
+    out = np.empty((9, 16), np.float32)
+    blas.product(a, d.T, out)
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-3)
+    monkeypatch.undo()
+    check_layer("conv(16,3,pad=same,bias=false)", (12, 12, 1), dtype=np.float32, batch=4)
+
+
 @pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw", "muon"])
 def test_the_optimiser_step_runs_with_the_blas_on_one_thread(optimizer, monkeypatch):
     """Muon's products (Newton–Schulz) ran on OpenBLAS's own threads, whose spinning after

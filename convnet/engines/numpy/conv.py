@@ -162,7 +162,7 @@ def conv_blocks(xp: np.ndarray, w_mat: np.ndarray, kh: int, kw: int, sh: int, sw
     def block(item: int, thread: int) -> None:
         part = parts[item]
         cols = block_cols(xp, part, kh, kw, sh, sw, ones, scratch[thread])
-        np.matmul(w_mat, cols, out=y[:, part.start:part.stop])
+        blas.product(w_mat, cols, y[:, part.start:part.stop])
 
     parallel.spread(block, len(parts))
     return y
@@ -180,7 +180,7 @@ def weight_grad_blocks(xp: np.ndarray, dy2: np.ndarray, kh: int, kw: int, sh: in
     def block(item: int, thread: int) -> None:
         part = parts[item]
         cols = block_cols(xp, part, kh, kw, sh, sw, ones, scratch[thread])
-        np.matmul(cols, dy2[:, part.start:part.stop].T, out=shares[item])
+        blas.product(cols, dy2[:, part.start:part.stop].T, shares[item])
 
     parallel.spread(block, len(parts))
     return shares.sum(axis=0) if len(parts) > 1 else shares[0]
@@ -380,9 +380,9 @@ def conv_by_rows(flat: np.ndarray, w_rows: np.ndarray, ho: int, row: int) -> np.
         start = item * ROWS_CHUNK
         stop = min(block, start + ROWS_CHUNK)
         out = y[:, start:stop]
-        np.matmul(w_rows[0], flat[:, start:stop], out=out)
-        for i in range(1, len(w_rows)):
-            out += w_rows[i] @ flat[:, i * row + start:i * row + stop]
+        for i in range(len(w_rows)):  # added into the chunk's output in place after the first
+            blas.product(w_rows[i], flat[:, i * row + start:i * row + stop], out,
+                         beta=1.0 if i else 0.0)
 
     parallel.spread(chunk, -(-block // ROWS_CHUNK))
     return y
@@ -400,7 +400,7 @@ def weight_grad_by_rows(flat: np.ndarray, dy2: np.ndarray, kh: int, row: int) ->
         stop = min(positions, start + ROWS_CHUNK)
         d = dy2[:, start:stop].T
         for i in range(kh):
-            np.matmul(flat[:, i * row + start:i * row + stop], d, out=shares[item, i])
+            blas.product(flat[:, i * row + start:i * row + stop], d, shares[item, i])
 
     parallel.spread(chunk, count)
     return shares.sum(axis=0) if count > 1 else shares[0]

@@ -116,9 +116,9 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
     def part(item: int, thread: int) -> None:
         s = slice(item * step, min(along, (item + 1) * step))
         if n >= m:
-            np.matmul(a, b[:, s], out=out[:, s])
+            blas.product(a, b[:, s], out[:, s])
         else:
-            np.matmul(a[s], b, out=out[s])
+            blas.product(a[s], b, out[s])
 
     spread(part, -(-along // step))
     return out
