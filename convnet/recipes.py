@@ -182,9 +182,10 @@ FP32: dict[str, dict[str, Any]] = {
 # CONVNET_CPU_FLAGS="avx2 avx512f"; docs/BENCHMARKS.md, "The ensemble without bf16 units").
 # Until 12-02 best's float32 models (Muon, 22 epochs): 94.77% voting in about 34 minutes on a
 # slow Xeon — within the 30-minute goal where this misses it, but short of the 95%.
-# On the AVX2-only EPYC (Zen 3, 2026-12-03) two voted 94.96 / 94.89% (seeds 0, 1; 81–92
-# minutes) and three 95.02 / 95.11% (`--ensemble 3`, half as much time again): within the
-# seeds' spread of the five float32 runs of two (mean 95.03%), so the recipe keeps two.
+# On the AVX2-only EPYC (Zen 3, 2026-12-03) two voted 94.96 / 94.89 / 95.13% (seeds 0, 1, 2:
+# 94.99%; 81–92 minutes; seed 3 95.14%) and three 95.02 / 95.11 / 95.20% (95.11%,
+# `--ensemble 3`, half as much time again): the seven float32 runs of two on the two CPU kinds
+# average 95.06%, so the recipe keeps two (docs/BENCHMARKS.md, "… a fifth time").
 FP32["ensemble"] = {**FP32["best"], "network": RESIDUAL_32 + HEAD, "epochs": 35}
 PATHS = ("bf16", "fp32")
 # Where the CPU's bf16 units are AVX-512 instructions (avx512_bf16 without AMX: the AMD EPYC)
