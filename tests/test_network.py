@@ -506,4 +506,4 @@ def test_the_torch_engine_takes_images_channels_last_on_the_cpu(shape):
         loss, grads, logits = net.engine.loss_and_grads(x, y)
         assert rel_err(logits, reference.detach().numpy()) < 1e-5
         expected = F.cross_entropy(reference, torch.from_numpy(y))
-        assert abs(loss - float(expected)) < 1e-5
+        assert abs(loss - expected.item()) < 1e-5
