@@ -189,7 +189,7 @@ def product(a: np.ndarray, b: np.ndarray, out: np.ndarray, beta: float = 0.0) ->
     """out = a @ b + beta · out for 2-D arrays (beta 0: out's values are not read), by OpenBLAS's
     product on the arrays where they lie, so that the GIL is let go whatever the sizes (see the
     module's notes); NumPy's `@` where that product is not at hand or can't read them in place.
-    Returns out."""
+    out must not overlap a or b (the engine's never do; NumPy's `@` would copy). Returns out."""
     (m, k), n = a.shape, b.shape[1]
     gemm_ = gemm(out.dtype)
     sides = (_stored(a), _stored(b), _stored(out))
