@@ -501,6 +501,22 @@ def test_the_blas_runs_on_one_thread_inside_and_as_before_after():
     assert threads() == before
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 300), st.integers(1, 3 << 20), st.integers(1, 8))
+def test_batch_norm_blocks_cover_the_channels_evenly_for_the_threads(c, row_bytes, threads):
+    """Every channel in one block, in order; blocks within the cache budget unless a channel
+    alone is larger; as many as a multiple of the threads where there are channels enough,
+    and differing by a channel at most, so that each thread gets the same share."""
+    from convnet.engines.numpy import batchnorm
+    blocks = batchnorm.blocks_of(c, row_bytes, threads)
+    assert blocks[0][0] == 0 and blocks[-1][1] == c
+    assert all(a[1] == b[0] for a, b in zip(blocks, blocks[1:]))
+    sizes = [stop - start for start, stop in blocks]
+    assert min(sizes) >= 1 and max(sizes) - min(sizes) <= 1
+    assert all(size == 1 or size * row_bytes <= batchnorm.BLOCK_BYTES for size in sizes)
+    assert len(blocks) % threads == 0 or len(blocks) == c
+
+
 def _operand(rng: np.random.Generator, rows: int, cols: int, dtype, how: str) -> np.ndarray:
     """A rows × cols matrix laid out as `how` says: compact, a slice of a wider one (a leading
     dimension beyond its width), the transpose of a compact one, or every other column (no unit

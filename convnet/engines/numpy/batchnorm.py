@@ -112,12 +112,23 @@ class BatchNorm(Layer):
 BLOCK_BYTES = 1 << 20
 
 
+def blocks_of(c: int, row_bytes: int, threads: int) -> list[tuple[int, int]]:
+    """C channels of row_bytes each in blocks of about BLOCK_BYTES at most, as many as a multiple
+    of the threads (where there are channels enough) and differing by a channel at most, so that
+    each thread gets the same share. (Blocks of a fixed number of channels left the last one
+    short: fast93's 48 channels at 7×7 went 20 + 20 + 8, two blocks on one thread, 40 channels
+    against 8.)"""
+    fits = max(1, BLOCK_BYTES // max(1, row_bytes))  # channels a block may hold
+    count = -(-c // fits)
+    count = min(c, -(-count // threads) * threads)
+    return [(c * i // count, c * (i + 1) // count) for i in range(count)]
+
+
 def by_blocks(fn: Callable[[int, int], None], rows: np.ndarray) -> None:
-    """fn(start, stop) for blocks of rows (channels) of a C×M array, each block about
-    BLOCK_BYTES, the blocks shared between threads (parallel.each)."""
+    """fn(start, stop) for blocks of rows (channels) of a C×M array (blocks_of), the blocks
+    shared between threads (parallel.each: an equal number each)."""
     c, row_bytes = rows.shape[0], rows.shape[1] * rows.itemsize
-    step = max(1, BLOCK_BYTES // max(1, row_bytes))
-    blocks = [(start, min(c, start + step)) for start in range(0, c, step)]
+    blocks = blocks_of(c, row_bytes, len(parallel.parts(c, rows.size)))
 
     def some(first: int, last: int) -> None:  # blocks first … last − 1, on one thread
         for start, stop in blocks[first:last]:
