@@ -20,6 +20,11 @@ included where the layer has an input before it), interleaved round by round, th
 
 A layer is C,K,H: C input channels, K filters, an H×H input, padded to keep its size.
 
+Beside them, PyTorch's own convolution (oneDNN, channels-last, as convnet's torch engine runs it on
+the CPU) on the same numbers and threads, forward and backward (`aten::convolution_backward`, the
+input gradient where the engine computes one), timed in the same rounds; the last column is the
+engine's speed as a share of PyTorch's (its time ÷ the engine's). `--no-torch` leaves it out.
+
 Measured (docs/BENCHMARKS.md, "The same CPU kind that afternoon" and "… in the evening"): on an
 AMD EPYC Zen 3 (AVX2 only, 2 cores, 2026-12-03) 4 MB blocks were the fastest or within the host's
 noise on all seven layers, and kernel rows lost on every layer with 24 or more filters
@@ -78,6 +83,58 @@ def variants(blocks: list[float], rows: list[int],
     return found
 
 
+TORCH = "PyTorch"
+
+
+def torch_conv():
+    """A maker of timed PyTorch convolutions (forward, backward) on the engine's numbers, or None
+    where PyTorch is not installed. PyTorch runs on the engine's threads."""
+    try:
+        import torch
+    except ImportError:
+        print("# PyTorch is not installed: its column is left out")
+        return None
+    from convnet.engines.numpy import parallel
+
+    torch.set_num_threads(parallel.threads())
+
+    def make(x: np.ndarray, dy: np.ndarray, weight: np.ndarray, input_grad: bool):
+        xt, dyt, wt = as_torch(x), as_torch(dy), torch.from_numpy(weight.copy())
+
+        def run() -> tuple[float, float]:
+            start = time.perf_counter()
+            torch_forward(xt, wt)
+            middle = time.perf_counter()
+            torch_backward(dyt, xt, wt, input_grad)
+            return middle - start, time.perf_counter() - middle
+        return run
+    return make
+
+
+def as_torch(a: np.ndarray):
+    """The engine's C×H×W×N maps as PyTorch's N×C×H×W, in channels-last memory."""
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(a.transpose(3, 1, 2, 0))).permute(0, 3, 1, 2)
+
+
+def torch_forward(xt, wt):
+    """PyTorch's stride-1 convolution, padded to keep the size (odd kernels)."""
+    import torch
+
+    return torch.nn.functional.conv2d(xt, wt, padding=(wt.shape[2] - 1) // 2)
+
+
+def torch_backward(dyt, xt, wt, input_grad: bool):
+    """(dL/dx or None, dL/dW) of torch_forward, by the operator autograd calls."""
+    import torch
+
+    pad = (wt.shape[2] - 1) // 2
+    dx, dw, _ = torch.ops.aten.convolution_backward(dyt, xt, wt, None, [1, 1], [pad, pad], [1, 1],
+                                                   False, [0, 0], 1, [input_grad, True, False])
+    return dx, dw
+
+
 def engines_choice(layer: conv.Conv2D, c: int, h: int, batch: int, given: str | None) -> str:
     """How the engine computes this layer as the user runs it (CONVNET_NUMPY_CONV as given)."""
     if given is None:
@@ -100,6 +157,8 @@ def main() -> None:
     p.add_argument("--shifted", nargs="+", type=int, default=[4096], metavar="POSITIONS",
                    help="shifted products' run lengths to time (default 4096; none: "
                         "--shifted 0)")
+    p.add_argument("--no-torch", action="store_true",
+                   help="leave out PyTorch's convolution (timed beside the engine's by default)")
     p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--repeats", type=int, default=3)
     args = p.parse_args()
@@ -121,7 +180,9 @@ def main() -> None:
           f"{args.rounds - 1} rounds (after a warming one)")
     engine = {"im2col": f"im2col {conv.BLOCK_BYTES / (1 << 20):g} MB",
               "shifted": f"shifted, runs of {conv.SHIFTED_CHUNK}"}
-    print("layer        " + "  ".join(f"{label:>26}" for label, _ in chosen) + "  the engine's")
+    rival = None if args.no_torch else torch_conv()
+    print("layer        " + "  ".join(f"{label:>26}" for label, _ in chosen) + "  the engine's" +
+          ("" if rival is None else f"  {'PyTorch (oneDNN)':>26}  engine ÷ PyTorch"))
     rng = np.random.default_rng(0)
     for c, k, h in layers:
         x = rng.standard_normal((c, h, h, args.batch), dtype=np.float32)  # the engine's C×H×W×N
@@ -130,28 +191,47 @@ def main() -> None:
         layer.params["weight"][...] = rng.standard_normal(layer.params["weight"].shape) * 0.1
         layer.needs_input_grad = c > 1  # a first layer's input needs no gradient
         best: dict[str, tuple[float, float]] = {}
+        theirs = None if rival is None else rival(x, dy, layer.params["weight"],
+                                                   layer.needs_input_grad)
         for round_ in range(args.rounds):
             for label, settings in chosen:
                 for name, value in {**engine_settings, **settings}.items():
                     setattr(conv, name, value)
                 forward = backward = float("inf")
                 for _ in range(args.repeats):
+                    handed = dy.copy()  # (the backward may write into its dy; not timed)
                     start = time.perf_counter()
                     layer.forward(x, True)
                     middle = time.perf_counter()
-                    layer.backward(dy.copy())
+                    layer.backward(handed)
                     end = time.perf_counter()
                     forward, backward = min(forward, middle - start), min(backward, end - middle)
                 if round_:
                     old = best.get(label, (float("inf"), float("inf")))
                     best[label] = (min(old[0], forward), min(old[1], backward))
+            if theirs is not None:
+                forward = backward = float("inf")
+                for _ in range(args.repeats):
+                    forward_s, backward_s = theirs()
+                    forward, backward = min(forward, forward_s), min(backward, backward_s)
+                if round_:
+                    old = best.get(TORCH, (float("inf"), float("inf")))
+                    best[TORCH] = (min(old[0], forward), min(old[1], backward))
+                time.sleep(0.2)  # PyTorch's idle threads spin a while: let them sleep first
         for name, value in engine_settings.items():
             setattr(conv, name, value)
         cells = [f"{best[label][0] * 1e3:6.1f} + {best[label][1] * 1e3:6.1f} = "
                  f"{sum(best[label]) * 1e3:6.1f}" for label, _ in chosen]
         how = engines_choice(layer, c, h, args.batch, given)
-        print(f"{c:>2} → {k:<2} {h}×{h}  " + "  ".join(f"{cell:>26}" for cell in cells) +
-              f"  {engine.get(how, how)}", flush=True)
+        line = f"{c:>2} → {k:<2} {h}×{h}  " + "  ".join(f"{cell:>26}" for cell in cells) + \
+            f"  {engine.get(how, how)}"
+        if theirs is not None:
+            cell = f"{best[TORCH][0] * 1e3:6.1f} + {best[TORCH][1] * 1e3:6.1f} = " \
+                   f"{sum(best[TORCH]) * 1e3:6.1f}"
+            ours = best.get(engine.get(how, how))  # (where the engine's own variant was timed)
+            share = f"{sum(best[TORCH]) / sum(ours):.2f}×" if ours else "–"
+            line += f"  {cell:>26}  {share:>16}"
+        print(line, flush=True)
 
 
 if __name__ == "__main__":

@@ -707,3 +707,72 @@ def test_the_winograd_benchmark_computes_the_convolution_pytorch_does(monkeypatc
         theirs = theirs.numpy()
         assert ours.shape == theirs.shape
         assert np.abs(ours - theirs).max() <= tol * np.abs(theirs).max()
+
+
+def _bench(name: str):
+    """A script of bench/ as a module (its main() is not run)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "bench" / f"{name}.py"
+    loaded = importlib.util.spec_from_file_location(f"{name}_bench", path)
+    module = importlib.util.module_from_spec(loaded)
+    loaded.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("c, k, h, n, input_grad", [(1, 4, 6, 3, False), (3, 5, 7, 2, True)])
+def test_the_conv_paths_benchmark_times_pytorch_on_the_engines_numbers(c, k, h, n, input_grad):
+    # bench/conv_paths.py's PyTorch column must be the same layer on the same numbers: the
+    # engine's C×H×W×N maps seen by PyTorch, its output and gradients equal to the engine's
+    from convnet.engines.numpy import conv
+
+    paths = _bench("conv_paths")
+    rng = np.random.default_rng(c + k)
+    x = rng.standard_normal((c, h, h, n)).astype(np.float32)
+    dy = rng.standard_normal((k, h, h, n)).astype(np.float32)
+    layer = conv.Conv2D(c, k, (3, 3), (1, 1), (1, 1, 1, 1), False, np.dtype(np.float32))
+    layer.params["weight"][...] = rng.standard_normal((k, c, 3, 3))
+    layer.needs_input_grad = input_grad
+    y = layer.forward(x, True)
+    dx = layer.backward(dy.copy())
+    xt, dyt = paths.as_torch(x), paths.as_torch(dy)
+    assert xt.shape == (n, c, h, h)
+    wt = __import__("torch").from_numpy(layer.params["weight"].copy())
+    np.testing.assert_allclose(paths.torch_forward(xt, wt).numpy(),
+                               y.transpose(3, 0, 1, 2), rtol=1e-4, atol=1e-4)
+    dxt, dwt = paths.torch_backward(dyt, xt, wt, input_grad)
+    np.testing.assert_allclose(dwt.numpy(), layer.grads["weight"], rtol=1e-4, atol=1e-3)
+    if input_grad:
+        np.testing.assert_allclose(dxt.numpy(), dx.transpose(3, 0, 1, 2), rtol=1e-4, atol=1e-4)
+    else:
+        assert dxt is None and dx is None
+    run = paths.torch_conv()(x, dy, layer.params["weight"], input_grad)
+    forward, backward = run()
+    assert forward > 0 and backward > 0
+
+
+def test_the_layer_profile_times_every_layer_in_both_engines():
+    # bench/profile_layers.py --torch: every layer of the description gets a forward and a
+    # backward time from each engine (the first layer's backward too, which has no input
+    # gradient), and the engine's layers are left as they were
+    from convnet import Network
+
+    profile = _bench("profile_layers")
+    net = Network("conv(4,3,pad=same,bias=false) pool(2) batchnorm relu fc(8) relu fc(3)",
+                  input=(6, 6, 1), seed=0)
+    rng = np.random.default_rng(0)
+    x = rng.random((5, 6, 6, 1), dtype=np.float32)
+    y = rng.integers(0, 3, 5)
+    before = net.state_dict()
+    for measure in (profile.numpy_layers, profile.torch_layers):
+        totals, each = measure(net, x, y, 2)
+        assert set(totals) == {"inference", "training step"}
+        assert all(seconds > 0 for seconds in totals.values())
+        assert set(each) == {(i, part) for i, layer in enumerate(net.engine.model.layers)
+                             if layer is not None  # (the softmax is the loss's)
+                             for part in ("forward", "backward")}, measure.__name__
+    for layer in filter(None, net.engine.model.layers):
+        assert "forward" not in vars(layer) or vars(layer)["forward"].__name__ == "forward"
+    assert any(not np.array_equal(before[name], value)  # the engine's steps trained it
+               for name, value in net.state_dict().items())
