@@ -372,10 +372,11 @@ def _run_train(args: argparse.Namespace) -> int:
         if page is not None:
             page.stop()
         raise
+    views = trainer.net.view_count()  # (test-time augmentation: --tta-shift, --tta)
     print(f"test accuracy {result.test_accuracy:.2%} on {format_count(len(trainer.data.test))} "
           f"test images ({'best' if len(trainer.val) else 'last'} epoch {result.best_epoch} of "
-          f"{config.epochs}; "
-          f"{format_duration(result.seconds)})")
+          f"{config.epochs}; {format_duration(result.seconds)}"
+          f"{f'; {views} views of each image voting' if views > 1 else ''})")
     recalls = [f"{name} {value:.1%}" for name, value in result.recall.items()
                if value is not None]
     if recalls and len(recalls) <= 20:

@@ -20,6 +20,7 @@ class Report:
     images: int
     predicted: np.ndarray  # each image's predicted class
     confidence: np.ndarray  # the probability it gave that class
+    views: str = ""  # how the model looked at each image where several views voted
 
     @property
     def precision(self) -> np.ndarray:
@@ -43,11 +44,13 @@ class Report:
                         for c, p, r, s in zip(self.classes, self.precision, self.recall,
                                               self.confusion.sum(axis=1))],
             "confusion": self.confusion.tolist(),
+            "views": self.views or None,
         }
 
     def text(self) -> str:
         width = max(len("class"), *(len(c) for c in self.classes))
         lines = [f"accuracy {self.accuracy:.2%} on {self.images:,} images (loss {self.loss:.4f})",
+                 *([f"(test-time augmentation — {self.views})"] if self.views else []),
                  "", f"{'class':<{width}}  precision   recall  images"]
         for c, p, r, s in zip(self.classes, self.precision, self.recall,
                               self.confusion.sum(axis=1)):
@@ -58,7 +61,9 @@ class Report:
 
 
 def evaluate(net: Network, images: np.ndarray, labels: np.ndarray, classes: list[str]) -> Report:
-    return report(net.logits(images), labels, classes)
+    found = report(net.logits(images), labels, classes)
+    found.views = net.views()
+    return found
 
 
 def report(logits: np.ndarray, labels: np.ndarray, classes: list[str]) -> Report:

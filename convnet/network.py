@@ -177,6 +177,24 @@ class Network:
             parts.append(scores)
         return np.concatenate(parts)
 
+    def view_count(self) -> int:
+        """How many views of each image vote when predicting (test-time augmentation): the
+        image, moved four ways with tta_shift, and the mirror of each with tta."""
+        return (1 + len(SHIFTS) * bool(self.tta_shift)) * (2 if self.tta else 1)
+
+    def views(self) -> str:
+        """The views that vote, in words; "" where each image alone decides."""
+        if self.view_count() == 1:
+            return ""
+        seen = ["the image itself"]
+        if self.tta_shift:
+            pixels = f"{self.tta_shift} pixel{'s' if self.tta_shift > 1 else ''}"
+            seen.append(f"the image moved {pixels} up, down, left and right")
+        if self.tta:
+            seen.append("the mirror image of each" if self.tta_shift else "its mirror image")
+        listed = seen[0] if len(seen) == 2 else ", ".join(seen[:-1]) + ","
+        return f"each prediction is the vote of {self.view_count()} views: {listed} and {seen[-1]}"
+
     def loss_and_grads(self, x: np.ndarray, y: np.ndarray
                        ) -> tuple[float, dict[str, np.ndarray]]:
         """Mean cross-entropy of the batch and its gradient for every parameter (training mode)."""

@@ -125,6 +125,27 @@ def test_tta_shift_averages_the_image_and_its_four_shifts():
     assert np.array_equal(moved[:, 2:], prepared[:, :-2]) and not moved[:, :2].any()
 
 
+@pytest.mark.parametrize("shift, mirror, count", [(0, False, 1), (0, True, 2), (1, False, 5),
+                                                  (2, True, 10)])
+def test_the_views_that_vote_are_counted_and_said(shift, mirror, count):
+    # what eval and train print beside the accuracy: how many views of an image voted
+    from convnet.evaluate import evaluate
+
+    net = Network(SMALL, input=(28, 28, 1), engine="numpy", seed=3, tta_shift=shift, tta=mirror)
+    x, y = batch(8)
+    assert net.view_count() == count
+    said = net.views()
+    assert (said == "") == (count == 1)
+    if count > 1:
+        assert f"vote of {count} views" in said
+        assert ("moved" in said) == bool(shift) and ("mirror" in said) == mirror
+        assert f"moved {shift} pixel" in said or not shift
+    report = evaluate(net, x, y, [str(i) for i in range(10)])
+    assert report.views == said
+    assert (f"vote of {count} views" in report.text()) == (count > 1)
+    assert report.to_json()["views"] == (said or None)
+
+
 def test_tta_shift_is_kept_in_the_checkpoint_and_checked(tmp_path):
     net = Network(SMALL, input=(28, 28, 1), engine="numpy", tta_shift=1)
     checkpoint.save(net, tmp_path / "m", classes=tuple("abcdefghij"))
