@@ -57,6 +57,17 @@ class Ensemble:
     def predict(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
         return softmax(self.logits(x, batch_size)).astype(np.float32)
 
+    def views(self) -> str:
+        """How a prediction is made, in words (as Network.views, which eval prints)."""
+        how = "the mean of their softmax" if self.combine == "softmax" else "their logits summed"
+        text = f"each prediction is the vote of {len(self.members)} models, {how}"
+        each = {member.views() for member in self.members}
+        if each == {""}:
+            return text
+        if len(each) == 1:
+            return text + "; " + each.pop().replace("each prediction is", "each model's is", 1)
+        return text + "; some models vote over several views of the image themselves"
+
 
 def check_classes(metas: list[dict[str, Any]]) -> list[str]:
     classes = [list(m["classes"]) for m in metas]
