@@ -61,11 +61,11 @@ class Ensemble:
         """How a prediction is made, in words (as Network.views, which eval prints)."""
         how = "the mean of their softmax" if self.combine == "softmax" else "their logits summed"
         text = f"each prediction is the vote of {len(self.members)} models, {how}"
-        each = {member.views() for member in self.members}
+        each = {member.vote_of_views() for member in self.members}
         if each == {""}:
             return text
         if len(each) == 1:
-            return text + "; " + each.pop().replace("each prediction is", "each model's is", 1)
+            return f"{text}; each model's is {each.pop()}"
         return text + "; some models vote over several views of the image themselves"
 
 

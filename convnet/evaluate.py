@@ -20,7 +20,7 @@ class Report:
     images: int
     predicted: np.ndarray  # each image's predicted class
     confidence: np.ndarray  # the probability it gave that class
-    views: str = ""  # how the model looked at each image where several views voted
+    views: str = ""  # how a prediction was made, where more than the image alone voted
 
     @property
     def precision(self) -> np.ndarray:
@@ -50,7 +50,7 @@ class Report:
     def text(self) -> str:
         width = max(len("class"), *(len(c) for c in self.classes))
         lines = [f"accuracy {self.accuracy:.2%} on {self.images:,} images (loss {self.loss:.4f})",
-                 *([f"(test-time augmentation — {self.views})"] if self.views else []),
+                 *([self.views] if self.views else []),
                  "", f"{'class':<{width}}  precision   recall  images"]
         for c, p, r, s in zip(self.classes, self.precision, self.recall,
                               self.confusion.sum(axis=1)):

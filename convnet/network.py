@@ -182,8 +182,9 @@ class Network:
         image, moved four ways with tta_shift, and the mirror of each with tta."""
         return (1 + len(SHIFTS) * bool(self.tta_shift)) * (2 if self.tta else 1)
 
-    def views(self) -> str:
-        """The views that vote, in words; "" where each image alone decides."""
+    def vote_of_views(self) -> str:
+        """The views that vote, in words ("the vote of 5 views (test-time augmentation): …");
+        "" where each image alone decides."""
         if self.view_count() == 1:
             return ""
         seen = ["the image itself"]
@@ -193,7 +194,14 @@ class Network:
         if self.tta:
             seen.append("the mirror image of each" if self.tta_shift else "its mirror image")
         listed = seen[0] if len(seen) == 2 else ", ".join(seen[:-1]) + ","
-        return f"each prediction is the vote of {self.view_count()} views: {listed} and {seen[-1]}"
+        return (f"the vote of {self.view_count()} views (test-time augmentation): {listed} "
+                f"and {seen[-1]}")
+
+    def views(self) -> str:
+        """How a prediction is made, in words, where it is more than the image alone (what
+        `convnet eval` prints beside the accuracy); else ""."""
+        vote = self.vote_of_views()
+        return f"each prediction is {vote}" if vote else ""
 
     def loss_and_grads(self, x: np.ndarray, y: np.ndarray
                        ) -> tuple[float, dict[str, np.ndarray]]:
