@@ -190,47 +190,48 @@ def main() -> None:
         layer = conv.Conv2D(c, k, (3, 3), (1, 1), (1, 1, 1, 1), False, np.dtype(np.float32))
         layer.params["weight"][...] = rng.standard_normal(layer.params["weight"].shape) * 0.1
         layer.needs_input_grad = c > 1  # a first layer's input needs no gradient
-        best: dict[str, tuple[float, float]] = {}
         theirs = None if rival is None else rival(x, dy, layer.params["weight"],
                                                    layer.needs_input_grad)
-        for round_ in range(args.rounds):
-            for label, settings in chosen:
+
+        def engines(settings: dict[str, int]):
+            def run() -> tuple[float, float]:  # one forward + backward with these settings
                 for name, value in {**engine_settings, **settings}.items():
                     setattr(conv, name, value)
-                forward = backward = float("inf")
-                for _ in range(args.repeats):
-                    handed = dy.copy()  # (the backward may write into its dy; not timed)
-                    start = time.perf_counter()
-                    layer.forward(x, True)
-                    middle = time.perf_counter()
-                    layer.backward(handed)
-                    end = time.perf_counter()
-                    forward, backward = min(forward, middle - start), min(backward, end - middle)
+                handed = dy.copy()  # (the backward may write into its dy; not timed)
+                start = time.perf_counter()
+                layer.forward(x, True)
+                middle = time.perf_counter()
+                layer.backward(handed)
+                return middle - start, time.perf_counter() - middle
+            return run
+
+        runs = [(label, engines(settings)) for label, settings in chosen]
+        runs += [] if theirs is None else [(TORCH, theirs)]
+        best: dict[str, tuple[float, float]] = {}
+        for round_ in range(args.rounds):
+            for label, run in runs:
+                times = [run() for _ in range(args.repeats)]
                 if round_:
                     old = best.get(label, (float("inf"), float("inf")))
-                    best[label] = (min(old[0], forward), min(old[1], backward))
-            if theirs is not None:
-                forward = backward = float("inf")
-                for _ in range(args.repeats):
-                    forward_s, backward_s = theirs()
-                    forward, backward = min(forward, forward_s), min(backward, backward_s)
-                if round_:
-                    old = best.get(TORCH, (float("inf"), float("inf")))
-                    best[TORCH] = (min(old[0], forward), min(old[1], backward))
-                time.sleep(0.2)  # PyTorch's idle threads spin a while: let them sleep first
+                    best[label] = (min(old[0], *(f for f, _ in times)),
+                                   min(old[1], *(b for _, b in times)))
+                if label == TORCH:
+                    time.sleep(0.2)  # PyTorch's idle threads spin a while: let them sleep first
         for name, value in engine_settings.items():
             setattr(conv, name, value)
-        cells = [f"{best[label][0] * 1e3:6.1f} + {best[label][1] * 1e3:6.1f} = "
-                 f"{sum(best[label]) * 1e3:6.1f}" for label, _ in chosen]
+
+        def cell(label: str) -> str:
+            forward, backward = best[label]
+            return f"{forward * 1e3:6.1f} + {backward * 1e3:6.1f} = " \
+                   f"{(forward + backward) * 1e3:6.1f}"
+
         how = engines_choice(layer, c, h, args.batch, given)
-        line = f"{c:>2} → {k:<2} {h}×{h}  " + "  ".join(f"{cell:>26}" for cell in cells) + \
-            f"  {engine.get(how, how)}"
+        line = f"{c:>2} → {k:<2} {h}×{h}  " + \
+            "  ".join(f"{cell(label):>26}" for label, _ in chosen) + f"  {engine.get(how, how)}"
         if theirs is not None:
-            cell = f"{best[TORCH][0] * 1e3:6.1f} + {best[TORCH][1] * 1e3:6.1f} = " \
-                   f"{sum(best[TORCH]) * 1e3:6.1f}"
             ours = best.get(engine.get(how, how))  # (where the engine's own variant was timed)
             share = f"{sum(best[TORCH]) / sum(ours):.2f}×" if ours else "–"
-            line += f"  {cell:>26}  {share:>16}"
+            line += f"  {cell(TORCH):>26}  {share:>16}"
         print(line, flush=True)
 
 

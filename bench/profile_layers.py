@@ -65,20 +65,26 @@ def numpy_layers(net: Network, x: np.ndarray, y: np.ndarray, steps: int
                 return out
 
             setattr(layer, method, timed)
-    totals = {}
     try:
-        for what, run in (("inference", lambda: net.predict(x)),
-                          ("training step", lambda: net.train_step(x, y))):
-            for _ in range(3):
-                run()
-            spent.clear()  # (the training step's remain)
-            start = time.perf_counter()
-            for _ in range(steps):
-                run()
-            totals[what] = (time.perf_counter() - start) / steps
+        return timed_steps(lambda: net.predict(x), lambda: net.train_step(x, y), spent, steps)
     finally:
         for layer, method, original in originals:
             setattr(layer, method, original)
+
+
+def timed_steps(infer, train, spent: dict[tuple[int, str], float], steps: int
+                ) -> tuple[dict[str, float], dict[tuple[int, str], float]]:
+    """The time a step of `infer` and of `train` (after 3 warming ones each), and the layers'
+    times `spent` gathered over the training steps, each a step's share."""
+    totals = {}
+    for what, run in (("inference", infer), ("training step", train)):
+        for _ in range(3):
+            run()
+        spent.clear()  # (the training steps' remain)
+        start = time.perf_counter()
+        for _ in range(steps):
+            run()
+        totals[what] = (time.perf_counter() - start) / steps
     return totals, {key: value / steps for key, value in spent.items()}
 
 
@@ -137,17 +143,9 @@ def torch_layers(net: Network, x: np.ndarray, y: np.ndarray, steps: int
             torch.softmax(model(xt), dim=1)
         model.train()
 
-    totals = {}
-    for what, run in (("inference", infer), ("training step", train)):
-        for _ in range(3):
-            run()
-        spent.clear()
-        start = time.perf_counter()
-        for _ in range(steps):
-            run()
-        totals[what] = (time.perf_counter() - start) / steps
+    found = timed_steps(infer, train, spent, steps)
     time.sleep(0.3)  # PyTorch's idle threads spin a while: let them sleep before the engine runs
-    return totals, {key: value / steps for key, value in spent.items()}
+    return found
 
 
 def main(name: str, steps: int = 20, batch: int = 128, torch: bool = False,
@@ -162,11 +160,9 @@ def main(name: str, steps: int = 20, batch: int = 128, torch: bool = False,
     layers: dict[str, dict[tuple[int, str], float]] = {side: {} for side in sides}
     for _ in range(rounds if torch else 1):  # interleaved; the least of each figure
         for side, measure in sides.items():
-            step, each = measure(net, x, y, steps)
-            for key, value in step.items():
-                totals[side][key] = min(value, totals[side].get(key, float("inf")))
-            for key, value in each.items():
-                layers[side][key] = min(value, layers[side].get(key, float("inf")))
+            for kept, found in zip((totals[side], layers[side]), measure(net, x, y, steps)):
+                for key, value in found.items():
+                    kept[key] = min(value, kept.get(key, float("inf")))
     ms = 1e3
     if not torch:
         print(f"{name}: {totals['numpy']['training step'] * ms:.2f} ms per training step")

@@ -61,13 +61,13 @@ class Report:
 
 
 def evaluate(net: Network, images: np.ndarray, labels: np.ndarray, classes: list[str]) -> Report:
-    found = report(net.logits(images), labels, classes)
-    found.views = net.views()
-    return found
+    return report(net.logits(images), labels, classes, net.views())
 
 
-def report(logits: np.ndarray, labels: np.ndarray, classes: list[str]) -> Report:
-    """The report of scores already computed (N×classes logits, or log-probabilities)."""
+def report(logits: np.ndarray, labels: np.ndarray, classes: list[str], views: str = ""
+           ) -> Report:
+    """The report of scores already computed (N×classes logits, or log-probabilities); `views`:
+    how they were made, where more than the image alone voted (Network.views)."""
     log_probs = log_softmax(logits)
     predicted = logits.argmax(axis=1)
     k = len(classes)
@@ -75,7 +75,7 @@ def report(logits: np.ndarray, labels: np.ndarray, classes: list[str]) -> Report
     confidence = np.exp(log_probs[np.arange(len(labels)), predicted])
     return Report(float((predicted == labels).mean()),
                   -float(log_probs[np.arange(len(labels)), labels].mean()), classes, confusion,
-                  len(labels), predicted, confidence)
+                  len(labels), predicted, confidence, views)
 
 
 def data_for(model_meta: dict, input_shape: tuple[int, int, int], name: str | None = None,
