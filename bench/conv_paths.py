@@ -6,9 +6,10 @@ The engine builds im2col's matrix a block of output positions at a time (conv.BL
 chosen on the AMD EPYC Zen 4: each block still in the cache when the product reads it), and computes
 layers with fewer than conv.ROWS_MAX_FILTERS filters by kernel rows instead (a 3×-smaller copy,
 three products summed); since 12-03, on CPUs without AVX-512, layers of 8 channels and filters or
-more by shifted products (conv.SHIFTED_MIN_CHANNELS, conv.shifted_pays: one product per kernel
-offset and run of an output row, reading the padded input where it lies and adding into the output,
-conv.SHIFTED_CHUNK positions a product). Each was tuned on one CPU kind; this measures them on the
+more by shifted products (conv.SHIFTED_MIN_CHANNELS, conv.shifted_pays: since 12-04 one product
+per kernel column and run of an output row, reading all kernel rows and channels of the padded
+input, laid out row-first, where they lie and adding into the output, conv.SHIFTED_CHUNK positions
+a product). Each was tuned on one CPU kind; this measures them on the
 one at hand, each variant a whole forward + backward of the engine's own Conv2D (the input gradient
 included where the layer has an input before it), interleaved round by round, the minimum of
 `--repeats` in each round and the minimum over rounds after a first, warming one.
@@ -18,7 +19,9 @@ included where the layer has an input before it), interleaved round by round, th
     .venv/bin/python bench/conv_paths.py --blocks 4 --rows 0 --shifted 1024 4096 16384
     .venv/bin/python bench/conv_paths.py --layers 64,64,14 --batch 128
 
-A layer is C,K,H: C input channels, K filters, an H×H input, padded to keep its size.
+A layer is C,K,H: C input channels, K filters, an H×H input, padded to keep its size, by a 3×3
+kernel; or C,K,H,F,P: an F×F kernel with P zeros around the input (LeNet's layers: 3,6,32,5,0
+and 6,16,14,5,0).
 
 Beside them, PyTorch's own convolution (oneDNN, channels-last, as convnet's torch engine runs it on
 the CPU) on the same numbers and threads, forward and backward (`aten::convolution_backward`, the
@@ -52,14 +55,20 @@ from convnet.engines.numpy import blas, conv  # noqa: E402
 LAYERS = ["1,24,28", "24,48,14", "48,48,14", "1,32,28", "32,64,14", "64,64,14", "16,32,14"]
 
 
-def layer_of(text: str) -> tuple[int, int, int]:
+def layer_of(text: str) -> tuple[int, int, int, int, int]:
+    """(C, K, H, F, P) from C,K,H (a 3×3 kernel, padded to keep the size) or C,K,H,F,P."""
     try:
-        c, k, h = (int(part) for part in text.split(","))
+        numbers = [int(part) for part in text.split(",")]
     except ValueError:
-        raise SystemExit(f"conv_paths.py: a layer is C,K,H (three whole numbers), not {text!r}")
-    if min(c, k, h) < 1 or h < 3:
-        raise SystemExit(f"conv_paths.py: {text!r}: C and K at least 1, H at least 3")
-    return c, k, h
+        numbers = []
+    if len(numbers) not in (3, 5):
+        raise SystemExit(f"conv_paths.py: a layer is C,K,H or C,K,H,F,P (whole numbers), "
+                         f"not {text!r}")
+    c, k, h, f, pad = numbers if len(numbers) == 5 else numbers + [3, 1]
+    if min(c, k, h, f) < 1 or pad < 0 or h + 2 * pad < f:
+        raise SystemExit(f"conv_paths.py: {text!r}: C, K, H and F at least 1, P at least 0, "
+                         f"the kernel no larger than the padded input")
+    return c, k, h, f, pad
 
 
 OFF = 1 << 30  # a minimum no layer reaches: the path turned off
@@ -98,14 +107,14 @@ def torch_conv():
 
     torch.set_num_threads(parallel.threads())
 
-    def make(x: np.ndarray, dy: np.ndarray, weight: np.ndarray, input_grad: bool):
+    def make(x: np.ndarray, dy: np.ndarray, weight: np.ndarray, input_grad: bool, pad: int):
         xt, dyt, wt = as_torch(x), as_torch(dy), torch.from_numpy(weight.copy())
 
         def run() -> tuple[float, float]:
             start = time.perf_counter()
-            torch_forward(xt, wt)
+            torch_forward(xt, wt, pad)
             middle = time.perf_counter()
-            torch_backward(dyt, xt, wt, input_grad)
+            torch_backward(dyt, xt, wt, input_grad, pad)
             return middle - start, time.perf_counter() - middle
         return run
     return make
@@ -118,37 +127,36 @@ def as_torch(a: np.ndarray):
     return torch.from_numpy(np.ascontiguousarray(a.transpose(3, 1, 2, 0))).permute(0, 3, 1, 2)
 
 
-def torch_forward(xt, wt):
-    """PyTorch's stride-1 convolution, padded to keep the size (odd kernels)."""
+def torch_forward(xt, wt, pad: int):
+    """PyTorch's stride-1 convolution with `pad` zeros around the input."""
     import torch
 
-    return torch.nn.functional.conv2d(xt, wt, padding=(wt.shape[2] - 1) // 2)
+    return torch.nn.functional.conv2d(xt, wt, padding=pad)
 
 
-def torch_backward(dyt, xt, wt, input_grad: bool):
+def torch_backward(dyt, xt, wt, input_grad: bool, pad: int):
     """(dL/dx or None, dL/dW) of torch_forward, by the operator autograd calls."""
     import torch
 
-    pad = (wt.shape[2] - 1) // 2
     dx, dw, _ = torch.ops.aten.convolution_backward(dyt, xt, wt, None, [1, 1], [pad, pad], [1, 1],
                                                    False, [0, 0], 1, [input_grad, True, False])
     return dx, dw
 
 
-def engines_choice(layer: conv.Conv2D, c: int, h: int, batch: int, given: str | None) -> str:
+def engines_choice(layer: conv.Conv2D, c: int, ho: int, batch: int, given: str | None) -> str:
     """How the engine computes this layer as the user runs it (CONVNET_NUMPY_CONV as given)."""
     if given is None:
         del os.environ["CONVNET_NUMPY_CONV"]
     else:
         os.environ["CONVNET_NUMPY_CONV"] = given
-    how = layer.how(c, h, h, batch, np.dtype(np.float32))
+    how = layer.how(c, ho, ho, batch, np.dtype(np.float32))
     os.environ["CONVNET_NUMPY_CONV"] = "shifted"
     return how
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--layers", nargs="+", default=LAYERS, metavar="C,K,H")
+    p.add_argument("--layers", nargs="+", default=LAYERS, metavar="C,K,H[,F,P]")
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--blocks", nargs="+", type=float, default=[1, 2, 4, 8, 16], metavar="MB",
                    help="im2col's block budgets to time (default 1 2 4 8 16)")
@@ -181,17 +189,18 @@ def main() -> None:
     engine = {"im2col": f"im2col {conv.BLOCK_BYTES / (1 << 20):g} MB",
               "shifted": f"shifted, runs of {conv.SHIFTED_CHUNK}"}
     rival = None if args.no_torch else torch_conv()
-    print("layer        " + "  ".join(f"{label:>26}" for label, _ in chosen) + "  the engine's" +
+    print(f"{'layer':<20}" + "  ".join(f"{label:>26}" for label, _ in chosen) + "  the engine's" +
           ("" if rival is None else f"  {'PyTorch (oneDNN)':>26}  engine ÷ PyTorch"))
     rng = np.random.default_rng(0)
-    for c, k, h in layers:
+    for c, k, h, f, pad in layers:
+        ho = h + 2 * pad - f + 1
         x = rng.standard_normal((c, h, h, args.batch), dtype=np.float32)  # the engine's C×H×W×N
-        dy = rng.standard_normal((k, h, h, args.batch), dtype=np.float32)
-        layer = conv.Conv2D(c, k, (3, 3), (1, 1), (1, 1, 1, 1), False, np.dtype(np.float32))
+        dy = rng.standard_normal((k, ho, ho, args.batch), dtype=np.float32)
+        layer = conv.Conv2D(c, k, (f, f), (1, 1), (pad,) * 4, False, np.dtype(np.float32))
         layer.params["weight"][...] = rng.standard_normal(layer.params["weight"].shape) * 0.1
         layer.needs_input_grad = c > 1  # a first layer's input needs no gradient
         theirs = None if rival is None else rival(x, dy, layer.params["weight"],
-                                                   layer.needs_input_grad)
+                                                   layer.needs_input_grad, pad)
 
         def engines(settings: dict[str, int]):
             def run() -> tuple[float, float]:  # one forward + backward with these settings
@@ -225,8 +234,9 @@ def main() -> None:
             return f"{forward * 1e3:6.1f} + {backward * 1e3:6.1f} = " \
                    f"{(forward + backward) * 1e3:6.1f}"
 
-        how = engines_choice(layer, c, h, args.batch, given)
-        line = f"{c:>2} → {k:<2} {h}×{h}  " + \
+        how = engines_choice(layer, c, ho, args.batch, given)
+        kernel = "" if (f, pad) == (3, 1) else f" {f}×{f} P{pad}"
+        line = f"{c:>2} → {k:<2} {h}×{h}{kernel:<7}" + \
             "  ".join(f"{cell(label):>26}" for label, _ in chosen) + f"  {engine.get(how, how)}"
         if theirs is not None:
             ours = best.get(engine.get(how, how))  # (where the engine's own variant was timed)

@@ -424,34 +424,39 @@ def test_shifted_products_give_the_same_bits_on_any_number_of_threads(monkeypatc
     assert all(np.array_equal(one[1][name], three[1][name]) for name in one[1])
 
 
+@pytest.mark.parametrize("kernel", [(3, 3), (2, 4), (5, 1)])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_shifted_products_read_inputs_with_any_channel_stride(dtype):
-    """conv_shifted and weight_grad_shifted read each channel where it lies (the distance
-    between channels is the products' leading dimension): a view into a wider array gives the
-    same as a compact copy, and both the same as the direct sums."""
+def test_shifted_products_over_rows_first_maps_equal_the_direct_sums(dtype, kernel):
+    """conv_shifted and weight_grad_shifted read the padded input laid out row-first (pad_rows:
+    Hp × C × Wp × N), each product kh·C deep: both equal the sums over kernel offsets written
+    out, and an input that is not compact is refused rather than read wrongly."""
     _needs_gemm()
     from convnet.engines.numpy import conv
     rng = np.random.default_rng(3)
-    c, k, h, w, n = 5, 4, 6, 7, 3
-    wide = rng.standard_normal((c, h + 2, w + 2, n + 1)).astype(dtype)
-    xp = wide[:, :, :, :n].copy()
-    view = np.zeros((c, (h + 2) * (w + 2) * n + 11), dtype)[:, :(h + 2) * (w + 2) * n]
-    view = view.reshape(c, h + 2, w + 2, n)
-    view[...] = xp
-    weight = rng.standard_normal((3, 3, k, c)).astype(dtype)
-    y = conv.conv_shifted(xp, weight, h, w, None).reshape(k, h, w, n)
-    direct = sum(np.einsum("kc,chwn->khwn", weight[i, j], xp[:, i:i + h, j:j + w])
-                 for i in range(3) for j in range(3))
+    (kh, kw), c, k, h, w, n = kernel, 5, 4, 6, 7, 3
+    x = rng.standard_normal((c, h, w, n)).astype(dtype)
+    pads = (kh // 2, (kh - 1) // 2, kw // 2, (kw - 1) // 2)
+    xp = conv.pad_maps(x, pads)  # channel-first, for the sums
+    xq = conv.pad_rows(x, pads)
+    assert np.array_equal(xq, xp.transpose(1, 0, 2, 3))
+    weight = rng.standard_normal((k, c, kh, kw)).astype(dtype)
+    y = conv.conv_shifted(xq, conv.shifted_weights(weight), h, w, None).reshape(k, h, w, n)
+    direct = sum(np.einsum("kc,chwn->khwn", weight[:, :, i, j], xp[:, i:i + h, j:j + w])
+                 for i in range(kh) for j in range(kw))
     tol = 1e-4 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(y, direct, rtol=tol, atol=tol)
-    assert np.array_equal(conv.conv_shifted(view, weight, h, w, None), y.reshape(k, -1))
     dy = rng.standard_normal((k, h * w * n)).astype(dtype)
-    d_w = conv.weight_grad_shifted(xp, dy, 3, 3, h, w)
+    d_w = conv.weight_grad_shifted(xq, dy, kh, kw, h, w).reshape(kw, k, kh, c)
     d4 = dy.reshape(k, h, w, n)
     direct_w = np.stack([np.stack([np.einsum("khwn,chwn->kc", d4, xp[:, i:i + h, j:j + w])
-                                   for j in range(3)]) for i in range(3)])
+                                   for i in range(kh)], axis=1) for j in range(kw)])
     np.testing.assert_allclose(d_w, direct_w, rtol=tol, atol=tol * 10)
-    assert np.array_equal(conv.weight_grad_shifted(view, dy, 3, 3, h, w), d_w)
+    wide = np.zeros(xq.shape[:3] + (n + 1,), dtype)[..., :n]
+    wide[...] = xq
+    with pytest.raises(ValueError, match="compact"):
+        conv.conv_shifted(wide, conv.shifted_weights(weight), h, w, None)
+    with pytest.raises(ValueError, match="compact"):
+        conv.pad_rows(x, pads, wide)
 
 
 @pytest.mark.parametrize("description", [
@@ -721,35 +726,49 @@ def _bench(name: str):
     return module
 
 
-@pytest.mark.parametrize("c, k, h, n, input_grad", [(1, 4, 6, 3, False), (3, 5, 7, 2, True)])
-def test_the_conv_paths_benchmark_times_pytorch_on_the_engines_numbers(c, k, h, n, input_grad):
+@pytest.mark.parametrize("c, k, h, n, input_grad, f, pad", [(1, 4, 6, 3, False, 3, 1),
+                                                         (3, 5, 7, 2, True, 3, 1),
+                                                         (6, 4, 9, 2, True, 5, 0),
+                                                         (2, 3, 5, 2, True, 3, 2)])
+def test_the_conv_paths_benchmark_times_pytorch_on_the_engines_numbers(c, k, h, n, input_grad, f,
+                                                                        pad):
     # bench/conv_paths.py's PyTorch column must be the same layer on the same numbers: the
     # engine's C×H×W×N maps seen by PyTorch, its output and gradients equal to the engine's
     from convnet.engines.numpy import conv
 
     paths = _bench("conv_paths")
     rng = np.random.default_rng(c + k)
+    ho = h + 2 * pad - f + 1
     x = rng.standard_normal((c, h, h, n)).astype(np.float32)
-    dy = rng.standard_normal((k, h, h, n)).astype(np.float32)
-    layer = conv.Conv2D(c, k, (3, 3), (1, 1), (1, 1, 1, 1), False, np.dtype(np.float32))
-    layer.params["weight"][...] = rng.standard_normal((k, c, 3, 3))
+    dy = rng.standard_normal((k, ho, ho, n)).astype(np.float32)
+    layer = conv.Conv2D(c, k, (f, f), (1, 1), (pad,) * 4, False, np.dtype(np.float32))
+    layer.params["weight"][...] = rng.standard_normal((k, c, f, f))
     layer.needs_input_grad = input_grad
     y = layer.forward(x, True)
     dx = layer.backward(dy.copy())
     xt, dyt = paths.as_torch(x), paths.as_torch(dy)
     assert xt.shape == (n, c, h, h)
     wt = __import__("torch").from_numpy(layer.params["weight"].copy())
-    np.testing.assert_allclose(paths.torch_forward(xt, wt).numpy(),
+    np.testing.assert_allclose(paths.torch_forward(xt, wt, pad).numpy(),
                                y.transpose(3, 0, 1, 2), rtol=1e-4, atol=1e-4)
-    dxt, dwt = paths.torch_backward(dyt, xt, wt, input_grad)
+    dxt, dwt = paths.torch_backward(dyt, xt, wt, input_grad, pad)
     np.testing.assert_allclose(dwt.numpy(), layer.grads["weight"], rtol=1e-4, atol=1e-3)
     if input_grad:
         np.testing.assert_allclose(dxt.numpy(), dx.transpose(3, 0, 1, 2), rtol=1e-4, atol=1e-4)
     else:
         assert dxt is None and dx is None
-    run = paths.torch_conv()(x, dy, layer.params["weight"], input_grad)
+    run = paths.torch_conv()(x, dy, layer.params["weight"], input_grad, pad)
     forward, backward = run()
     assert forward > 0 and backward > 0
+
+
+def test_the_conv_paths_benchmark_reads_layers_with_their_kernel_and_padding():
+    paths = _bench("conv_paths")
+    assert paths.layer_of("16,32,14") == (16, 32, 14, 3, 1)
+    assert paths.layer_of("3,6,32,5,0") == (3, 6, 32, 5, 0)
+    for bad in ["16,32", "16,32,14,3", "a,b,c", "0,4,8", "3,6,4,7,1", "3,6,8,3,-1"]:
+        with pytest.raises(SystemExit, match="conv_paths.py"):
+            paths.layer_of(bad)
 
 
 def test_the_layer_profile_times_every_layer_in_both_engines():

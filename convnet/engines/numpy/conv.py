@@ -13,13 +13,15 @@ The matrix is built and multiplied a block of output positions at a time (`block
 while it is still in the cache, the blocks shared between threads; the backward builds them again
 from the padded input rather than keeping the whole matrix. Layers with few filters compute by
 kernel rows instead (`conv_by_rows`), and stride-1 layers with 8 channels and filters or more by
-shifted products, with no matrix at all (`conv_shifted`: one product per kernel offset, added into
+shifted products, with no matrix at all (`conv_shifted`: the padded input laid out row-first,
+Hp × C × Wp × N, and one product per kernel column over all kernel rows and channels, added into
 the output, where the BLAS can add and the CPU is one where this pays: `shifted_pays`). (Winograd's
 F(2×2, 3×3) does 2.25× fewer multiply-adds, but its transforms are memory passes that a second core
 hardly speeds up: on 2 cores it gained at most 8% on the widest layers and lost up to 42% on others;
 bench/winograd.py measures it.)
 
-Shapes (batch innermost, see __init__): x C×H×W×N, padded xp C×Hp×Wp×N, y K×Ho×Wo×N, with
+Shapes (batch innermost, see __init__): x C×H×W×N, padded xp C×Hp×Wp×N (xq Hp×C×Wp×N for
+shifted products), y K×Ho×Wo×N, with
 Ho = (H − F + 2P)/S + 1. The weight is stored as PyTorch's K×C×F×F; W is its K × (F, F, C) view.
 """
 
@@ -205,23 +207,32 @@ def input_grad_blocks(dy2: np.ndarray, w_mat: np.ndarray, padded_shape: tuple[in
     return dxp
 
 
-# Shifted products (stride 1). With the batch innermost, the values under offset (i, j) of the
-# windows of one output row h are a run of Wo·N consecutive columns of the padded input seen as a
-# C × Hp·Wp·N matrix, starting at column (h + i)·Wp·N + j·N. So each output row is
+# Shifted products (stride 1) over the padded input laid out row-first. With the padded input
+# held as Hp × C × Wp × N (each input row's channels together, the batch innermost), the values
+# under kernel column j of the windows of output row h, for every kernel row i and channel c, are
+# one (kh·C) × Wo·N matrix read where it lies: its rows (i, c) are rows h·C … (h + kh)·C − 1 of the
+# input seen as an Hp·C × Wp·N matrix, its columns a run starting at column j·N. So each output
+# row is
 #
-#     y[:, h] = Σ_{i,j} W_ij @ xp[:, (h + i)·Wp·N + j·N …  + Wo·N]          (K × Wo·N)
+#     y[:, h] = Σ_j W_j @ xq[h·C … (h + kh)·C, j·N … j·N + Wo·N]            (K × Wo·N)
 #
-# kh·kw products that read the input where it lies (a leading dimension of Hp·Wp·N) and add into
-# the same output (β = 1): no im2col matrix is written and read back. NumPy's `@` cannot add into
-# its output, so these call OpenBLAS's product directly (blas.gemm); where there is none, im2col.
-# The weight gradient is the same sum turned round (dW_ij += dy[:, h] @ xp[… shifted]ᵀ), the input
-# gradient a shifted convolution of the padded dy with the kernel turned 180° (as
-# input_grad_by_flipped_kernel). Forward + backward of best's 64 → 64 layer (14×14, batch 256,
-# one thread): 190 ms against im2col's 225 and PyTorch's 237; on 2 cores (bench/conv_paths.py)
-# 119 against 152 ms, and faster than im2col (and kernel rows) on every layer with 8 channels
-# and filters or more (8 → 8 at 28×28: 33 against 41 ms), slower with 1–6 input channels (the
-# first layer: 29–37 against 16–19 ms; 6 → 16: 20 against 15 ms) (AMD EPYC Zen 3, AVX2).
-SHIFTED_MIN_CHANNELS = 8  # input channels C (the products' inner size) and filters K at least
+# with W_j the K × (kh·C) weights of kernel column j: kw products kh·C deep that add into the same
+# output (β = 1), no im2col matrix written and read back. NumPy's `@` cannot add into its output,
+# so these call OpenBLAS's product directly (blas.gemm); where there is none, im2col. The weight
+# gradient is the same sum turned round (dW_j += dy[:, h] @ xq[… shifted]ᵀ), the input gradient a
+# shifted convolution of the padded dy (laid out row-first too) with the kernel turned 180° (as
+# input_grad_by_flipped_kernel). The row-first layout costs nothing: the padded copy is made
+# anyway, only in another order. Until 12-04 the products were one per kernel offset over the
+# channel-first padded input, C deep, kh·kw of them adding into each output row: OpenBLAS's
+# products of an inner size of 16 ran at 50 GFLOP/s on a core against 68 at 48 (fast91's
+# 16 → 32 layer), and each output row was read and written kh·kw times instead of kw. Forward,
+# weight gradient and input gradient of that layer (14×14, batch 256, 2 cores): 6.5 / 6.7 /
+# 7.4 ms one product per offset, 5.7 / 5.5 / 4.9 ms row-first (AMD EPYC Zen 3, AVX2;
+# docs/BENCHMARKS.md, "… a seventh time"). Before that, im2col: best's 64 → 64 layer forward +
+# backward 119 against 152 ms (bench/conv_paths.py), and shifted products faster on every layer
+# with 8 channels and filters or more (8 → 8 at 28×28: 33 against 41 ms), slower with 1–6 input
+# channels (the first layer: 29–37 against 16–19 ms; 6 → 16: 20 against 15 ms).
+SHIFTED_MIN_CHANNELS = 8  # input channels C and filters K at least
 SHIFTED_CHUNK = 4096  # output positions per product
 SHIFTED_GROUPS = 8  # the weight gradient's partial sums: fixed, so the bits don't depend on threads
 
@@ -246,40 +257,59 @@ def shifted_items(ho: int, wo: int, n: int) -> list[tuple[int, int, int]]:
             for s in range(0, row, SHIFTED_CHUNK)]
 
 
-def _shifted_gemm(xp: np.ndarray, kh: int, kw: int, ho: int, wo: int,
+def pad_rows(x: np.ndarray, pads: tuple[int, int, int, int],
+             out: np.ndarray | None = None) -> np.ndarray:
+    """x (C×H×W×N) laid out row-first, Hp × C × Wp × N, with `pads` zeros (top, bottom, left,
+    right) around each map; into `out` where given, whose border must be zeros already (only
+    the inside is written)."""
+    c, h, w, n = x.shape
+    shape = (h + pads[0] + pads[1], c, w + pads[2] + pads[3], n)
+    xq = np.zeros(shape, x.dtype) if out is None else out
+    if xq.shape != shape or not xq.flags.c_contiguous:
+        raise ValueError(f"the row-first padded maps are {shape} and compact, not {xq.shape}")
+
+    def rows(a: int, b: int) -> None:
+        xq[pads[0] + a:pads[0] + b, :, pads[2]:pads[2] + w] = x[:, a:b].transpose(1, 0, 2, 3)
+
+    parallel.each(rows, h, xq.size)
+    return xq
+
+
+def _shifted_gemm(xq: np.ndarray, kh: int, kw: int, ho: int, wo: int,
                   other: np.ndarray) -> blas.Gemm:
-    """The product for shifted runs over xp, after checking what the raw addresses rely on:
-    each channel compact, the runs inside it (Ho = Hp − kh + 1, Wo = Wp − kw + 1), the other
-    operand compact and of the same dtype. (Errors here are the engine's, never a user's.)"""
-    gemm = blas.gemm(xp.dtype)
-    _, hp, wp, _ = xp.shape
-    if gemm is None or other.dtype != xp.dtype or not other.flags.c_contiguous:
+    """The product for shifted runs over xq (Hp × C × Wp × N), after checking what the raw
+    addresses rely on: xq and the other operand compact and of one dtype, the runs inside xq
+    (Ho = Hp − kh + 1, Wo = Wp − kw + 1). (Errors here are the engine's, never a user's.)"""
+    gemm = blas.gemm(xq.dtype)
+    hp, _, wp, _ = xq.shape
+    if gemm is None or other.dtype != xq.dtype or not other.flags.c_contiguous or \
+            not xq.flags.c_contiguous:
         raise ValueError("shifted products need OpenBLAS's product and compact operands")
-    if not xp[0].flags.c_contiguous or (len(xp) > 1 and (
-            xp.strides[0] < xp[0].nbytes or xp.strides[0] % xp.itemsize)):
-        raise ValueError("shifted products need each channel of the input compact")
     if (ho, wo) != (hp - kh + 1, wp - kw + 1):
         raise ValueError(f"{ho}×{wo} is not the stride-1 output of {hp}×{wp} by {kh}×{kw}")
     return gemm
 
 
-def channel_stride(xp: np.ndarray) -> int:
-    """The distance between xp's channels in values: the products' leading dimension (for a
-    single channel NumPy's stride may be anything; its own size then)."""
-    return xp.strides[0] // xp.itemsize if len(xp) > 1 else xp[0].size
+def shifted_weights(weight: np.ndarray) -> np.ndarray:
+    """A K×C×kh×kw weight as the shifted products use it: W_j, (kw, K, kh·C), rows (i, c)."""
+    k, c, kh, kw = weight.shape
+    return np.ascontiguousarray(weight.transpose(3, 0, 2, 1).reshape(kw, k, kh * c))
 
 
-def conv_shifted(xp: np.ndarray, w_shifts: np.ndarray, ho: int, wo: int,
+def conv_shifted(xq: np.ndarray, w_cols: np.ndarray, ho: int, wo: int,
                  bias: np.ndarray | None) -> np.ndarray:
-    """The stride-1 convolution of the padded input xp (C×Hp×Wp×N) with w_shifts (kh×kw×K×C,
-    W_ij = the weight at offset (i, j)) by shifted products: (K, Ho·Wo·N)."""
-    kh, kw, k, _ = w_shifts.shape
-    gemm = _shifted_gemm(xp, kh, kw, ho, wo, w_shifts)
-    c, _, wp, n = xp.shape
-    y = np.empty((k, ho * wo * n), xp.dtype)
-    size = xp.itemsize
-    x0, y0, w0 = xp.ctypes.data, y.ctypes.data, w_shifts.ctypes.data
-    ldx, ldy, row = channel_stride(xp), y.shape[1], wo * n
+    """The stride-1 convolution of the row-first padded input xq (Hp × C × Wp × N, see
+    pad_rows) with w_cols (kw × K × kh·C, see shifted_weights) by shifted products:
+    (K, Ho·Wo·N)."""
+    kw, k, depth = w_cols.shape
+    hp, c, wp, n = xq.shape
+    if depth % c:
+        raise ValueError(f"weights {depth} deep for {c} input channels")
+    gemm = _shifted_gemm(xq, depth // c, kw, ho, wo, w_cols)
+    y = np.empty((k, ho * wo * n), xq.dtype)
+    size = xq.itemsize
+    x0, y0, w0 = xq.ctypes.data, y.ctypes.data, w_cols.ctypes.data
+    ldx, ldy, row = wp * n, y.shape[1], wo * n
     items = shifted_items(ho, wo, n)
 
     def item(index: int, thread: int) -> None:
@@ -287,43 +317,41 @@ def conv_shifted(xp: np.ndarray, w_shifts: np.ndarray, ho: int, wo: int,
         out = y0 + (h * row + start) * size
         if bias is not None:
             y[:, h * row + start:h * row + start + m] = bias[:, None]
-        for i in range(kh):
-            for j in range(kw):
-                beta = 0.0 if bias is None and i == 0 and j == 0 else 1.0
-                gemm(k, m, c, w0 + (i * kw + j) * k * c * size, c,
-                     x0 + ((h + i) * wp * n + j * n + start) * size, ldx, beta, out, ldy)
+        for j in range(kw):
+            beta = 0.0 if bias is None and j == 0 else 1.0
+            gemm(k, m, depth, w0 + j * k * depth * size, depth,
+                 x0 + (h * c * ldx + j * n + start) * size, ldx, beta, out, ldy)
 
     parallel.spread(item, len(items))
     return y
 
 
-def weight_grad_shifted(xp: np.ndarray, dy2: np.ndarray, kh: int, kw: int, ho: int,
+def weight_grad_shifted(xq: np.ndarray, dy2: np.ndarray, kh: int, kw: int, ho: int,
                         wo: int) -> np.ndarray:
-    """dL/dW_ij = Σ over output positions of dy ⊗ the input under offset (i, j), by shifted
-    products: (kh, kw, K, C). The runs are summed in SHIFTED_GROUPS fixed groups, added in
-    order afterwards: the same bits on any number of threads."""
-    gemm = _shifted_gemm(xp, kh, kw, ho, wo, dy2)
-    c, _, wp, n = xp.shape
-    k = dy2.shape[0]
+    """dL/dW_j = Σ over output positions of dy ⊗ the input under kernel column j (all kernel
+    rows), by shifted products: (kw, K, kh·C), rows (i, c) as shifted_weights. The runs are
+    summed in SHIFTED_GROUPS fixed groups, added in order afterwards: the same bits on any
+    number of threads."""
+    gemm = _shifted_gemm(xq, kh, kw, ho, wo, dy2)
+    _, c, wp, n = xq.shape
+    k, depth = dy2.shape[0], kh * c
     if dy2.shape[1] != ho * wo * n:
         raise ValueError(f"dy has {dy2.shape[1]} positions, not {ho}·{wo}·{n}")
     items = shifted_items(ho, wo, n)
     groups = min(SHIFTED_GROUPS, len(items))
-    shares = np.zeros((groups, kh, kw, k, c), xp.dtype)
-    size = xp.itemsize
-    x0, d0 = xp.ctypes.data, dy2.ctypes.data
-    ldx, ldd, row = channel_stride(xp), dy2.shape[1], wo * n
+    shares = np.zeros((groups, kw, k, depth), xq.dtype)
+    size = xq.itemsize
+    x0, d0 = xq.ctypes.data, dy2.ctypes.data
+    ldx, ldd, row = wp * n, dy2.shape[1], wo * n
     step = -(-len(items) // groups)
 
     def group(index: int, thread: int) -> None:
-        share = shares[index]
-        w0 = share.ctypes.data
+        w0 = shares[index].ctypes.data
         for h, start, m in items[index * step:(index + 1) * step]:
-            for i in range(kh):
-                for j in range(kw):
-                    gemm(k, c, m, d0 + (h * row + start) * size, ldd,
-                         x0 + ((h + i) * wp * n + j * n + start) * size, ldx, 1.0,
-                         w0 + (i * kw + j) * k * c * size, c, trans_b=True)
+            for j in range(kw):
+                gemm(k, depth, m, d0 + (h * row + start) * size, ldd,
+                     x0 + (h * c * ldx + j * n + start) * size, ldx, 1.0,
+                     w0 + j * k * depth * size, depth, trans_b=True)
 
     parallel.spread(group, groups)
     return shares.sum(axis=0) if groups > 1 else shares[0]
@@ -433,17 +461,19 @@ def input_grad_by_flipped_kernel(dy: np.ndarray, weight: np.ndarray,
     one product per block, where im2col's adjoint (col2im) would first write a kh·kw·C-row matrix
     and then add it back window by window. When K ≤ C the matrix here is no larger, and on
     fast93's 32 → 32 layer the input gradient took 23 ms instead of 38 (batch 128, whole).
-    `shifted`: by shifted products (conv_shifted), with no matrix at all. `padded`: where to pad
-    dy (see pad_maps), else a fresh array."""
+    `shifted`: by shifted products (conv_shifted), with no matrix at all, dy padded row-first
+    (pad_rows). `padded`: where to pad dy (see pad_maps and pad_rows), else a fresh array."""
     k, c, kh, kw = weight.shape
     top, bottom, left, right = padding
     n = dy.shape[3]
-    dyp = pad_maps(dy, (kh - 1 - top, kh - 1 - bottom, kw - 1 - left, kw - 1 - right), padded)
-    if shifted:  # W'_ij = W[:, :, kh − 1 − i, kw − 1 − j]ᵀ, (kh, kw, C, K)
-        flipped = np.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(2, 3, 1, 0))
-        return conv_shifted(dyp, flipped, h, w, None).reshape(c, h, w, n)
-    flipped = weight[:, :, ::-1, ::-1].transpose(1, 2, 3, 0).reshape(c, kh * kw * k)
-    return conv_blocks(dyp, flipped, kh, kw, 1, 1, h, w, scratch).reshape(c, h, w, n)
+    pads = (kh - 1 - top, kh - 1 - bottom, kw - 1 - left, kw - 1 - right)
+    flipped = weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)  # (C, K, kh, kw)
+    if shifted:
+        dyq = pad_rows(dy, pads, padded)
+        return conv_shifted(dyq, shifted_weights(flipped), h, w, None).reshape(c, h, w, n)
+    dyp = pad_maps(dy, pads, padded)
+    w_mat = flipped.transpose(0, 2, 3, 1).reshape(c, kh * kw * k)
+    return conv_blocks(dyp, w_mat, kh, kw, 1, 1, h, w, scratch).reshape(c, h, w, n)
 
 
 class Conv2D(Layer):
@@ -459,15 +489,20 @@ class Conv2D(Layer):
         if bias:
             self.params["bias"] = np.zeros((filters,), dtype)
 
-    def _pad(self, x: np.ndarray, training: bool) -> np.ndarray:
+    def _pad(self, x: np.ndarray, training: bool, rows_first: bool = False) -> np.ndarray:
         """x with zeros around each map, in a buffer kept between steps whose border stays
-        zero (only its inside is written): no fresh zeros on every forward."""
+        zero (only its inside is written): no fresh zeros on every forward. `rows_first`: laid
+        out Hp × C × Wp × N for shifted products (pad_rows; a copy even with no padding)."""
         top, bottom, left, right = self.padding
+        c, h, w, n = x.shape
+        hp, wp = h + top + bottom, w + left + right
+        if rows_first:
+            out = self.workspace((hp, c, wp, n), x.dtype, training, "padded input, rows first",
+                                 zeroed=True)
+            return pad_rows(x, self.padding, out)
         if not any(self.padding):
             return x
-        c, h, w, n = x.shape
-        out = self.workspace((c, h + top + bottom, w + left + right, n), x.dtype, training,
-                             "padded input", zeroed=True)
+        out = self.workspace((c, hp, wp, n), x.dtype, training, "padded input", zeroed=True)
         return pad_maps(x, self.padding, out)
 
     def how(self, c: int, ho: int, wo: int, n: int, dtype: np.dtype) -> str:
@@ -493,17 +528,21 @@ class Conv2D(Layer):
         (kh, kw), (sh, sw) = self.kernel, self.stride
         weight = self.params["weight"]
         k, c = weight.shape[:2]
-        xp = self._pad(x, training)
-        _, hp, wp, n = xp.shape
+        top, bottom, left, right = self.padding
+        _, h, w, n = x.shape
+        hp, wp = h + top + bottom, w + left + right
         ho, wo = (hp - kh) // sh + 1, (wp - kw) // sw + 1  # shapes.infer checked the fit
         how = self.how(c, ho, wo, n, x.dtype)
         bias = self.params.get("bias")
         if how == "shifted":
-            xp = np.ascontiguousarray(xp)
-            w_mat = np.ascontiguousarray(weight.transpose(2, 3, 0, 1))  # W_ij: (kh, kw, K, C)
-            y = conv_shifted(xp, w_mat, ho, wo, bias)
-            kept = xp  # the weight gradient's products read it again
-        elif how == "rows":
+            xq = self._pad(x, training, rows_first=True)
+            w_mat = shifted_weights(weight)  # W_j: (kw, K, kh·C)
+            y = conv_shifted(xq, w_mat, ho, wo, bias)
+            if training:  # the weight gradient's products read it again
+                self.cache = (how, xq, w_mat, (c, hp, wp, n), x.shape)
+            return y.reshape(k, ho, wo, n)
+        xp = self._pad(x, training)
+        if how == "rows":
             flat = widen(xp, kw, sw, wo, self.workspace((kw * c, hp * wo * n), x.dtype, training,
                                                         "rows"))
             w_mat = weight.transpose(2, 0, 3, 1).reshape(kh, k, kw * c)  # W_i: (K, (j, c))
@@ -535,8 +574,8 @@ class Conv2D(Layer):
         # dL/dW = Σ over positions of dy ⊗ window: a matrix product with the (im2col) matrix.
         if how == "shifted":
             dy2 = np.ascontiguousarray(dy2)
-            d_w = weight_grad_shifted(kept, dy2, kh, kw, ho, wo)  # (kh, kw, K, C)
-            self.grads["weight"] = d_w.transpose(2, 3, 0, 1).copy()
+            d_w = weight_grad_shifted(kept, dy2, kh, kw, ho, wo)  # (kw, K, (i, c))
+            self.grads["weight"] = d_w.reshape(kw, k, kh, c).transpose(1, 3, 2, 0).copy()
             if bias:
                 self.grads["bias"] = dy2.sum(axis=1)
         else:
@@ -561,14 +600,15 @@ class Conv2D(Layer):
         pads = (kh - 1 - top, kh - 1 - bottom, kw - 1 - left, kw - 1 - right)  # dy's, F − 1 − P
         if how != "rows" and (sh, sw) == (1, 1) and (k <= c or large or how == "shifted") and \
                 min(pads) >= 0:
-            padded = self.workspace((k, ho + pads[0] + pads[1], wo + pads[2] + pads[3], n),
-                                    dy.dtype, True, "padded gradient", zeroed=True)
+            hp, wp = ho + pads[0] + pads[1], wo + pads[2] + pads[3]
+            padded = self.workspace((hp, k, wp, n) if how == "shifted" else (k, hp, wp, n),
+                                    dy.dtype, True, f"padded gradient, {how}", zeroed=True)
             return input_grad_by_flipped_kernel(dy, self.params["weight"], self.padding, h, w,
                                                 scratch, shifted=how == "shifted", padded=padded)
         if how == "rows":
             dxp = input_grad_by_rows(dy2, w_mat, padded_shape, kw, sw, wo)
         else:  # the bias has no input
             w_cols = w_mat[:, :depth] if how == "im2col" else \
-                w_mat.transpose(2, 0, 1, 3).reshape(k, depth)  # shifted's (kh, kw, K, C)
+                w_mat.reshape(kw, k, kh, c).transpose(1, 2, 0, 3).reshape(k, depth)  # shifted's
             dxp = input_grad_blocks(dy2, w_cols, padded_shape, kh, kw, sh, sw, ho, wo, scratch)
         return dxp[:, top:top + h, left:left + w, :]
