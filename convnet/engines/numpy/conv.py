@@ -240,7 +240,8 @@ SHIFTED_GROUPS = 8  # the weight gradient's partial sums: fixed, so the bits don
 def shifted_pays() -> bool:
     """Whether shifted products are the engine's choice on this CPU. Measured faster than
     im2col's blocks where the vectors are AVX2's (AMD EPYC Zen 3: 6–13% on the recipes' whole
-    training steps); where the CPU has AVX-512, OpenBLAS runs other kernels, and this code has
+    training steps one product per kernel offset, 7–13% more since laid out row-first); where
+    the CPU has AVX-512, OpenBLAS runs other kernels, and this code has
     not been measured there yet (an earlier version, NumPy's products with no adding into the
     output, lost to the blocks on an Intel Xeon), so those keep im2col until it is
     (bench/conv_paths.py times both). CONVNET_NUMPY_CONV=shifted or =im2col decides instead."""
