@@ -24,7 +24,12 @@ network; "torch/cl" the images' own N×H×W×C memory seen as N×C×H×W (channe
 torch engine feeds it on the CPU, where oneDNN then keeps the activations channels-last.
 
 Prints ms per batch (median of rounds, with min–max), images per second, and the throughput
-ratios to each PyTorch row (≥ 1.0 means at least as fast).
+ratios to each PyTorch row (≥ 1.0 means at least as fast): the ratio of the medians, and — the
+figure to quote on a host whose speed drifts — "paired ÷ torch/cl", the median (and range) of each
+round's own ratio, both engines timed within the same second or two: a host that slows down for a
+minute slows both sides of the rounds in it, and the ratio of medians can pair one side's fast
+rounds with the other's slow ones (on the AMD EPYC Zen 3 of 2026-12-04 fast91's network measured
+0.71× and 0.86× by the ratio of medians in two runs minutes apart).
 """
 
 from __future__ import annotations
@@ -185,6 +190,12 @@ def time_per_batch(fn, steps: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
+def paired(mine: list[float], theirs: list[float]) -> str:
+    """The median (min–max) of each round's own ratio theirs ÷ mine: throughput against theirs."""
+    ratios = [t / m for m, t in zip(mine, theirs)]
+    return f"{float(np.median(ratios)):.2f}× ({min(ratios):.2f}–{max(ratios):.2f})"
+
+
 def _status_kib(field: str) -> int:
     with open("/proc/self/status") as status:
         for line in status:
@@ -228,7 +239,8 @@ def main() -> None:
           f"numpy {np.__version__} (OpenBLAS kernels: {blas.kernel()}), "
           f"torch {torch.__version__}")
     print(f"{'network':10} {'what':6} {'engine':13} {'ms/batch':>9} {'min–max':>13} "
-          f"{'img/s':>8} {'peak MiB':>9} {'÷ torch':>8} {'÷ torch/cl':>10}")
+          f"{'img/s':>8} {'peak MiB':>9} {'÷ torch':>8} {'÷ torch/cl':>10}  "
+          f"paired ÷ torch/cl")
     for name in ARGS.networks:
         fns = make(name, engines=(*numpy_engines(), "torch", "torch/cl"))
         for kind, index in (("train", 0), ("infer", 1)):
@@ -244,10 +256,11 @@ def main() -> None:
                 memory = peak_memory(engine, name) if kind == "train" else float("nan")
                 ratios = [f"{med[base] / med[engine]:.2f}×" if engine != base else ""
                           for base in ("torch", "torch/cl")]
+                pair = "" if engine == "torch/cl" else paired(t, times["torch/cl"])
                 print(f"{name:10} {kind:6} {engine:13} {med[engine] * 1e3:9.2f} "
                       f"{min(t) * 1e3:6.2f}–{max(t) * 1e3:6.2f} "
                       f"{ARGS.batch / med[engine]:8.0f} {memory:9.1f} {ratios[0]:>8} "
-                      f"{ratios[1]:>10}", flush=True)
+                      f"{ratios[1]:>10}  {pair}", flush=True)
 
 
 if __name__ == "__main__":

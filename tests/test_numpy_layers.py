@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -795,3 +798,22 @@ def test_the_layer_profile_times_every_layer_in_both_engines():
         assert "forward" not in vars(layer) or vars(layer)["forward"].__name__ == "forward"
     assert any(not np.array_equal(before[name], value)  # the engine's steps trained it
                for name, value in net.state_dict().items())
+
+
+def test_the_engine_speed_benchmark_pairs_each_rounds_two_sides(monkeypatch):
+    # bench/engine_speed.py's "paired" figure: the median (and range) of each round's own
+    # ratio, so that a round where the host was slow for both sides counts as one ratio
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.setenv(name, os.environ.get(name, "1"))  # restored after: the script sets them
+    monkeypatch.setattr(sys, "argv", ["engine_speed.py", "--threads", "1"])
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    try:
+        speed = _bench("engine_speed")
+    finally:
+        torch.set_num_threads(threads)  # (the script sets PyTorch's threads when loaded)
+    mine = [0.040, 0.080, 0.050]  # the second round: the host twice as slow for both sides
+    theirs = [0.030, 0.060, 0.045]
+    assert speed.paired(mine, theirs) == "0.75× (0.75–0.90)"
+    medians = float(np.median(theirs)) / float(np.median(mine))  # 0.045 / 0.050
+    assert f"{medians:.2f}" == "0.90"  # what the ratio of the medians would have said
