@@ -535,15 +535,12 @@ class Conv2D(Layer):
         ho, wo = (hp - kh) // sh + 1, (wp - kw) // sw + 1  # shapes.infer checked the fit
         how = self.how(c, ho, wo, n, x.dtype)
         bias = self.params.get("bias")
+        xp = self._pad(x, training, rows_first=how == "shifted")  # (Hp×C×Wp×N for shifted)
         if how == "shifted":
-            xq = self._pad(x, training, rows_first=True)
             w_mat = shifted_weights(weight)  # W_j: (kw, K, kh·C)
-            y = conv_shifted(xq, w_mat, ho, wo, bias)
-            if training:  # the weight gradient's products read it again
-                self.cache = (how, xq, w_mat, (c, hp, wp, n), x.shape)
-            return y.reshape(k, ho, wo, n)
-        xp = self._pad(x, training)
-        if how == "rows":
+            y = conv_shifted(xp, w_mat, ho, wo, bias)
+            kept = xp  # the weight gradient's products read it again
+        elif how == "rows":
             flat = widen(xp, kw, sw, wo, self.workspace((kw * c, hp * wo * n), x.dtype, training,
                                                         "rows"))
             w_mat = weight.transpose(2, 0, 3, 1).reshape(kh, k, kw * c)  # W_i: (K, (j, c))
@@ -559,7 +556,7 @@ class Conv2D(Layer):
             y = conv_blocks(xp, w_mat, kh, kw, sh, sw, ho, wo, self.scratch(x.dtype, training))
             kept = xp  # the backward rebuilds each block's matrix from it
         if training:
-            self.cache = (how, kept, w_mat, xp.shape, x.shape)
+            self.cache = (how, kept, w_mat, (c, hp, wp, n), x.shape)
         return y.reshape(k, ho, wo, n)
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
