@@ -817,3 +817,23 @@ def test_the_engine_speed_benchmark_pairs_each_rounds_two_sides(monkeypatch):
     assert speed.paired(mine, theirs) == "0.75× (0.75–0.90)"
     medians = float(np.median(theirs)) / float(np.median(mine))  # 0.045 / 0.050
     assert f"{medians:.2f}" == "0.90"  # what the ratio of the medians would have said
+
+
+def test_large_arrays_lie_at_spread_page_offsets():
+    # memory.empty/zeros: NumPy's arrays, but each large one a STEP further on within its page
+    # than the one before (4K aliasing), 64-byte aligned; small ones as NumPy makes them
+    from convnet.engines.numpy import memory
+
+    big = (3, 100, 257)  # 308 KB of float32
+    arrays = [memory.empty(big, np.float32) for _ in range(4)] + [memory.zeros(big, np.float32)]
+    for a in arrays:
+        assert a.shape == big and a.dtype == np.float32 and a.flags.c_contiguous
+        assert a.flags.writeable and a.ctypes.data % 64 == 0
+    assert not arrays[-1].any()
+    offsets = [a.ctypes.data % memory.PAGE for a in arrays]
+    steps = {(b - a) % memory.PAGE for a, b in zip(offsets, offsets[1:])}
+    assert steps == {memory.STEP % memory.PAGE}
+    small = memory.zeros(100, np.float64)
+    assert small.shape == (100,) and small.base is None and not small.any()
+    chosen = memory.zeros((4, 128, 128), np.uint8)  # a byte per value (max pooling's choice)
+    assert chosen.dtype == np.uint8 and chosen.shape == (4, 128, 128) and not chosen.any()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import parallel
+from . import memory, parallel
 from .base import Layer
 
 
@@ -53,7 +53,7 @@ class ReLU(_Elementwise):
     def function(self, x: np.ndarray) -> np.ndarray:
         if not x.flags.c_contiguous:  # a view: rows of it are not rows of memory
             return np.maximum(x, 0, out=x if self.inplace else None)
-        out = x if self.inplace else np.empty_like(x)
+        out = x if self.inplace else memory.empty(x.shape, x.dtype)
         flat_in, flat_out = x.reshape(x.shape[0], -1), out.reshape(x.shape[0], -1)
         parallel.each(lambda a, b: np.maximum(flat_in[a:b], 0, out=flat_out[a:b]),
                       x.shape[0], x.size)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import memory
+
 
 class Layer:
     """A layer: `forward` caches what `backward` needs; `backward` fills `grads` and returns dx.
@@ -38,7 +40,7 @@ class Layer:
         zero."""
         buffer = self._workspace.get((training, name))
         if buffer is None or buffer.shape != shape or buffer.dtype != dtype:
-            buffer = np.zeros(shape, dtype) if zeroed else np.empty(shape, dtype)
+            buffer = memory.zeros(shape, dtype) if zeroed else memory.empty(shape, dtype)
             self._workspace[training, name] = buffer
         return buffer
 

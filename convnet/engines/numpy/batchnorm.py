@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import parallel
+from . import memory, parallel
 from .base import Layer
 
 
@@ -47,8 +47,8 @@ class BatchNorm(Layer):
         mean = np.empty(c, flat.dtype)
         var = np.empty(c, flat.dtype)
         inv_std = np.empty(c, flat.dtype)
-        centered = np.empty_like(flat)
-        out = np.empty_like(flat)
+        centered = memory.empty(flat.shape, flat.dtype)
+        out = memory.empty(flat.shape, flat.dtype)
         eps = flat.dtype.type(self.eps)
 
         def normalise(start: int, stop: int) -> None:  # a block of channels, in the cache
@@ -139,7 +139,7 @@ def by_blocks(fn: Callable[[int, int], None], rows: np.ndarray) -> None:
 
 def _affine(x: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.ndarray:
     """scale·x + shift per row (channel) of a C×M array, into a fresh array."""
-    out = np.empty_like(x)
+    out = memory.empty(x.shape, x.dtype)
     scale = scale.astype(x.dtype, copy=False)
     shift = shift.astype(x.dtype, copy=False)
 

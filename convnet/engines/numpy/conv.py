@@ -33,7 +33,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ...cpu import this_cpu
-from . import blas, parallel
+from . import blas, memory, parallel
 from .base import Layer
 
 
@@ -47,7 +47,7 @@ def im2col(xp: np.ndarray, kh: int, kw: int, sh: int, sw: int, ho: int, wo: int,
     """Every window of the padded input as one column: (kh·kw·C, Ho·Wo·N). `threads`: the
     offsets shared between threads (see parallel), else copied on this one."""
     c, _, _, n = xp.shape
-    cols = np.empty((kh, kw, c, ho, wo, n), xp.dtype) if out is None else out
+    cols = memory.empty((kh, kw, c, ho, wo, n), xp.dtype) if out is None else out
 
     def offsets(a: int, b: int) -> None:  # one block copy per filter offset, runs of Wo·N values
         for offset in range(a, b):
@@ -64,7 +64,7 @@ def im2col(xp: np.ndarray, kh: int, kw: int, sh: int, sw: int, ho: int, wo: int,
 def col2im(dcols: np.ndarray, padded_shape: tuple[int, ...], kh: int, kw: int, sh: int, sw: int,
            ho: int, wo: int) -> np.ndarray:
     """The adjoint of im2col: add each window's gradient back where the window came from."""
-    dxp = np.zeros(padded_shape, dcols.dtype)  # C×Hp×Wp×N
+    dxp = memory.zeros(padded_shape, dcols.dtype)  # C×Hp×Wp×N
     add_windows(dcols, dxp, kh, kw, sh, sw, ho, wo)
     return dxp
 
@@ -158,7 +158,7 @@ def conv_blocks(xp: np.ndarray, w_mat: np.ndarray, kh: int, kw: int, sh: int, sw
     kh·kw·C is the bias, against a row of ones. The blocks are shared between threads
     (parallel.spread), thread t building its blocks' matrices in scratch[t]."""
     ones = w_mat.shape[1] > kh * kw * xp.shape[0]
-    y = np.empty((w_mat.shape[0], ho * wo * xp.shape[3]), xp.dtype)
+    y = memory.empty((w_mat.shape[0], ho * wo * xp.shape[3]), xp.dtype)
     parts = blocks(ho, wo, xp.shape[3], w_mat.shape[1], xp.itemsize)
 
     def block(item: int, thread: int) -> None:
@@ -197,7 +197,7 @@ def input_grad_blocks(dy2: np.ndarray, w_mat: np.ndarray, padded_shape: tuple[in
     w_t = w_mat.T
     if depth * dy2.shape[1] * dy2.itemsize <= WHOLE_BYTES:
         return col2im(parallel.matmul(w_t, dy2), padded_shape, kh, kw, sh, sw, ho, wo)
-    dxp = np.zeros(padded_shape, dy2.dtype)
+    dxp = memory.zeros(padded_shape, dy2.dtype)
     for block in blocks(ho, wo, n, depth, dy2.itemsize):  # neighbours add to the same rows: serial
         m = block.stop - block.start
         dcols = parallel.matmul(w_t, dy2[:, block.start:block.stop],
@@ -265,7 +265,7 @@ def pad_rows(x: np.ndarray, pads: tuple[int, int, int, int],
     the inside is written)."""
     c, h, w, n = x.shape
     shape = (h + pads[0] + pads[1], c, w + pads[2] + pads[3], n)
-    xq = np.zeros(shape, x.dtype) if out is None else out
+    xq = memory.zeros(shape, x.dtype) if out is None else out
     if xq.shape != shape or not xq.flags.c_contiguous:
         raise ValueError(f"the row-first padded maps are {shape} and compact, not {xq.shape}")
 
@@ -307,7 +307,7 @@ def conv_shifted(xq: np.ndarray, w_cols: np.ndarray, ho: int, wo: int,
     if depth % c:
         raise ValueError(f"weights {depth} deep for {c} input channels")
     gemm = _shifted_gemm(xq, depth // c, kw, ho, wo, w_cols)
-    y = np.empty((k, ho * wo * n), xq.dtype)
+    y = memory.empty((k, ho * wo * n), xq.dtype)
     size = xq.itemsize
     x0, y0, w0 = xq.ctypes.data, y.ctypes.data, w_cols.ctypes.data
     ldx, ldy, row = wp * n, y.shape[1], wo * n
@@ -364,7 +364,7 @@ def pad_maps(x: np.ndarray, pads: tuple[int, int, int, int],
     where given, whose border must be zeros already (only the inside is written)."""
     c, h, w, n = x.shape
     shape = (c, h + pads[0] + pads[1], w + pads[2] + pads[3], n)
-    xp = np.zeros(shape, x.dtype) if out is None else out
+    xp = memory.zeros(shape, x.dtype) if out is None else out
     if xp.shape != shape:
         raise ValueError(f"the padded maps are {shape}, not {xp.shape}")
 
@@ -403,7 +403,7 @@ def conv_by_rows(flat: np.ndarray, w_rows: np.ndarray, ho: int, row: int) -> np.
     that BLAS reads in place (its leading dimension), so only `flat` (from widen) is a copy. The
     sum runs over chunks of positions, so each chunk's output stays in cache while it's summed."""
     k, block = w_rows.shape[1], ho * row
-    y = np.empty((k, block), flat.dtype)
+    y = memory.empty((k, block), flat.dtype)
 
     def chunk(item: int, thread: int) -> None:  # the chunks shared between threads
         start = item * ROWS_CHUNK
@@ -440,11 +440,11 @@ def input_grad_by_rows(dy2: np.ndarray, w_rows: np.ndarray, padded_shape: tuple[
     """The adjoint of conv_by_rows and widen: dL/dxp, C×Hp×Wp×N."""
     c, hp, wp, n = padded_shape
     row, block = wo * n, dy2.shape[1]
-    d_flat = np.zeros((w_rows.shape[2], hp * row), dy2.dtype)  # (kw·C, Hp·Wo·N)
+    d_flat = memory.zeros((w_rows.shape[2], hp * row), dy2.dtype)  # (kw·C, Hp·Wo·N)
     for i in range(len(w_rows)):
         d_flat[:, i * row:i * row + block] += parallel.matmul(w_rows[i].T, dy2)
     d_xw = d_flat.reshape(kw, c, hp, wo, n)
-    dxp = np.zeros(padded_shape, dy2.dtype)
+    dxp = memory.zeros(padded_shape, dy2.dtype)
     for j in range(kw):  # windows overlap along the width when S < F, so add
         dxp[:, :, j:j + sw * (wo - 1) + 1:sw, :] += d_xw[j]
     return dxp

@@ -15,7 +15,7 @@ from ...layers.dropout import Dropout2d
 from ...layers.globalavgpool import GlobalAvgPool
 from ...layers.residual import Residual
 from ...shapes import LayerShape
-from . import activation, batchnorm, blas, conv, dense, dropout, pool, residual
+from . import activation, batchnorm, blas, conv, dense, dropout, memory, pool, residual
 from .base import Layer
 
 Build = Callable[[LayerShape, np.dtype, np.random.Generator], "Layer | None"]
@@ -78,10 +78,10 @@ def to_engine_layout(x: np.ndarray, block: int = 16) -> np.ndarray:
     through (H·W·C)×N in blocks of 16 images keeps both sides in cache (2.5× faster)."""
     n, h, w, c = x.shape
     rows = x.reshape(n, h * w * c)
-    hwcn = np.empty((h * w * c, n), x.dtype)
+    hwcn = memory.empty((h * w * c, n), x.dtype)
     for start in range(0, n, block):
         np.copyto(hwcn[:, start:start + block], rows[start:start + block].T)
-    out = np.empty((c, h, w, n), x.dtype)
+    out = memory.empty((c, h, w, n), x.dtype)
     np.copyto(out, hwcn.reshape(h, w, c, n).transpose(2, 0, 1, 3))
     return out
 

@@ -23,7 +23,7 @@ from typing import Callable, TypeVar
 
 import numpy as np
 
-from . import blas
+from . import blas, memory
 
 T = TypeVar("T")
 MIN_VALUES = 1 << 17  # below this many values a thread's start costs more than it saves
@@ -106,7 +106,7 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
     """a @ b for 2-D a and b, the output split between threads along its longer side."""
     m, n = a.shape[0], b.shape[1]
     if out is None:
-        out = np.empty((m, n), np.result_type(a, b))
+        out = memory.empty((m, n), np.result_type(a, b))
     width = min(threads(), max(m, n))
     if not blas.available() or width <= 1 or m * n * a.shape[1] < MIN_PRODUCT:
         return np.matmul(a, b, out=out)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import parallel
+from . import memory, parallel
 from .base import Layer
 from .conv import window
 
@@ -42,7 +42,8 @@ class _Pool2D(Layer):
         if not any(self.padding):
             return x
         c, h, w, n = x.shape
-        xp = np.full((c, h + top + bottom, w + left + right, n), self.fill, x.dtype)
+        xp = memory.empty((c, h + top + bottom, w + left + right, n), x.dtype)
+        xp.fill(self.fill)
         xp[:, top:top + h, left:left + w, :] = x
         return xp
 
@@ -55,7 +56,7 @@ class _Pool2D(Layer):
     def _combine_windows(self, x: np.ndarray) -> np.ndarray:
         (kh, kw), (sh, sw) = self.kernel, self.stride
         ho, wo = (x.shape[1] - kh) // sh + 1, (x.shape[2] - kw) // sw + 1
-        y = np.empty((x.shape[0], ho, wo, x.shape[3]), x.dtype)  # C×Ho×Wo×N
+        y = memory.empty((x.shape[0], ho, wo, x.shape[3]), x.dtype)  # C×Ho×Wo×N
 
         def channels(a: int, b: int) -> None:
             part, out = x[a:b], y[a:b]
@@ -88,8 +89,8 @@ class MaxPool2D(_Pool2D):
         (kh, kw), (sh, sw) = self.kernel, self.stride
         ho, wo = x.shape[1] // kh, x.shape[2] // kw
         c, n = x.shape[0], x.shape[3]
-        y = np.empty((c, ho, wo, n), x.dtype)
-        chosen = np.zeros(y.shape, np.uint8)
+        y = memory.empty((c, ho, wo, n), x.dtype)
+        chosen = memory.zeros(y.shape, np.uint8)
 
         def channels(a: int, b: int) -> None:  # a few channels, on one thread
             part, best, which = x[a:b], y[a:b], chosen[a:b]
@@ -111,7 +112,7 @@ class MaxPool2D(_Pool2D):
         if self.cache[0].dtype == np.uint8:  # tiling windows: the offset of each maximum
             chosen, shape = self.cache
             self.cache = None
-            dx = np.empty(shape, dy.dtype)
+            dx = memory.empty(shape, dy.dtype)
             ho, wo = dy.shape[1:3]
 
             def channels(a: int, b: int) -> None:
@@ -125,7 +126,7 @@ class MaxPool2D(_Pool2D):
         self.cache = None
         ho, wo = y.shape[1:3]
         exact = _tiles_exactly(x.shape, self.kernel, self.stride)
-        dx = np.empty_like(x) if exact else np.zeros_like(x)
+        dx = (memory.empty if exact else memory.zeros)(x.shape, x.dtype)
         offsets = _offsets(kh, kw)
         rest = dy  # this layer's own (see Layer.backward), so it is used up in place
         for index, (i, j) in enumerate(offsets):
@@ -162,7 +163,7 @@ class AvgPool2D(_Pool2D):
         input_shape = self.cache
         self.cache = None
         exact = _tiles_exactly(input_shape, self.kernel, self.stride)
-        dx = np.empty(input_shape, dy.dtype) if exact else np.zeros(input_shape, dy.dtype)
+        dx = (memory.empty if exact else memory.zeros)(input_shape, dy.dtype)
         ho, wo = dy.shape[1:3]
         share = dy * dy.dtype.type(1.0 / (kh * kw))  # each window value got 1/(kh·kw) of y
         for i, j in _offsets(kh, kw):
