@@ -4,8 +4,8 @@ backward.
 
 The engine builds im2col's matrix a block of output positions at a time (conv.BLOCK_BYTES, 4 MB,
 chosen on the AMD EPYC Zen 4: each block still in the cache when the product reads it), and computes
-layers with fewer than conv.ROWS_MAX_FILTERS filters by kernel rows instead (a 3×-smaller copy,
-three products summed); since 12-03, on CPUs without AVX-512, layers of 8 channels and filters or
+layers with fewer than conv.ROWS_MAX_FILTERS filters by kernel rows instead (the input copied kw
+times, laid out row-first since 12-04: one product per output row); since 12-03, on CPUs without AVX-512, layers of 8 channels and filters or
 more by shifted products (conv.SHIFTED_MIN_CHANNELS, conv.shifted_pays: since 12-04 one product
 per kernel column and run of an output row, reading all kernel rows and channels of the padded
 input, laid out row-first, where they lie and adding into the output, conv.SHIFTED_CHUNK positions

@@ -377,76 +377,96 @@ def pad_maps(x: np.ndarray, pads: tuple[int, int, int, int],
 
 # When to compute by kernel rows (see conv_by_rows) instead of im2col: with few filters K the
 # full product reads a K-times larger matrix than it writes and is memory-bound; the rows
-# variant's 5×-smaller matrix stays in cache. Measured with bench/profile_layers.py: LeNet's
-# first layer (K = 6, 5×5×3) trains 1.6× faster; for K ≥ 16 im2col is as fast or faster.
+# variant copies the input kw times, not kh·kw. Measured with bench/profile_layers.py: LeNet's
+# first layer (K = 6, 5×5×3) trains 1.6× faster; for K ≥ 16 im2col is as fast or faster (AMD
+# EPYC Zen 4, 2026-11-30, when each chunk was kh products kw·C deep; laid out row-first since
+# 12-04, one product kh·kw·C deep per output row: LeNet's whole step 1.11× faster on the Zen 3).
 ROWS_MAX_FILTERS = 16
-ROWS_MIN_DEPTH = 8  # kw·C: the inner size of each row's product
+ROWS_MIN_DEPTH = 8  # kw·C: the widened rows per input row
 ROWS_MIN_BYTES = 4 << 20  # below this im2col's matrix fits in cache anyway
-ROWS_CHUNK = 8192  # positions per product: operands and result stay in L2
+ROWS_CHUNK = 8192  # positions per product at most (an output row is Wo·N)
+ROWS_GROUPS = 8  # the weight gradient's partial sums: fixed, so the bits don't depend on threads
 
 
 def widen(xp: np.ndarray, kw: int, sw: int, wo: int, out: np.ndarray) -> np.ndarray:
-    """Unroll only the width: xw[(j, c), (h, b, n)] = xp[c, h, b·S + j, n], (kw·C, Hp·Wo·N)."""
+    """Unroll only the width, laid out row-first: xw[h, j, c, b, n] = xp[c, h, b·S + j, n],
+    returned as the (Hp·kw·C, Wo·N) matrix whose rows h·kw·C … (h + kh)·kw·C − 1 are the im2col
+    matrix of output row h (rows (i, j, c)): one plain slice."""
     c, hp, _, n = xp.shape
-    xw = out.reshape(kw, c, hp, wo, n)
-    for j in range(kw):
-        xw[j] = xp[:, :, j:j + sw * (wo - 1) + 1:sw, :]
-    return out.reshape(kw * c, hp * wo * n)
+    xw = out.reshape(hp, kw, c, wo, n)
+
+    def rows(a: int, b: int) -> None:
+        for j in range(kw):
+            xw[a:b, j] = xp[:, a:b, j:j + sw * (wo - 1) + 1:sw, :].transpose(1, 0, 2, 3)
+
+    parallel.each(rows, hp, out.size)
+    return out.reshape(hp * kw * c, wo * n)
 
 
-def conv_by_rows(flat: np.ndarray, w_rows: np.ndarray, ho: int, row: int) -> np.ndarray:
-    """The convolution (stride 1 along the height) as one product per kernel row i:
+def rows_items(ho: int, row: int) -> list[tuple[int, int, int]]:
+    """(output row h, first position, positions) of each product of the kernel-rows path."""
+    return [(h, s, min(ROWS_CHUNK, row - s)) for h in range(ho) for s in range(0, row, ROWS_CHUNK)]
 
-        y = Σ_i W_i @ flat[:, rows i .. i + Ho − 1]                  (K × Ho·Wo·N)
 
-    where W_i is (K, kw·C) and `row` = Wo·N values per image row. The row block is a strided view
-    that BLAS reads in place (its leading dimension), so only `flat` (from widen) is a copy. The
-    sum runs over chunks of positions, so each chunk's output stays in cache while it's summed."""
-    k, block = w_rows.shape[1], ho * row
-    y = memory.empty((k, block), flat.dtype)
+def conv_by_rows(flat: np.ndarray, w_all: np.ndarray, ho: int, kwc: int) -> np.ndarray:
+    """The convolution (stride 1 along the height) as one product per output row h:
 
-    def chunk(item: int, thread: int) -> None:  # the chunks shared between threads
-        start = item * ROWS_CHUNK
-        stop = min(block, start + ROWS_CHUNK)
-        out = y[:, start:stop]
-        for i in range(len(w_rows)):  # added into the chunk's output in place after the first
-            blas.product(w_rows[i], flat[:, i * row + start:i * row + stop], out,
-                         beta=1.0 if i else 0.0)
+        y[:, h] = W @ flat[h·kw·C … h·kw·C + kh·kw·C]                 (K × Wo·N)
 
-    parallel.spread(chunk, -(-block // ROWS_CHUNK))
+    W is (K, kh·kw·C), its columns (i, j, c); each output row's im2col matrix is a slice of
+    `flat` (widen; kwc = kw·C of its rows per input row), read in place: one product per output
+    row (and chunk of ROWS_CHUNK positions), kh·kw·C deep."""
+    k, depth = w_all.shape
+    row = flat.shape[1]
+    y = memory.empty((k, ho * row), flat.dtype)
+    items = rows_items(ho, row)
+
+    def item(index: int, thread: int) -> None:
+        h, start, m = items[index]
+        blas.product(w_all, flat[h * kwc:h * kwc + depth, start:start + m],
+                     y[:, h * row + start:h * row + start + m])
+
+    parallel.spread(item, len(items))
     return y
 
 
-def weight_grad_by_rows(flat: np.ndarray, dy2: np.ndarray, kh: int, row: int) -> np.ndarray:
-    """dL/dW_i = Σ over positions of dy ⊗ (row block i), in chunks whose operands fit in cache:
-    (kh, kw·C, K)."""
-    kwc, (k, positions) = flat.shape[0], dy2.shape
-    count = -(-positions // ROWS_CHUNK)
-    shares = np.empty((count, kh, kwc, k), flat.dtype)  # each chunk's, summed in order below
+def weight_grad_by_rows(flat: np.ndarray, dy2: np.ndarray, ho: int, kwc: int,
+                        depth: int) -> np.ndarray:
+    """dL/dW = Σ over output rows h of dy[:, h] @ (row h's im2col slice of flat)ᵀ: (K, kh·kw·C),
+    the products summed in ROWS_GROUPS fixed groups, added in order afterwards (the same bits on
+    any number of threads)."""
+    k, row = dy2.shape[0], flat.shape[1]
+    items = rows_items(ho, row)
+    groups = min(ROWS_GROUPS, len(items))
+    step = -(-len(items) // groups)
+    shares = np.zeros((groups, k, depth), flat.dtype)
 
-    def chunk(item: int, thread: int) -> None:
-        start = item * ROWS_CHUNK
-        stop = min(positions, start + ROWS_CHUNK)
-        d = dy2[:, start:stop].T
-        for i in range(kh):
-            blas.product(flat[:, i * row + start:i * row + stop], d, shares[item, i])
+    def group(index: int, thread: int) -> None:
+        for h, start, m in items[index * step:(index + 1) * step]:
+            blas.product(dy2[:, h * row + start:h * row + start + m],
+                         flat[h * kwc:h * kwc + depth, start:start + m].T, shares[index],
+                         beta=1.0)
 
-    parallel.spread(chunk, count)
-    return shares.sum(axis=0) if count > 1 else shares[0]
+    parallel.spread(group, groups)
+    return shares.sum(axis=0) if groups > 1 else shares[0]
 
 
-def input_grad_by_rows(dy2: np.ndarray, w_rows: np.ndarray, padded_shape: tuple[int, ...],
-                       kw: int, sw: int, wo: int) -> np.ndarray:
-    """The adjoint of conv_by_rows and widen: dL/dxp, C×Hp×Wp×N."""
+def input_grad_by_rows(dy2: np.ndarray, w_all: np.ndarray, padded_shape: tuple[int, ...],
+                       kh: int, kw: int, sw: int, wo: int) -> np.ndarray:
+    """The adjoint of conv_by_rows and widen: dL/dxp, C×Hp×Wp×N. Kernel row i's share,
+    W_iᵀ @ dy (kw·C × Ho·Wo·N), goes to the widened rows i … i + Ho − 1."""
     c, hp, wp, n = padded_shape
-    row, block = wo * n, dy2.shape[1]
-    d_flat = memory.zeros((w_rows.shape[2], hp * row), dy2.dtype)  # (kw·C, Hp·Wo·N)
-    for i in range(len(w_rows)):
-        d_flat[:, i * row:i * row + block] += parallel.matmul(w_rows[i].T, dy2)
-    d_xw = d_flat.reshape(kw, c, hp, wo, n)
+    k, row = dy2.shape[0], wo * n
+    ho, kwc = dy2.shape[1] // row, kw * c
+    d_xw = memory.zeros((hp, kwc, row), dy2.dtype)  # (Hp, (j, c), Wo·N)
+    w_rows = w_all.reshape(k, kh, kwc)
+    for i in range(kh):
+        share = parallel.matmul(np.ascontiguousarray(w_rows[:, i].T), dy2)  # (kw·C, Ho·Wo·N)
+        d_xw[i:i + ho] += share.reshape(kwc, ho, row).transpose(1, 0, 2)
+    d_xw5 = d_xw.reshape(hp, kw, c, wo, n)
     dxp = memory.zeros(padded_shape, dy2.dtype)
     for j in range(kw):  # windows overlap along the width when S < F, so add
-        dxp[:, :, j:j + sw * (wo - 1) + 1:sw, :] += d_xw[j]
+        dxp[:, :, j:j + sw * (wo - 1) + 1:sw, :] += d_xw5[:, j].transpose(1, 0, 2, 3)
     return dxp
 
 
@@ -541,10 +561,10 @@ class Conv2D(Layer):
             y = conv_shifted(xp, w_mat, ho, wo, bias)
             kept = xp  # the weight gradient's products read it again
         elif how == "rows":
-            flat = widen(xp, kw, sw, wo, self.workspace((kw * c, hp * wo * n), x.dtype, training,
-                                                        "rows"))
-            w_mat = weight.transpose(2, 0, 3, 1).reshape(kh, k, kw * c)  # W_i: (K, (j, c))
-            y = conv_by_rows(flat, w_mat, ho, wo * n)  # (K, Ho·Wo·N)
+            flat = widen(xp, kw, sw, wo, self.workspace((hp * kw * c, wo * n), x.dtype,
+                                                        training, "rows"))
+            w_mat = weight.transpose(0, 2, 3, 1).reshape(k, kh * kw * c)  # W: (K, (i, j, c))
+            y = conv_by_rows(flat, w_mat, ho, kw * c)  # (K, Ho·Wo·N)
             if bias is not None:
                 y += bias[:, None]
             kept = flat
@@ -576,16 +596,16 @@ class Conv2D(Layer):
             self.grads["weight"] = d_w.reshape(kw, k, kh, c).transpose(1, 3, 2, 0).copy()
             if bias:
                 self.grads["bias"] = dy2.sum(axis=1)
+        elif how == "rows":
+            d_w = weight_grad_by_rows(kept, dy2, ho, kw * c, depth)  # (K, (i, j, c))
+            self.grads["weight"] = d_w.reshape(k, kh, kw, c).transpose(0, 3, 1, 2).copy()
+            if bias:
+                self.grads["bias"] = dy2.sum(axis=1)
         else:
-            if how == "rows":
-                d_w = weight_grad_by_rows(kept, dy2, kh, wo * n)  # (kh, (j, c), K)
-                if bias:
-                    self.grads["bias"] = dy2.sum(axis=1)
-            else:
-                d_w = weight_grad_blocks(kept, dy2, kh, kw, sh, sw, ho, wo, bias, scratch)
-                if bias:
-                    self.grads["bias"] = d_w[depth].copy()  # the row of ones: Σ dy per filter
-                d_w = d_w[:depth]  # ((i, j, c), K): the faster orientation for small K
+            d_w = weight_grad_blocks(kept, dy2, kh, kw, sh, sw, ho, wo, bias, scratch)
+            if bias:
+                self.grads["bias"] = d_w[depth].copy()  # the row of ones: Σ dy per filter
+            d_w = d_w[:depth]  # ((i, j, c), K): the faster orientation for small K
             self.grads["weight"] = d_w.reshape(kh, kw, c, k).transpose(3, 2, 0, 1).copy()
         if not self.needs_input_grad:
             return None
@@ -604,7 +624,7 @@ class Conv2D(Layer):
             return input_grad_by_flipped_kernel(dy, self.params["weight"], self.padding, h, w,
                                                 scratch, shifted=how == "shifted", padded=padded)
         if how == "rows":
-            dxp = input_grad_by_rows(dy2, w_mat, padded_shape, kw, sw, wo)
+            dxp = input_grad_by_rows(dy2, w_mat, padded_shape, kh, kw, sw, wo)
         else:  # the bias has no input
             w_cols = w_mat[:, :depth] if how == "im2col" else \
                 w_mat.reshape(kw, k, kh, c).transpose(1, 2, 0, 3).reshape(k, depth)  # shifted's
