@@ -5,14 +5,14 @@ backward.
 The engine builds im2col's matrix a block of output positions at a time (conv.BLOCK_BYTES, 4 MB,
 chosen on the AMD EPYC Zen 4: each block still in the cache when the product reads it), and computes
 layers with fewer than conv.ROWS_MAX_FILTERS filters by kernel rows instead (the input copied kw
-times, laid out row-first since 12-04: one product per output row); since 12-03, on CPUs without AVX-512, layers of 8 channels and filters or
-more by shifted products (conv.SHIFTED_MIN_CHANNELS, conv.shifted_pays: since 12-04 one product
-per kernel column and run of an output row, reading all kernel rows and channels of the padded
-input, laid out row-first, where they lie and adding into the output, conv.SHIFTED_CHUNK positions
-a product). Each was tuned on one CPU kind; this measures them on the
-one at hand, each variant a whole forward + backward of the engine's own Conv2D (the input gradient
-included where the layer has an input before it), interleaved round by round, the minimum of
-`--repeats` in each round and the minimum over rounds after a first, warming one.
+times, laid out row-first since 12-04: one product per output row); since 12-03, on CPUs without
+AVX-512, layers of 8 channels and filters or more by shifted products (conv.SHIFTED_MIN_CHANNELS,
+conv.shifted_pays: since 12-04 one product per kernel column and run of an output row, reading all
+kernel rows and channels of the padded input, laid out row-first, where they lie and adding into
+the output, conv.SHIFTED_CHUNK positions a product). Each was tuned on one CPU kind; this measures
+them on the one at hand, each variant a whole forward + backward of the engine's own Conv2D (the
+input gradient included where the layer has an input before it), interleaved round by round, the
+minimum of `--repeats` in each round and the minimum over rounds after a first, warming one.
 
     .venv/bin/python bench/conv_paths.py                          # the recipes' layers, batch 256
     .venv/bin/python bench/conv_paths.py --blocks 2 4 --rows 8192 --rounds 7
