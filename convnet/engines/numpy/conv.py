@@ -251,11 +251,10 @@ def shifted_pays() -> bool:
     return "avx512f" not in this_cpu().flags
 
 
-def shifted_items(ho: int, wo: int, n: int) -> list[tuple[int, int, int]]:
-    """(row h, first position, positions) of each product's run of one output row."""
-    row = wo * n
-    return [(h, s, min(SHIFTED_CHUNK, row - s)) for h in range(ho)
-            for s in range(0, row, SHIFTED_CHUNK)]
+def row_runs(ho: int, row: int, chunk: int) -> list[tuple[int, int, int]]:
+    """(output row h, first position, positions) of each product over one output row of `row`
+    positions (Wo·N), `chunk` positions at most: the shifted products' and kernel rows' items."""
+    return [(h, s, min(chunk, row - s)) for h in range(ho) for s in range(0, row, chunk)]
 
 
 def pad_rows(x: np.ndarray, pads: tuple[int, int, int, int],
@@ -311,7 +310,7 @@ def conv_shifted(xq: np.ndarray, w_cols: np.ndarray, ho: int, wo: int,
     size = xq.itemsize
     x0, y0, w0 = xq.ctypes.data, y.ctypes.data, w_cols.ctypes.data
     ldx, ldy, row = wp * n, y.shape[1], wo * n
-    items = shifted_items(ho, wo, n)
+    items = row_runs(ho, wo * n, SHIFTED_CHUNK)
 
     def item(index: int, thread: int) -> None:
         h, start, m = items[index]
@@ -338,7 +337,7 @@ def weight_grad_shifted(xq: np.ndarray, dy2: np.ndarray, kh: int, kw: int, ho: i
     k, depth = dy2.shape[0], kh * c
     if dy2.shape[1] != ho * wo * n:
         raise ValueError(f"dy has {dy2.shape[1]} positions, not {ho}·{wo}·{n}")
-    items = shifted_items(ho, wo, n)
+    items = row_runs(ho, wo * n, SHIFTED_CHUNK)
     groups = min(SHIFTED_GROUPS, len(items))
     shares = np.zeros((groups, kw, k, depth), xq.dtype)
     size = xq.itemsize
@@ -403,11 +402,6 @@ def widen(xp: np.ndarray, kw: int, sw: int, wo: int, out: np.ndarray) -> np.ndar
     return out.reshape(hp * kw * c, wo * n)
 
 
-def rows_items(ho: int, row: int) -> list[tuple[int, int, int]]:
-    """(output row h, first position, positions) of each product of the kernel-rows path."""
-    return [(h, s, min(ROWS_CHUNK, row - s)) for h in range(ho) for s in range(0, row, ROWS_CHUNK)]
-
-
 def conv_by_rows(flat: np.ndarray, w_all: np.ndarray, ho: int, kwc: int) -> np.ndarray:
     """The convolution (stride 1 along the height) as one product per output row h:
 
@@ -419,7 +413,7 @@ def conv_by_rows(flat: np.ndarray, w_all: np.ndarray, ho: int, kwc: int) -> np.n
     k, depth = w_all.shape
     row = flat.shape[1]
     y = memory.empty((k, ho * row), flat.dtype)
-    items = rows_items(ho, row)
+    items = row_runs(ho, row, ROWS_CHUNK)
 
     def item(index: int, thread: int) -> None:
         h, start, m = items[index]
@@ -436,7 +430,7 @@ def weight_grad_by_rows(flat: np.ndarray, dy2: np.ndarray, ho: int, kwc: int,
     the products summed in ROWS_GROUPS fixed groups, added in order afterwards (the same bits on
     any number of threads)."""
     k, row = dy2.shape[0], flat.shape[1]
-    items = rows_items(ho, row)
+    items = row_runs(ho, row, ROWS_CHUNK)
     groups = min(ROWS_GROUPS, len(items))
     step = -(-len(items) // groups)
     shares = np.zeros((groups, k, depth), flat.dtype)
