@@ -20,6 +20,9 @@ from reference import rel_err
 LENET = "conv(6,5) relu pool(2) conv(16,5) relu pool(2) fc(120) relu fc(84) relu fc(10)"
 WITH_BN = "conv(8,3,pad=same,bias=false) batchnorm relu pool(2) conv(8,4,stride=2,pad=1) tanh " \
           "avgpool(2) fc(16,bias=false) batchnorm sigmoid fc(5)"
+# ReLUs before max pooling of overlapping and padded windows (the pooling does their work)
+RELU_POOLS = ("conv(4,3,pad=same) relu pool(3,stride=2) conv(5,3,pad=same) relu pool(2,pad=1) "
+              "fc(4)")
 RESIDUAL = ("conv(8,3,pad=1,bias=false) batchnorm relu pool(3,stride=2,pad=1,floor=true) "
             "residual(conv(8,3,pad=1,bias=false) batchnorm relu conv(8,3,pad=1,bias=false) "
             "batchnorm) relu "
@@ -55,7 +58,8 @@ def step_both(net: Network, model: torch.nn.Module, opt, x: np.ndarray,
 
 @pytest.mark.parametrize("text, shape, classes", [(LENET, (32, 32, 3), 10),
                                                   (WITH_BN, (16, 16, 3), 5),
-                                                  (RESIDUAL, (16, 16, 3), 5)])
+                                                  (RESIDUAL, (16, 16, 3), 5),
+                                                  (RELU_POOLS, (17, 17, 3), 4)])
 def test_same_loss_and_gradients_as_pytorch(text, shape, classes):
     net = Network(text, input=shape, dtype="float64", seed=3)
     model = torch_twin(net).train()
@@ -440,9 +444,9 @@ def test_a_state_that_does_not_fit_is_refused():
         net.load_state_dict({**state, "0.bias": np.full(2, np.nan)})
 
 
-@pytest.mark.parametrize("text", [LENET, WITH_BN, RESIDUAL])
+@pytest.mark.parametrize("text", [LENET, WITH_BN, RESIDUAL, RELU_POOLS])
 def test_a_seed_gives_the_same_network_in_both_engines(text):
-    shape = (32, 32, 3) if text == LENET else (16, 16, 3)
+    shape = {LENET: (32, 32, 3), RELU_POOLS: (17, 17, 3)}.get(text, (16, 16, 3))
     numpy_net = Network(text, input=shape, seed=5, engine="numpy")
     torch_net = Network(text, input=shape, seed=5, engine="torch")
     a, b = numpy_net.state_dict(), torch_net.state_dict()

@@ -311,6 +311,59 @@ def test_batch_norm_does_the_following_relus_work_to_the_bit(description, first_
         assert (outputs[first_norm] < 0).any() and (outputs[first_norm + 1] >= 0).all()
 
 
+@pytest.mark.parametrize("description, shape, fused_pools", [
+    ("conv(6,5) relu pool(2) conv(8,3) relu pool(2) fc(3)", (16, 16, 3), 2),  # LeNet's way
+    ("conv(4,3,pad=same) relu pool(3,stride=2) conv(5,3,pad=same) relu pool(2,pad=1) fc(3)",
+     (17, 17, 3), 2),  # windows that overlap, padded ones
+    ("relu pool(2) conv(4,3) relu pool(2) fc(3)", (12, 12, 2), 2),  # ties: few distinct values
+    ("conv(4,3,pad=same,bias=false) batchnorm relu pool(2) fc(3)", (10, 10, 3), 0),  # the norm's
+    ("conv(4,3,pad=1) residual(conv(4,3,pad=1) relu pool(3,stride=1,pad=1)) relu pool(2) fc(3)",
+     (10, 10, 3), 2),  # in a block's path too
+])
+def test_max_pooling_does_the_preceding_relus_work_to_the_bit(description, shape, fused_pools):
+    # A ReLU followed by max pooling passes values through and the pooling takes max(0, ·) of
+    # each window's maximum (the same number: max commutes with max(0, ·)), its gradient
+    # reaching the maximum only where that was > 0. The same bits as each layer doing its own
+    # work, training and predicting; looking inside, each layer's output its own; and after a
+    # batch norm the norm keeps the ReLU's work.
+    from convnet import Network
+    from convnet.engines.numpy import activation, pool
+
+    rng = np.random.default_rng(0)
+    levels = 3 if description.startswith("relu") else 256  # few values: equal ones in a window
+    x = rng.integers(0, levels, (8,) + shape, dtype=np.uint8)
+    y = rng.integers(0, 3, 8)
+
+    def run(fused: bool):
+        net = Network(description, input=shape, engine="numpy", seed=2)
+        layers = [layer for layer in net.engine.model.layers if layer is not None]
+        layers += [inner for layer in layers if hasattr(layer, "paths")
+                   for path in layer.paths.values() for inner in path if inner is not None]
+        pools = [layer for layer in layers if isinstance(layer, pool.MaxPool2D)]
+        assert sum(layer.relu_before for layer in pools) == fused_pools  # the model linked them
+        if not fused:
+            for layer in layers:
+                if isinstance(layer, pool.MaxPool2D):
+                    layer.relu_before = False
+                if isinstance(layer, activation.ReLU):
+                    layer.done_after = False
+        losses = [net.train_step(x, y) for _ in range(3)]
+        grads = {k: v.copy() for k, v in net.engine.model.named("grads").items()}
+        seen = net.engine.model.activations(net.prepare_images(x))
+        return losses, net.state_dict(), grads, net.logits(x), seen
+
+    fused, unfused = run(True), run(False)
+    assert fused[0] == unfused[0]
+    for got, want in zip(fused[1:3], unfused[1:3]):
+        assert got.keys() == want.keys() and all(np.array_equal(got[k], want[k]) for k in got)
+    assert np.array_equal(fused[3], unfused[3])
+    outputs = [out for out, _ in fused[4]]
+    assert all((a is None and b is None) or np.array_equal(a, b)
+               for a, b in zip(outputs, [o for o, _ in unfused[4]]))
+    if description.startswith("conv(6,5)"):  # the conv's output has negative values, the ReLU's not
+        assert (outputs[0] < 0).any() and (outputs[1] >= 0).all()
+
+
 def test_each_convolution_takes_the_algorithm_its_shapes_call_for(monkeypatch):
     from convnet import cpu
     from convnet.engines.numpy import blas

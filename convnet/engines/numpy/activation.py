@@ -44,10 +44,14 @@ class ReLU(_Elementwise):
         # Set by the model after a batch norm, which then does this layer's work while training
         # (see BatchNorm.relu_after): forward and backward pass values through.
         self.done_before = False
+        # Set by the model before a max pooling, which then does this layer's work, training or
+        # not (see MaxPool2D.relu_before): max(0, ·) of the pooled values only. Looking inside
+        # (model.activations) takes it here, so that this layer's output is shown as its own.
+        self.done_after = False
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
-        if training and self.done_before:
-            return x  # max(0, ·) taken by the batch norm before
+        if self.done_after or (training and self.done_before):
+            return x  # max(0, ·) taken by the pooling after or the batch norm before
         return super().forward(x, training)
 
     def function(self, x: np.ndarray) -> np.ndarray:
@@ -63,8 +67,8 @@ class ReLU(_Elementwise):
         return y > 0  # 1 where x > 0, else 0 (PyTorch's choice at 0)
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        if self.done_before:
-            return dy  # the batch norm before applies [y > 0]
+        if self.done_before or self.done_after:
+            return dy  # the batch norm before or the pooling after applies [y > 0]
         y = self.cache
         self.cache = None
         if not (dy.flags.c_contiguous and y.flags.c_contiguous):

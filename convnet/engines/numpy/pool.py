@@ -68,34 +68,52 @@ class _Pool2D(Layer):
         return y
 
 
+NONE_CHOSEN = 255  # a window whose values were all ≤ 0 under a ReLU taken here: no gradient
+
+
 class MaxPool2D(_Pool2D):
     combine = np.maximum
     fill = -np.inf
+    # Set by the model after a ReLU, whose work this layer then does (see ReLU.done_after):
+    # max(0, max of a window) = max of the window's max(0, ·), and the gradient reaches the
+    # window's maximum only where it is > 0, as through the ReLU.
+    relu_before = False
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         x = self._pad(x)
         if training and _tiles_exactly(x.shape, self.kernel, self.stride) and \
-                self.kernel[0] * self.kernel[1] < 256:
-            return self._forward_with_choice(x)
+                self.kernel[0] * self.kernel[1] < NONE_CHOSEN:
+            return self._forward_with_choice(x, self.relu_before)
         y = self._combine_windows(x)  # the largest value of each window
+        if self.relu_before:
+            np.maximum(y, 0, out=y)
         if training:
             self.cache = (x, y)
         return y
 
-    def _forward_with_choice(self, x: np.ndarray) -> np.ndarray:
+    def _forward_with_choice(self, x: np.ndarray, relu: bool) -> np.ndarray:
         """Windows that tile the input: the largest value of each, and which offset held it
         (the first in row-major order on ties, as PyTorch), so that the backward reads a byte
-        per output instead of the whole input again."""
+        per output instead of the whole input again. `relu`: the largest of 0 and the window's
+        values, NONE_CHOSEN where no value was > 0."""
         (kh, kw), (sh, sw) = self.kernel, self.stride
         ho, wo = x.shape[1] // kh, x.shape[2] // kw
         c, n = x.shape[0], x.shape[3]
         y = memory.empty((c, ho, wo, n), x.dtype)
-        chosen = memory.zeros(y.shape, np.uint8)
+        chosen = memory.empty(y.shape, np.uint8)
+        offsets = list(enumerate(_offsets(kh, kw)))
 
         def channels(a: int, b: int) -> None:  # a few channels, on one thread
             part, best, which = x[a:b], y[a:b], chosen[a:b]
-            best[...] = window(part, 0, 0, sh, sw, ho, wo)
-            for index, (i, j) in enumerate(_offsets(kh, kw)[1:], start=1):
+            if relu:  # 0 is the value to beat, and nothing is chosen until a value beats it
+                best.fill(0)
+                which.fill(NONE_CHOSEN)
+                rest = offsets
+            else:
+                best[...] = window(part, 0, 0, sh, sw, ho, wo)
+                which.fill(0)
+                rest = offsets[1:]
+            for index, (i, j) in rest:
                 view = window(part, i, j, sh, sw, ho, wo)
                 larger = np.greater(view, best).view(np.uint8)  # strictly: the first max stays
                 np.maximum(best, view, out=best)
@@ -129,6 +147,8 @@ class MaxPool2D(_Pool2D):
         dx = (memory.empty if exact else memory.zeros)(x.shape, x.dtype)
         offsets = _offsets(kh, kw)
         rest = dy  # this layer's own (see Layer.backward), so it is used up in place
+        if self.relu_before:  # the ReLU's slope: nothing flows where the window's max was ≤ 0
+            np.multiply(rest, y > 0, out=rest)
         for index, (i, j) in enumerate(offsets):
             target = window(dx, i, j, sh, sw, ho, wo)
             if exact and index == len(offsets) - 1:
