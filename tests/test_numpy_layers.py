@@ -194,13 +194,19 @@ ROW_CASES = [("conv(6,5)", (32, 32, 3)), ("conv(4,3,stride=1x2)", (9, 9, 4)),
 @pytest.mark.parametrize("training", [True, False])
 @pytest.mark.parametrize("text, shape", ROW_CASES)
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_convolution_by_kernel_rows_matches_pytorch(monkeypatch, text, shape, dtype, training):
+@pytest.mark.parametrize("stack", [None, 1, 1000])
+def test_convolution_by_kernel_rows_matches_pytorch(monkeypatch, text, shape, dtype, training,
+                                                     stack):
     # Layers with few filters on large inputs compute by kernel rows; force it on small ones,
-    # with chunks small enough that the weight gradient is summed over several of them.
+    # with chunks small enough that the weight gradient is summed over several of them; each
+    # product for as many output rows as the engine stacks for these filters (2–6 here, the
+    # last group of rows shorter where they don't divide the height), one, or all of them.
     from convnet.engines.numpy import conv
     monkeypatch.setattr(conv, "ROWS_MIN_BYTES", 0)
     monkeypatch.setattr(conv, "ROWS_MIN_DEPTH", 1)
     monkeypatch.setattr(conv, "ROWS_CHUNK", 7)
+    if stack is not None:  # filters × rows a product: one row, or every row at once
+        monkeypatch.setattr(conv, "ROWS_STACK", stack)
     calls = []
     original = conv.conv_by_rows
     monkeypatch.setattr(conv, "conv_by_rows", lambda *a: calls.append(1) or original(*a))
