@@ -377,6 +377,12 @@ def test_each_convolution_takes_the_algorithm_its_shapes_call_for(monkeypatch):
     f32 = np.dtype(np.float32)
     lenet = Conv2D(3, 6, (5, 5), (1, 1), (0, 0, 0, 0), True, f32)
     assert lenet.how(3, 28, 28, 128, f32) == "rows"  # LeNet's conv(6,5) on 32x32x3, batch 128
+    lenet2 = Conv2D(6, 16, (5, 5), (1, 1), (0, 0, 0, 0), True, f32)
+    assert lenet2.how(6, 10, 10, 128, f32) == "rows"  # its conv(16,5): few channels, 150 deep
+    colour = Conv2D(3, 32, (3, 3), (1, 1), (1, 1, 1, 1), True, f32)
+    assert colour.how(3, 32, 32, 128, f32) == "im2col"  # 3×3×3: windows of 27 values
+    assert Conv2D(3, 64, (5, 5), (1, 1), (2, 2, 2, 2), True, f32).how(3, 32, 32, 128, f32) \
+        == "rows"  # 5×5×3: 75
     first = Conv2D(1, 32, (3, 3), (1, 1), (1, 1, 1, 1), False, f32)
     assert first.how(1, 28, 28, 256, f32) == "im2col"  # one input channel: products of depth 1
     strided = Conv2D(32, 64, (3, 3), (2, 2), (1, 1, 1, 1), False, f32)

@@ -380,7 +380,17 @@ def pad_maps(x: np.ndarray, pads: tuple[int, int, int, int],
 # first layer (K = 6, 5×5×3) trains 1.6× faster; for K ≥ 16 im2col is as fast or faster (AMD
 # EPYC Zen 4, 2026-11-30, when each chunk was kh products kw·C deep; laid out row-first since
 # 12-04, one product kh·kw·C deep per output row: LeNet's whole step 1.11× faster on the Zen 3).
+# And with few input channels (fewer than ROWS_FEW_CHANNELS) and windows kh·kw·C of
+# ROWS_DEEP_WINDOW values or more, by kernel rows whatever the filters: im2col's blocks there are
+# kh·kw copies of thin runs and its input gradient adds kh·kw windows back (or convolves dy with
+# a few output channels), where kernel rows copy kw times and add each output row's share in its
+# product. Forward + backward, batch 128 (bench/conv_paths.py, AMD EPYC Zen 3, 2026-12-04): 6 → 16,
+# 24, 32, 64 filters, 5×5 on 14×14: 4.8 / 5.6 / 7.1 / 8.9 ms against im2col's 7.3 / 9.2 / 10.4 /
+# 12.8; 3 → 24, 5×5 padded, 32×32: 17.3 against 50.0; 6 → 16, 3×3 on 28×28: 12.5 against 16.3;
+# but 3 → 16, 32, 64, 3×3 (27 deep): 12.6 / 16.7 / 25.5 against 11.7 / 15.1 / 24.3 — im2col.
 ROWS_MAX_FILTERS = 16
+ROWS_FEW_CHANNELS = 8
+ROWS_DEEP_WINDOW = 48
 ROWS_MIN_DEPTH = 8  # kw·C: the widened rows per input row
 ROWS_MIN_BYTES = 4 << 20  # below this im2col's matrix fits in cache anyway
 ROWS_CHUNK = 8192  # positions per product at most (an output row is Wo·N)
@@ -524,22 +534,41 @@ def weight_grad_by_rows(flat: np.ndarray, dy2: np.ndarray, ho: int, kwc: int,
     return d_w
 
 
+ROWS_PARTS = 4  # the input gradient's runs of positions, one thread's each: fixed, for the bits
+
+
 def input_grad_by_rows(dy2: np.ndarray, w_all: np.ndarray, padded_shape: tuple[int, ...],
                        kh: int, kw: int, sw: int, wo: int) -> np.ndarray:
-    """The adjoint of conv_by_rows and widen: dL/dxp, C×Hp×Wp×N. Kernel row i's share,
-    W_iᵀ @ dy (kw·C × Ho·Wo·N), goes to the widened rows i … i + Ho − 1."""
+    """The adjoint of conv_by_rows and widen: dL/dxp, C×Hp×Wp×N. Output row h's share,
+    Wᵀ @ dy[:, h] (kh·kw·C × Wo·N), is added by the product itself (β = 1) into rows
+    h·kw·C … (h + kh)·kw·C − 1 of the widened input's gradient, the rows one after another
+    (neighbours overlap) and ROWS_PARTS runs of positions side by side; then each of its kw
+    copies into the padded input's gradient. (Until 12-04 kh products over all rows, each
+    added afterwards: LeNet's second layer 1.4–2.1× slower.)"""
     c, hp, wp, n = padded_shape
     k, row = dy2.shape[0], wo * n
     ho, kwc = dy2.shape[1] // row, kw * c
-    d_xw = memory.zeros((hp, kwc, row), dy2.dtype)  # (Hp, (j, c), Wo·N)
-    w_rows = w_all.reshape(k, kh, kwc)
-    for i in range(kh):
-        share = parallel.matmul(np.ascontiguousarray(w_rows[:, i].T), dy2)  # (kw·C, Ho·Wo·N)
-        d_xw[i:i + ho] += share.reshape(kwc, ho, row).transpose(1, 0, 2)
-    d_xw5 = d_xw.reshape(hp, kw, c, wo, n)
+    depth = kh * kwc
+    d_flat = memory.zeros((hp * kwc, row), dy2.dtype)  # (Hp, (j, c), Wo·N)
+    w_t = np.ascontiguousarray(w_all.T)  # (kh·kw·C, K)
+    step = -(-row // min(ROWS_PARTS, row))
+    parts = [(start, min(step, row - start)) for start in range(0, row, step)]
+
+    def part(index: int, thread: int) -> None:
+        start, m = parts[index]
+        for h in range(ho):
+            blas.product(w_t, dy2[:, h * row + start:h * row + start + m],
+                         d_flat[h * kwc:h * kwc + depth, start:start + m], beta=1.0)
+
+    parallel.spread(part, len(parts))
+    d_xw5 = d_flat.reshape(hp, kw, c, wo, n)
     dxp = memory.zeros(padded_shape, dy2.dtype)
-    for j in range(kw):  # windows overlap along the width when S < F, so add
-        dxp[:, :, j:j + sw * (wo - 1) + 1:sw, :] += d_xw5[:, j].transpose(1, 0, 2, 3)
+
+    def rows(a: int, b: int) -> None:  # windows overlap along the width when S < F, so add
+        for j in range(kw):
+            dxp[:, a:b, j:j + sw * (wo - 1) + 1:sw, :] += d_xw5[a:b, j].transpose(1, 0, 2, 3)
+
+    parallel.each(rows, hp, dxp.size)
     return dxp
 
 
@@ -602,13 +631,14 @@ class Conv2D(Layer):
     def how(self, c: int, ho: int, wo: int, n: int, dtype: np.dtype) -> str:
         """How this layer computes at these shapes: "shifted" (shifted products: stride 1, C and
         K of SHIFTED_MIN_CHANNELS at least, OpenBLAS at hand, and a CPU where they pay), "rows"
-        (few filters: kernel rows) or "im2col"."""
+        (kernel rows: few filters, or few channels in deep windows) or "im2col"."""
         (kh, kw), (sh, sw) = self.kernel, self.stride
         k = self.params["weight"].shape[0]
         if (sh, sw) == (1, 1) and min(c, k) >= SHIFTED_MIN_CHANNELS and \
                 blas.gemm(dtype) is not None and shifted_pays():
             return "shifted"
-        if sh == 1 and kh > 1 and k < ROWS_MAX_FILTERS and kw * c >= ROWS_MIN_DEPTH and \
+        few = k < ROWS_MAX_FILTERS or (c < ROWS_FEW_CHANNELS and kh * kw * c >= ROWS_DEEP_WINDOW)
+        if sh == 1 and kh > 1 and few and kw * c >= ROWS_MIN_DEPTH and \
                 kh * kw * c * ho * wo * n * np.dtype(dtype).itemsize >= ROWS_MIN_BYTES:
             return "rows"
         return "im2col"
