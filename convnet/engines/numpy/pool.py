@@ -64,7 +64,7 @@ class _Pool2D(Layer):
             for i, j in _offsets(kh, kw)[1:]:
                 self.combine(out, window(part, i, j, sh, sw, ho, wo), out=out)
 
-        parallel.each(channels, x.shape[0], x.size)
+        parallel.each(channels, x.shape[0], y.size)  # (each pass is over an output's size)
         return y
 
 
@@ -119,7 +119,7 @@ class MaxPool2D(_Pool2D):
                 np.maximum(best, view, out=best)
                 which += larger * (np.uint8(index) - which)  # where larger: index (mod 256)
 
-        parallel.each(channels, c, x.size)
+        parallel.each(channels, c, y.size)  # (each pass is over an output's size)
         self.cache = (chosen, x.shape)
         return y
 
@@ -138,7 +138,7 @@ class MaxPool2D(_Pool2D):
                     np.multiply(dy[a:b], chosen[a:b] == index,
                                 out=window(dx[a:b], i, j, sh, sw, ho, wo))
 
-            parallel.each(channels, shape[0], dx.size)
+            parallel.each(channels, shape[0], dy.size)
             return self._unpad(dx)
         x, y = self.cache
         self.cache = None
