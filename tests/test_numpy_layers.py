@@ -902,3 +902,14 @@ def test_large_arrays_lie_at_spread_page_offsets():
     assert small.shape == (100,) and small.base is None and not small.any()
     chosen = memory.zeros((4, 128, 128), np.uint8)  # a byte per value (max pooling's choice)
     assert chosen.dtype == np.uint8 and chosen.shape == (4, 128, 128) and not chosen.any()
+
+
+@pytest.mark.parametrize("n, c", [(1, 1), (7, 1), (130, 1), (9, 3), (17, 2), (64, 5)])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_images_come_into_the_engine_layout_whole(n, c, dtype):
+    # N×H×W×C → C×H×W×N, copied a block of images at a time: every image, the last block short
+    from convnet.engines.numpy.model import to_engine_layout
+    x = np.random.default_rng(n).standard_normal((n, 5, 4, c)).astype(dtype)
+    out = to_engine_layout(x)
+    assert out.flags.c_contiguous and out.dtype == x.dtype
+    assert np.array_equal(out, x.transpose(3, 1, 2, 0))

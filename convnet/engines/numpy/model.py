@@ -76,18 +76,19 @@ def link(layers: list[Layer | None]) -> list:
     return layers
 
 
-def to_engine_layout(x: np.ndarray, block: int = 16) -> np.ndarray:
+def to_engine_layout(x: np.ndarray) -> np.ndarray:
     """N×H×W×C → the engine's C×H×W×N, as a fresh contiguous array.
 
-    A direct transposed copy jumps H·W·C values in the source for every value written; going
-    through (H·W·C)×N in blocks of 16 images keeps both sides in cache (2.5× faster)."""
+    A direct transposed copy jumps H·W·C values in the source for every value written; copied a
+    block of images at a time, each block's runs stay in the cache: 64 images a block for one
+    channel, 8 for several (LeNet's 128 images of 32x32x3: 0.36 ms against 1.05 through an
+    (H·W·C)×N copy first; 256 of 28x28x1: 0.10 against 0.19; AMD EPYC Zen 3, 2026-12-04)."""
     n, h, w, c = x.shape
-    rows = x.reshape(n, h * w * c)
-    hwcn = memory.empty((h * w * c, n), x.dtype)
-    for start in range(0, n, block):
-        np.copyto(hwcn[:, start:start + block], rows[start:start + block].T)
+    block = 64 if c == 1 else 8
     out = memory.empty((c, h, w, n), x.dtype)
-    np.copyto(out, hwcn.reshape(h, w, c, n).transpose(2, 0, 1, 3))
+    source = x.transpose(3, 1, 2, 0)
+    for start in range(0, n, block):
+        np.copyto(out[..., start:start + block], source[..., start:start + block])
     return out
 
 
