@@ -278,10 +278,10 @@ def test_batch_norm_in_blocks_of_channels_matches_pytorch(monkeypatch, block, tr
      "bias=false) batchnorm) relu fc(3)", None),  # its batch norms are inside the block
 ])
 def test_batch_norm_does_the_following_relus_work_to_the_bit(description, first_norm):
-    # While training, a batch norm followed by a ReLU takes max(0, ·) itself and applies the
-    # ReLU's slope in its backward; the ReLU passes values through. The same bits as each layer
-    # doing its own work, and in evaluation each layer's output is its own (the batch norm's has
-    # negative values: the inspector shows it before the ReLU).
+    # A batch norm followed by a ReLU takes max(0, ·) itself, training and predicting, and
+    # applies the ReLU's slope in its backward; the ReLU passes values through. The same bits as
+    # each layer doing its own work, and looking inside each layer's output is its own (the
+    # batch norm's has negative values: the inspector shows it before the ReLU).
     from convnet import Network
     from convnet.engines.numpy import activation, batchnorm
 

@@ -41,18 +41,20 @@ class ReLU(_Elementwise):
         # In place when the layer before keeps no reference to its output (the model decides):
         # it saves a pass over memory and a fresh allocation.
         self.inplace = inplace
-        # Set by the model after a batch norm, which then does this layer's work while training
-        # (see BatchNorm.relu_after): forward and backward pass values through.
+        # Set by the model after a batch norm, which then does this layer's work (see
+        # BatchNorm.relu_after): forward and backward pass values through.
         self.done_before = False
-        # Set by the model before a max pooling, which then does this layer's work, training or
-        # not (see MaxPool2D.relu_before): max(0, ·) of the pooled values only. Looking inside
-        # (model.activations) takes it here, so that this layer's output is shown as its own.
+        # Set by the model before a max pooling, which then does this layer's work (see
+        # MaxPool2D.relu_before): max(0, ·) of the pooled values only.
         self.done_after = False
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
-        if self.done_after or (training and self.done_before):
-            return x  # max(0, ·) taken by the pooling after or the batch norm before
+        if self.done_before or self.done_after:
+            return x  # max(0, ·) taken by the batch norm before or the pooling after
         return super().forward(x, training)
+
+    def shown(self, x: np.ndarray) -> np.ndarray:
+        return np.maximum(x, 0)  # its own work, wherever a neighbour does it otherwise
 
     def function(self, x: np.ndarray) -> np.ndarray:
         if not x.flags.c_contiguous:  # a view: rows of it are not rows of memory

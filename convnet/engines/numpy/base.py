@@ -47,6 +47,12 @@ class Layer:
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         raise NotImplementedError
 
+    def shown(self, x: np.ndarray) -> np.ndarray:
+        """This layer's own output in evaluation mode, for looking inside (model.activations):
+        what forward gives, but for a layer that leaves its work to a neighbour or does a
+        neighbour's (see model.link), which shows only its own."""
+        return self.forward(x, training=False)
+
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
         """dL/dx from dL/dy. `dy` is handed over: the caller never reads it again, so a layer
         may overwrite it instead of allocating (ReLU and max pooling do)."""

@@ -18,11 +18,11 @@ from .base import Layer
 
 class BatchNorm(Layer):
     keeps_output = False
-    # Set by the model where a ReLU follows (model.link): while training, this layer then takes
-    # max(0, ·) of its output and, in the backward, applies the ReLU's slope to dy, each block
-    # while it is in the cache, and the ReLU passes values through untouched — a pass over
-    # memory fewer forward and two backward. In evaluation each layer does its own work, so
-    # that every layer's output can be looked at (inside.activations).
+    # Set by the model where a ReLU follows (model.link): this layer then takes max(0, ·) of its
+    # output and, in the backward, applies the ReLU's slope to dy, each block while it is in the
+    # cache, and the ReLU passes values through untouched — a pass over memory fewer forward and
+    # two backward. Looking inside (shown), each layer shows its own output: this one's with
+    # its negative values.
     relu_after = False
 
     def __init__(self, channels: int, eps: float, momentum: float, dtype: np.dtype) -> None:
@@ -40,9 +40,7 @@ class BatchNorm(Layer):
         flat = x.reshape(c, -1)  # channels first: each channel's values are one contiguous row
         gamma, beta = self.params["weight"], self.params["bias"]
         if not training:
-            scale = gamma / np.sqrt(self.buffers["running_var"] + self.eps)
-            shift = beta - self.buffers["running_mean"] * scale
-            return _affine(flat, scale, shift).reshape(x.shape)
+            return self._evaluated(x, self.relu_after)
         count = flat.shape[1]  # values per channel, M
         mean = np.empty(c, flat.dtype)
         var = np.empty(c, flat.dtype)
@@ -75,6 +73,16 @@ class BatchNorm(Layer):
         # the output too where the ReLU's slope is applied here: [y > 0]
         self.cache = (centered, inv_std, count, x.shape, out if self.relu_after else None)
         return out.reshape(x.shape)
+
+    def _evaluated(self, x: np.ndarray, relu: bool) -> np.ndarray:
+        """y = γ·(x − running mean)/√(running var + ε) + β, and max(0, y) with `relu`."""
+        flat = np.ascontiguousarray(x).reshape(x.shape[0], -1)
+        scale = self.params["weight"] / np.sqrt(self.buffers["running_var"] + self.eps)
+        shift = self.params["bias"] - self.buffers["running_mean"] * scale
+        return _affine(flat, scale, shift, relu).reshape(x.shape)
+
+    def shown(self, x: np.ndarray) -> np.ndarray:
+        return self._evaluated(x, False)  # with its negative values, before the ReLU
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         centered, inv_std, count, shape, relu_output = self.cache
@@ -137,8 +145,10 @@ def by_blocks(fn: Callable[[int, int], None], rows: np.ndarray) -> None:
     parallel.each(some, len(blocks), rows.size)
 
 
-def _affine(x: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.ndarray:
-    """scale·x + shift per row (channel) of a C×M array, into a fresh array."""
+def _affine(x: np.ndarray, scale: np.ndarray, shift: np.ndarray, relu: bool = False
+            ) -> np.ndarray:
+    """scale·x + shift per row (channel) of a C×M array, into a fresh array; max(0, ·) of it
+    with `relu`, in the same block."""
     out = memory.empty(x.shape, x.dtype)
     scale = scale.astype(x.dtype, copy=False)
     shift = shift.astype(x.dtype, copy=False)
@@ -146,6 +156,8 @@ def _affine(x: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.ndarray:
     def rows(start: int, stop: int) -> None:
         np.multiply(x[start:stop], scale[start:stop, None], out=out[start:stop])
         out[start:stop] += shift[start:stop, None]
+        if relu:
+            np.maximum(out[start:stop], 0, out=out[start:stop])
 
     by_blocks(rows, x)
     return out

@@ -62,9 +62,10 @@ def build_layer(info: LayerShape, dtype: np.dtype, rng: np.random.Generator) -> 
 def link(layers: list[Layer | None]) -> list:
     """A sequence's layers, each ReLU set to work in place where the layer before it keeps no
     reference to its output (which saves a pass over memory and an allocation), and its work
-    done by a batch norm just before it while training (BatchNorm.relu_after), or else by a max
-    pooling just after it (MaxPool2D.relu_before: max(0, ·) commutes with the max of a window,
-    so it is taken of the pooled values, a quarter as many under 2×2 windows)."""
+    done by a batch norm just before it (BatchNorm.relu_after: in the norm's own passes), or
+    else by a max pooling just after it (MaxPool2D.relu_before: max(0, ·) commutes with the max
+    of a window, so it is taken of the pooled values, a quarter as many under 2×2 windows),
+    training and predicting; looking inside, each shows its own output (Layer.shown)."""
     for before, layer in zip(layers, layers[1:]):
         if isinstance(layer, activation.ReLU) and before is not None and not before.keeps_output:
             layer.inplace = True
@@ -154,9 +155,7 @@ def _trace(layers: list, x: np.ndarray) -> tuple[list[tuple[np.ndarray | None, d
             y = made + added
             found.append((_user_layout(y), {"inner": inner, "shortcut": shortcut}))
         else:
-            y = layer.forward(x, training=False)
-            if getattr(layer, "done_after", False):  # a ReLU whose work the pooling after does:
-                y = np.maximum(y, 0)  # shown done (the pooling takes max(0, ·) again: the same)
+            y = layer.shown(x)
             found.append((_user_layout(y), {}))  # copied before the next layer may overwrite it
         x = y
     return found, x
