@@ -532,12 +532,14 @@ def test_shifted_products_over_rows_first_maps_equal_the_direct_sums(dtype, kern
     "conv(6,3,pad=same) pool(2) batchnorm relu conv(6,3,stride=3) relu avgpool(2,stride=1) fc(4)",
     "conv(4,3,pad=1) relu residual(conv(4,3,pad=1,bias=false) batchnorm relu) pool(3,stride=3) "
     "fc(3)",
+    "conv(6,5) relu pool(2) conv(16,3) relu fc(3)",  # kernel rows, stacked; their input gradient
 ])
 def test_element_wise_work_on_several_threads_is_the_same_to_the_bit(monkeypatch, description):
     """The channels split over threads (engines/numpy/parallel.py) give exactly what one thread
     gives: every row is computed by the same code either way."""
     from convnet import Network
-    from convnet.engines.numpy import parallel
+    from convnet.engines.numpy import conv, parallel
+    monkeypatch.setattr(conv, "ROWS_MIN_BYTES", 0)  # kernel rows wherever they would be chosen
 
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (16, 12, 12, 3), dtype=np.uint8)

@@ -165,11 +165,14 @@ def _gemm(letter: str) -> Gemm | None:
     return None
 
 
+_LETTERS = {np.dtype(np.float32): "s", np.dtype(np.float64): "d"}
+
+
 def gemm(dtype: np.dtype) -> Gemm | None:
     """The product for float32 or float64 arrays, or None (another BLAS or dtype, or an
     OpenBLAS whose threads can't be set: its products are the engine's to share out, see
     parallel.spread, only where they can)."""
-    letter = {np.dtype(np.float32): "s", np.dtype(np.float64): "d"}.get(np.dtype(dtype))
+    letter = _LETTERS.get(dtype if isinstance(dtype, np.dtype) else np.dtype(dtype))
     return None if letter is None or not available() else _gemm(letter)
 
 

@@ -534,7 +534,7 @@ def weight_grad_by_rows(flat: np.ndarray, dy2: np.ndarray, ho: int, kwc: int,
     return d_w
 
 
-ROWS_PARTS = 4  # the input gradient's runs of positions, one thread's each: fixed, for the bits
+ROWS_PARTS = 4  # the input gradient's runs of positions, shared between the threads
 
 
 def input_grad_by_rows(dy2: np.ndarray, w_all: np.ndarray, padded_shape: tuple[int, ...],
@@ -542,9 +542,10 @@ def input_grad_by_rows(dy2: np.ndarray, w_all: np.ndarray, padded_shape: tuple[i
     """The adjoint of conv_by_rows and widen: dL/dxp, C×Hp×Wp×N. Output row h's share,
     Wᵀ @ dy[:, h] (kh·kw·C × Wo·N), is added by the product itself (β = 1) into rows
     h·kw·C … (h + kh)·kw·C − 1 of the widened input's gradient, the rows one after another
-    (neighbours overlap) and ROWS_PARTS runs of positions side by side; then each of its kw
-    copies into the padded input's gradient. (Until 12-04 kh products over all rows, each
-    added afterwards: LeNet's second layer 1.4–2.1× slower.)"""
+    (neighbours overlap) and ROWS_PARTS runs of positions side by side — fixed: OpenBLAS's
+    bits for a value depend on how the positions are split; then each of its kw copies into
+    the padded input's gradient. (Until 12-04 kh products over all rows, each added
+    afterwards: LeNet's second layer 1.4–2.1× slower.)"""
     c, hp, wp, n = padded_shape
     k, row = dy2.shape[0], wo * n
     ho, kwc = dy2.shape[1] // row, kw * c
