@@ -533,6 +533,7 @@ def test_shifted_products_over_rows_first_maps_equal_the_direct_sums(dtype, kern
     "conv(4,3,pad=1) relu residual(conv(4,3,pad=1,bias=false) batchnorm relu) pool(3,stride=3) "
     "fc(3)",
     "conv(6,5) relu pool(2) conv(16,3) relu fc(3)",  # kernel rows, stacked; their input gradient
+    "conv(5,3,pad=same) relu fc(40) relu fc(3)",  # products shared out (MIN_PRODUCT below)
 ])
 def test_element_wise_work_on_several_threads_is_the_same_to_the_bit(monkeypatch, description):
     """The channels split over threads (engines/numpy/parallel.py) give exactly what one thread
@@ -540,6 +541,7 @@ def test_element_wise_work_on_several_threads_is_the_same_to_the_bit(monkeypatch
     from convnet import Network
     from convnet.engines.numpy import conv, parallel
     monkeypatch.setattr(conv, "ROWS_MIN_BYTES", 0)  # kernel rows wherever they would be chosen
+    monkeypatch.setattr(parallel, "MIN_PRODUCT", 1000)  # and large products shared out
 
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (16, 12, 12, 3), dtype=np.uint8)
@@ -701,6 +703,27 @@ def test_the_blas_names_the_kernels_it_runs_and_follows_openblas_coretype():
         shown = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                                text=True, check=True).stdout.strip()
         assert shown == expected
+
+
+@pytest.mark.parametrize("m, k, n", [(128, 1568, 256), (1568, 128, 256), (150, 16, 12800),
+                                     (7, 3, 9)])
+def test_shared_out_products_give_the_same_bits_on_any_number_of_threads(monkeypatch, m, k, n):
+    # OpenBLAS's bits for a value depend on how a product is split, so a large product is split
+    # into as many parts whatever the threads (fast91's fc(128) at batch 256 differed in the
+    # last bits between one thread and two)
+    from convnet.engines.numpy import blas, parallel
+    if not blas.available():
+        pytest.skip("this NumPy's BLAS is not an OpenBLAS whose threads convnet can set")
+    monkeypatch.setattr(parallel, "MIN_PRODUCT", 0)
+    rng = np.random.default_rng(m)
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    outs = []
+    for threads in (1, 2, 3):
+        monkeypatch.setenv("CONVNET_NUMPY_THREADS", str(threads))
+        with blas.one_core():  # as the engine runs them
+            outs.append(parallel.matmul(a, b))
+    assert all(np.array_equal(outs[0], out) for out in outs[1:])
 
 
 @settings(max_examples=40, deadline=None)

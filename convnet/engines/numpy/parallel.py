@@ -100,18 +100,22 @@ def spread(fn: Callable[[int, int], None], count: int) -> None:
 
 
 MIN_PRODUCT = 1 << 24  # multiply-adds below which a product stays on one thread (LeNet's fc(120))
+# A larger product's parts: as many whatever the threads, because OpenBLAS's bits for a value
+# depend on how a product is split (whole, in halves, in quarters: each differs in the last bit),
+# and a model must come out the same on any number of threads (trained at once or alone).
+MATMUL_PARTS = 4
 
 
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """a @ b for 2-D a and b, the output split between threads along its longer side."""
+    """a @ b for 2-D a and b, the output split along its longer side into MATMUL_PARTS parts
+    shared between the threads."""
     m, n = a.shape[0], b.shape[1]
     if out is None:
         out = memory.empty((m, n), np.result_type(a, b))
-    width = min(threads(), max(m, n))
-    if not blas.available() or width <= 1 or m * n * a.shape[1] < MIN_PRODUCT:
+    if not blas.available() or m * n * a.shape[1] < MIN_PRODUCT:
         return np.matmul(a, b, out=out)
     along = n if n >= m else m
-    step = -(-along // width)
+    step = -(-along // min(MATMUL_PARTS, along))
 
     def part(item: int, thread: int) -> None:
         s = slice(item * step, min(along, (item + 1) * step))
