@@ -938,3 +938,32 @@ def test_images_come_into_the_engine_layout_whole(n, c, dtype):
     out = to_engine_layout(x)
     assert out.flags.c_contiguous and out.dtype == x.dtype
     assert np.array_equal(out, x.transpose(3, 1, 2, 0))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 9), st.integers(1, 9), st.integers(1, 9), st.integers(0, 3),
+       st.integers(0, 3), st.booleans(), st.sampled_from([0.0, 1.0]),
+       st.sampled_from([np.float32, np.float64]))
+def test_products_by_address_equal_numpys(m, n, k, i, j, trans_b, beta, dtype):
+    """blas.product_at on parts of larger row-major matrices, given by where they start: what
+    NumPy computes on the same parts, with the part of C outside left alone; and a part that
+    does not lie inside its matrix is refused, never read."""
+    from convnet.engines.numpy import blas
+    rng = np.random.default_rng(m * 100 + n * 10 + k)
+    a = rng.standard_normal((m + i + 2, k + j + 1)).astype(dtype)
+    b = rng.standard_normal(((n, k) if trans_b else (k, n))).astype(dtype)
+    b = np.pad(b, ((j, 1), (i, 2)))  # the part at (j, i)
+    c = rng.standard_normal((m + 3, n + i)).astype(dtype)
+    want = c.copy()
+    b_part = b[j:j + (n if trans_b else k), i:i + (k if trans_b else n)]
+    want[2:2 + m, i:i + n] = a[i:i + m, j:j + k] @ (b_part.T if trans_b else b_part) + \
+        beta * c[2:2 + m, i:i + n]
+    blas.product_at((blas.matrix(a), i, j), (blas.matrix(b), j, i), (blas.matrix(c), 2, i),
+                    m, n, k, beta=beta, trans_b=trans_b)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(c, want, rtol=tol, atol=tol)
+    with pytest.raises(ValueError, match="outside"):
+        blas.product_at((blas.matrix(a), i + 3, j), (blas.matrix(b), j, i),
+                        (blas.matrix(c), 2, i), m, n, k)
+    with pytest.raises(ValueError, match="row-major"):
+        blas.matrix(a.T)  # (columns of unit stride: a transpose)

@@ -461,26 +461,28 @@ def conv_by_rows(flat: np.ndarray, w_all: np.ndarray, ho: int, kwc: int,
     row = flat.shape[1]
     stack = rows_stacked(k)
     items = row_groups(ho, stack, row, ROWS_CHUNK)
+    source = blas.matrix(flat)  # (products by address: see blas.product_at)
     if stack == 1:
         y = memory.empty((k, ho * row), flat.dtype)
+        weights, out = blas.matrix(w_all), blas.matrix(y)
 
         def item(index: int, thread: int) -> None:
             h, _, start, m = items[index]
-            blas.product(w_all, flat[h * kwc:h * kwc + depth, start:start + m],
-                         y[:, h * row + start:h * row + start + m])
+            blas.product_at((weights, 0, 0), (source, h * kwc, start),
+                            (out, 0, h * row + start), k, m, depth)
 
         parallel.spread(item, len(items))
         if bias is not None:
             y += bias[:, None]
         return y
-    w_stacked = stacked_weights(w_all, stack, kwc)
+    weights = blas.matrix(stacked_weights(w_all, stack, kwc))
     y_rows = memory.empty((ho * k, row), flat.dtype)  # row-first: (Ho, K, Wo·N)
+    out = blas.matrix(y_rows)
 
     def rows(index: int, thread: int) -> None:
         h, r, start, m = items[index]
-        extent = depth + (r - 1) * kwc
-        blas.product(w_stacked[:r * k, :extent], flat[h * kwc:h * kwc + extent, start:start + m],
-                     y_rows[h * k:(h + r) * k, start:start + m])
+        blas.product_at((weights, 0, 0), (source, h * kwc, start), (out, h * k, start),
+                        r * k, m, depth + (r - 1) * kwc)
 
     parallel.spread(rows, len(items))
     y = memory.empty((k, ho, row), flat.dtype)
@@ -516,13 +518,15 @@ def weight_grad_by_rows(flat: np.ndarray, dy2: np.ndarray, ho: int, kwc: int,
                                              by_filter[:, a:b].transpose(1, 0, 2)),
                       ho, dy_rows.size)
 
+    source = blas.matrix(flat)
+    grads = blas.matrix(np.ascontiguousarray(dy2) if stack == 1 else dy_rows)
+
     def group(index: int, thread: int) -> None:
+        share = blas.matrix(shares[index])
         for h, r, start, m in items[index * step:(index + 1) * step]:
-            extent = depth + (r - 1) * kwc
-            d = dy2[:, h * row + start:h * row + start + m] if stack == 1 else \
-                dy_rows[h * k:(h + r) * k, start:start + m]
-            blas.product(d, flat[h * kwc:h * kwc + extent, start:start + m].T,
-                         shares[index, :r * k, :extent], beta=1.0)
+            d = (grads, 0, h * row + start) if stack == 1 else (grads, h * k, start)
+            blas.product_at(d, (source, h * kwc, start), (share, 0, 0), r * k,
+                            depth + (r - 1) * kwc, m, beta=1.0, trans_b=True)
 
     parallel.spread(group, groups)
     total = shares.sum(axis=0) if groups > 1 else shares[0]
@@ -555,11 +559,14 @@ def input_grad_by_rows(dy2: np.ndarray, w_all: np.ndarray, padded_shape: tuple[i
     step = -(-row // min(ROWS_PARTS, row))
     parts = [(start, min(step, row - start)) for start in range(0, row, step)]
 
+    weights, grads, out = blas.matrix(w_t), blas.matrix(np.ascontiguousarray(dy2)), \
+        blas.matrix(d_flat)
+
     def part(index: int, thread: int) -> None:
         start, m = parts[index]
         for h in range(ho):
-            blas.product(w_t, dy2[:, h * row + start:h * row + start + m],
-                         d_flat[h * kwc:h * kwc + depth, start:start + m], beta=1.0)
+            blas.product_at((weights, 0, 0), (grads, 0, h * row + start),
+                            (out, h * kwc, start), depth, m, k, beta=1.0)
 
     parallel.spread(part, len(parts))
     d_xw5 = d_flat.reshape(hp, kw, c, wo, n)
