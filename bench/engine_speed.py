@@ -23,7 +23,8 @@ PyTorch runs twice: "torch" takes an N×C×H×W copy of the images, as most PyTo
 network; "torch/cl" the images' own N×H×W×C memory seen as N×C×H×W (channels-last), as convnet's
 torch engine feeds it on the CPU, where oneDNN then keeps the activations channels-last.
 
-Prints ms per batch (median of rounds, with min–max), images per second, and the throughput
+Each side rests --settle seconds before each of its rounds and then runs --warm batches untimed
+(see time_per_batch). Prints ms per batch (median of rounds, with min–max), images per second, and the throughput
 ratios to each PyTorch row (≥ 1.0 means at least as fast): the ratio of the medians, and — the
 figure to quote on a host whose speed drifts — "paired ÷ torch/cl", the median (and range) of each
 round's own ratio, both engines timed within the same second or two: a host that slows down for a
@@ -77,6 +78,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--settle", type=float, default=0.5,
                    help="seconds of rest before each timed block, so spinning threads sleep")
+    p.add_argument("--warm", type=int, default=3,
+                   help="untimed batches after the rest, before each timed block")
     p.add_argument("--memory-child", nargs=2, metavar=("ENGINE", "NETWORK"), help=argparse.SUPPRESS)
     return p.parse_args()
 
@@ -182,8 +185,14 @@ def numpy_engines() -> tuple[str, ...]:
 def time_per_batch(fn, steps: int) -> float:
     # On a machine this small, the idle engine's thread pools (OpenMP, OpenBLAS) spin for a
     # while after their last call and take the cores from the other engine; let them sleep.
+    # Then a few batches untimed: after the rest, the first batches wake a core that has gone
+    # idle at every hand-off to a thread — in a KVM guest (the AMD EPYC Zen 3 of 2026-12-04)
+    # the NumPy engine's first three LeNet steps took 18–20 ms and the next 14.5 (on one thread
+    # 20 ms from the first), PyTorch's OpenMP threads, which spin between their parallel
+    # regions, one step; a training run's steps follow each other with no rest.
     time.sleep(ARGS.settle)
-    fn()
+    for _ in range(ARGS.warm):
+        fn()
     start = time.perf_counter()
     for _ in range(steps):
         fn()

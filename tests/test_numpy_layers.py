@@ -907,6 +907,12 @@ def test_the_engine_speed_benchmark_pairs_each_rounds_two_sides(monkeypatch):
     assert speed.paired(mine, theirs) == "0.75× (0.75–0.90)"
     medians = float(np.median(theirs)) / float(np.median(mine))  # 0.045 / 0.050
     assert f"{medians:.2f}" == "0.90"  # what the ratio of the medians would have said
+    # each timed block comes after a rest and --warm untimed batches (3 unless told)
+    assert speed.ARGS.warm == 3
+    monkeypatch.setattr(speed.ARGS, "settle", 0.0)
+    calls = []
+    assert speed.time_per_batch(lambda: calls.append(1), 4) >= 0
+    assert len(calls) == 3 + 4
 
 
 def test_large_arrays_lie_at_spread_page_offsets():
