@@ -464,7 +464,7 @@ def conv_by_rows(flat: np.ndarray, w_all: np.ndarray, ho: int, kwc: int,
     source = blas.matrix(flat)  # (products by address: see blas.product_at)
     if stack == 1:
         y = memory.empty((k, ho * row), flat.dtype)
-        weights, out = blas.matrix(w_all), blas.matrix(y)
+        weights, out = blas.matrix(np.ascontiguousarray(w_all)), blas.matrix(y)
 
         def item(index: int, thread: int) -> None:
             h, _, start, m = items[index]
