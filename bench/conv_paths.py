@@ -81,9 +81,8 @@ def variants(blocks: list[float], rows: list[int],
     found = [(f"im2col {mb:g} MB", {"BLOCK_BYTES": int(mb * (1 << 20)), "ROWS_MAX_FILTERS": 0,
                                      "SHIFTED_MIN_CHANNELS": OFF})
              for mb in blocks]
-    found += [(f"rows, chunks of {chunk}", {"ROWS_MAX_FILTERS": OFF, "ROWS_MIN_BYTES": 0,
-                                             "ROWS_MIN_DEPTH": 0, "ROWS_CHUNK": chunk,
-                                             "SHIFTED_MIN_CHANNELS": OFF})
+    found += [(f"rows, chunks of {chunk}", {"ROWS_MAX_FILTERS": OFF, "ROWS_MIN_DEPTH": 0,
+                                             "ROWS_CHUNK": chunk, "SHIFTED_MIN_CHANNELS": OFF})
               for chunk in rows]
     if blas.gemm(np.float32) is not None:  # (on any CPU: CONVNET_NUMPY_CONV=shifted, in main)
         found += [(f"shifted, runs of {chunk}", {"SHIFTED_MIN_CHANNELS": 1,
@@ -177,7 +176,7 @@ def main() -> None:
         p.error("--rows and --shifted: positions at least 1 (0: none)")
     keep_freed_memory()
     engine_settings = {name: getattr(conv, name) for name in
-                       ("BLOCK_BYTES", "ROWS_MAX_FILTERS", "ROWS_MIN_BYTES", "ROWS_MIN_DEPTH",
+                       ("BLOCK_BYTES", "ROWS_MAX_FILTERS", "ROWS_MIN_DEPTH",
                         "ROWS_CHUNK", "SHIFTED_MIN_CHANNELS", "SHIFTED_CHUNK")}
     chosen = variants(args.blocks, [r for r in args.rows if r > 0],
                       [r for r in args.shifted if r > 0])

@@ -202,7 +202,6 @@ def test_convolution_by_kernel_rows_matches_pytorch(monkeypatch, text, shape, dt
     # product for as many output rows as the engine stacks for these filters (2–6 here, the
     # last group of rows shorter where they don't divide the height), one, or all of them.
     from convnet.engines.numpy import conv
-    monkeypatch.setattr(conv, "ROWS_MIN_BYTES", 0)
     monkeypatch.setattr(conv, "ROWS_MIN_DEPTH", 1)
     monkeypatch.setattr(conv, "ROWS_CHUNK", 7)
     if stack is not None:  # filters × rows a product: one row, or every row at once
@@ -230,6 +229,8 @@ def test_convolution_in_blocks_matches_pytorch(monkeypatch, text, shape, dtype, 
     from convnet.engines.numpy import conv
     monkeypatch.setattr(conv, "BLOCK_BYTES", budget)
     monkeypatch.setattr(conv, "WHOLE_BYTES", 0)  # the input gradient in blocks too
+    monkeypatch.setattr(conv, "ROWS_MAX_FILTERS", 0)  # im2col even for few filters or channels
+    monkeypatch.setattr(conv, "ROWS_FEW_CHANNELS", 0)
     calls = []
     original = conv.blocks
     monkeypatch.setattr(conv, "blocks", lambda *a: calls.append(len(original(*a))) or original(*a))
@@ -379,6 +380,7 @@ def test_each_convolution_takes_the_algorithm_its_shapes_call_for(monkeypatch):
     assert lenet.how(3, 28, 28, 128, f32) == "rows"  # LeNet's conv(6,5) on 32x32x3, batch 128
     lenet2 = Conv2D(6, 16, (5, 5), (1, 1), (0, 0, 0, 0), True, f32)
     assert lenet2.how(6, 10, 10, 128, f32) == "rows"  # its conv(16,5): few channels, 150 deep
+    assert lenet.how(3, 28, 28, 1, f32) == lenet2.how(6, 10, 10, 1, f32) == "rows"  # any batch
     colour = Conv2D(3, 32, (3, 3), (1, 1), (1, 1, 1, 1), True, f32)
     assert colour.how(3, 32, 32, 128, f32) == "im2col"  # 3×3×3: windows of 27 values
     assert Conv2D(3, 64, (5, 5), (1, 1), (2, 2, 2, 2), True, f32).how(3, 32, 32, 128, f32) \
@@ -540,7 +542,6 @@ def test_element_wise_work_on_several_threads_is_the_same_to_the_bit(monkeypatch
     gives: every row is computed by the same code either way."""
     from convnet import Network
     from convnet.engines.numpy import conv, parallel
-    monkeypatch.setattr(conv, "ROWS_MIN_BYTES", 0)  # kernel rows wherever they would be chosen
     monkeypatch.setattr(parallel, "MIN_PRODUCT", 1000)  # and large products shared out
 
     rng = np.random.default_rng(0)
