@@ -251,10 +251,28 @@ def shifted_pays() -> bool:
     return "avx512f" not in this_cpu().flags
 
 
-def row_runs(ho: int, row: int, chunk: int) -> list[tuple[int, int, int]]:
-    """(output row h, first position, positions) of each product over one output row of `row`
-    positions (Wo·N), `chunk` positions at most: the shifted products' items."""
-    return [(h, s, min(chunk, row - s)) for h in range(ho) for s in range(0, row, chunk)]
+def row_groups(ho: int, stack: int, row: int, chunk: int) -> list[tuple[int, int, int, int]]:
+    """(first output row h, rows r ≤ stack, first position, positions) of each product over
+    output rows h … h + r − 1, `chunk` of their `row` positions (Wo·N) at most: the shifted
+    products' items (a row each) and the kernel rows' (rows_stacked rows each)."""
+    return [(h, min(stack, ho - h), s, min(chunk, row - s))
+            for h in range(0, ho, stack) for s in range(0, row, chunk)]
+
+
+def turn_round(source: np.ndarray, out: np.ndarray,
+               bias: np.ndarray | None = None) -> np.ndarray:
+    """out[b, a] = source[a, b] (+ bias[b]) for source (A, B, M) and out (B, A, M): a
+    row-first output filter-first or a filter-first gradient row-first, out's first axis shared
+    between the threads."""
+    def part(lo: int, hi: int) -> None:
+        view = source[:, lo:hi].transpose(1, 0, 2)
+        if bias is None:
+            np.copyto(out[lo:hi], view)
+        else:
+            np.add(view, bias[lo:hi, None, None], out=out[lo:hi])
+
+    parallel.each(part, out.shape[0], out.size)
+    return out
 
 
 def pad_rows(x: np.ndarray, pads: tuple[int, int, int, int],
@@ -310,10 +328,10 @@ def conv_shifted(xq: np.ndarray, w_cols: np.ndarray, ho: int, wo: int,
     size = xq.itemsize
     x0, y0, w0 = xq.ctypes.data, y.ctypes.data, w_cols.ctypes.data
     ldx, ldy, row = wp * n, y.shape[1], wo * n
-    items = row_runs(ho, wo * n, SHIFTED_CHUNK)
+    items = row_groups(ho, 1, wo * n, SHIFTED_CHUNK)
 
     def item(index: int, thread: int) -> None:
-        h, start, m = items[index]
+        h, _, start, m = items[index]
         out = y0 + (h * row + start) * size
         if bias is not None:
             y[:, h * row + start:h * row + start + m] = bias[:, None]
@@ -337,7 +355,7 @@ def weight_grad_shifted(xq: np.ndarray, dy2: np.ndarray, kh: int, kw: int, ho: i
     k, depth = dy2.shape[0], kh * c
     if dy2.shape[1] != ho * wo * n:
         raise ValueError(f"dy has {dy2.shape[1]} positions, not {ho}·{wo}·{n}")
-    items = row_runs(ho, wo * n, SHIFTED_CHUNK)
+    items = row_groups(ho, 1, wo * n, SHIFTED_CHUNK)
     groups = min(SHIFTED_GROUPS, len(items))
     shares = np.zeros((groups, kw, k, depth), xq.dtype)
     size = xq.itemsize
@@ -347,7 +365,7 @@ def weight_grad_shifted(xq: np.ndarray, dy2: np.ndarray, kh: int, kw: int, ho: i
 
     def group(index: int, thread: int) -> None:
         w0 = shares[index].ctypes.data
-        for h, start, m in items[index * step:(index + 1) * step]:
+        for h, _, start, m in items[index * step:(index + 1) * step]:
             for j in range(kw):
                 gemm(k, depth, m, d0 + (h * row + start) * size, ldd,
                      x0 + (h * c * ldx + j * n + start) * size, ldx, 1.0,
@@ -429,13 +447,6 @@ def rows_stacked(k: int) -> int:
     return max(1, int(ROWS_STACK / k + 0.5))
 
 
-def row_groups(ho: int, stack: int, row: int, chunk: int) -> list[tuple[int, int, int, int]]:
-    """(first output row h, rows r ≤ stack, first position, positions) of each kernel-rows
-    product: output rows h … h + r − 1, `chunk` of their `row` positions (Wo·N) at most."""
-    return [(h, min(stack, ho - h), s, min(chunk, row - s))
-            for h in range(0, ho, stack) for s in range(0, row, chunk)]
-
-
 def stacked_weights(w_all: np.ndarray, stack: int, kwc: int) -> np.ndarray:
     """W (K, kh·kw·C) for `stack` output rows at once: (stack·K, kh·kw·C + (stack − 1)·kw·C),
     rows r·K … (r + 1)·K − 1 holding W from column r·kw·C on, zeros elsewhere."""
@@ -484,17 +495,8 @@ def conv_by_rows(flat: np.ndarray, w_all: np.ndarray, ho: int, kwc: int,
                         r * k, m, depth + (r - 1) * kwc)
 
     parallel.spread(rows, len(items))
-    y = memory.empty((k, ho, row), flat.dtype)
-    by_row = y_rows.reshape(ho, k, row)
-
-    def filters(a: int, b: int) -> None:  # turned round filter-first, the bias added on the way
-        if bias is None:
-            np.copyto(y[a:b], by_row[:, a:b].transpose(1, 0, 2))
-        else:
-            np.add(by_row[:, a:b].transpose(1, 0, 2), bias[a:b, None, None], out=y[a:b])
-
-    parallel.each(filters, k, y.size)
-    return y.reshape(k, ho * row)
+    y = turn_round(y_rows.reshape(ho, k, row), memory.empty((k, ho, row), flat.dtype), bias)
+    return y.reshape(k, ho * row)  # (the bias added on the way)
 
 
 def weight_grad_by_rows(flat: np.ndarray, dy2: np.ndarray, ho: int, kwc: int,
@@ -510,15 +512,12 @@ def weight_grad_by_rows(flat: np.ndarray, dy2: np.ndarray, ho: int, kwc: int,
     step = -(-len(items) // groups)
     width = depth + (stack - 1) * kwc
     shares = np.zeros((groups, stack * k, width), flat.dtype)
-    if stack > 1:  # (Ho·K, Wo·N): the rows of neighbouring output rows one matrix
-        dy_rows = memory.empty((ho * k, row), dy2.dtype)
-        by_filter = dy2.reshape(k, ho, row)
-        parallel.each(lambda a, b: np.copyto(dy_rows.reshape(ho, k, row)[a:b],
-                                             by_filter[:, a:b].transpose(1, 0, 2)),
-                      ho, dy_rows.size)
-
     source = blas.matrix(flat)
-    grads = blas.matrix(np.ascontiguousarray(dy2) if stack == 1 else dy_rows)
+    if stack == 1:
+        grads = blas.matrix(np.ascontiguousarray(dy2))
+    else:  # (Ho·K, Wo·N): the rows of neighbouring output rows one matrix
+        grads = blas.matrix(turn_round(dy2.reshape(k, ho, row), memory.empty(
+            (ho, k, row), dy2.dtype)).reshape(ho * k, row))
 
     def group(index: int, thread: int) -> None:
         share = blas.matrix(shares[index])
