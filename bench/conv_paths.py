@@ -142,13 +142,13 @@ def torch_backward(dyt, xt, wt, input_grad: bool, pad: int):
     return dx, dw
 
 
-def engines_choice(layer: conv.Conv2D, c: int, ho: int, batch: int, given: str | None) -> str:
+def engines_choice(layer: conv.Conv2D, given: str | None) -> str:
     """How the engine computes this layer as the user runs it (CONVNET_NUMPY_CONV as given)."""
     if given is None:
         del os.environ["CONVNET_NUMPY_CONV"]
     else:
         os.environ["CONVNET_NUMPY_CONV"] = given
-    how = layer.how(c, ho, ho, batch, np.dtype(np.float32))
+    how = layer.how(np.dtype(np.float32))
     os.environ["CONVNET_NUMPY_CONV"] = "shifted"
     return how
 
@@ -233,7 +233,7 @@ def main() -> None:
             return f"{forward * 1e3:6.1f} + {backward * 1e3:6.1f} = " \
                    f"{(forward + backward) * 1e3:6.1f}"
 
-        how = engines_choice(layer, c, ho, args.batch, given)
+        how = engines_choice(layer, given)
         kernel = "" if (f, pad) == (3, 1) else f" {f}×{f} P{pad}"
         line = f"{c:>2} → {k:<2} {h}×{h}{kernel:<7}" + \
             "  ".join(f"{cell(label):>26}" for label, _ in chosen) + f"  {engine.get(how, how)}"

@@ -377,34 +377,33 @@ def test_each_convolution_takes_the_algorithm_its_shapes_call_for(monkeypatch):
     from convnet.engines.numpy.conv import Conv2D
     f32 = np.dtype(np.float32)
     lenet = Conv2D(3, 6, (5, 5), (1, 1), (0, 0, 0, 0), True, f32)
-    assert lenet.how(3, 28, 28, 128, f32) == "rows"  # LeNet's conv(6,5) on 32x32x3, batch 128
+    assert lenet.how(f32) == "rows"  # LeNet's conv(6,5) on 32x32x3, batch 128
     lenet2 = Conv2D(6, 16, (5, 5), (1, 1), (0, 0, 0, 0), True, f32)
-    assert lenet2.how(6, 10, 10, 128, f32) == "rows"  # its conv(16,5): few channels, 150 deep
-    assert lenet.how(3, 28, 28, 1, f32) == lenet2.how(6, 10, 10, 1, f32) == "rows"  # any batch
+    assert lenet2.how(f32) == "rows"  # its conv(16,5): few channels, 150 deep
     colour = Conv2D(3, 32, (3, 3), (1, 1), (1, 1, 1, 1), True, f32)
-    assert colour.how(3, 32, 32, 128, f32) == "im2col"  # 3×3×3: windows of 27 values
-    assert Conv2D(3, 64, (5, 5), (1, 1), (2, 2, 2, 2), True, f32).how(3, 32, 32, 128, f32) \
+    assert colour.how(f32) == "im2col"  # 3×3×3: windows of 27 values
+    assert Conv2D(3, 64, (5, 5), (1, 1), (2, 2, 2, 2), True, f32).how(f32) \
         == "rows"  # 5×5×3: 75
     first = Conv2D(1, 32, (3, 3), (1, 1), (1, 1, 1, 1), False, f32)
-    assert first.how(1, 28, 28, 256, f32) == "im2col"  # one input channel: products of depth 1
+    assert first.how(f32) == "im2col"  # one input channel: products of depth 1
     strided = Conv2D(32, 64, (3, 3), (2, 2), (1, 1, 1, 1), False, f32)
-    assert strided.how(32, 7, 7, 256, f32) == "im2col"  # stride 2: the windows are no runs
+    assert strided.how(f32) == "im2col"  # stride 2: the windows are no runs
     wide = Conv2D(32, 64, (3, 3), (1, 1), (1, 1, 1, 1), True, f32)
     shifted = "shifted" if blas.gemm(f32) is not None else "im2col"
     monkeypatch.setenv("CONVNET_NUMPY_CONV", "shifted")
-    assert wide.how(32, 14, 14, 128, f32) == shifted  # best's second conv
-    assert strided.how(32, 7, 7, 256, f32) == first.how(1, 28, 28, 256, f32) == "im2col"
+    assert wide.how(f32) == shifted  # best's second conv
+    assert strided.how(f32) == first.how(f32) == "im2col"
     monkeypatch.setenv("CONVNET_NUMPY_CONV", "im2col")
-    assert wide.how(32, 14, 14, 128, f32) == "im2col"
+    assert wide.how(f32) == "im2col"
     monkeypatch.delenv("CONVNET_NUMPY_CONV")  # the CPU decides: shifted where AVX2 is the widest
     for flags, expected in (("avx2 fma", shifted), ("avx2 avx512f avx512_bf16", "im2col")):
         monkeypatch.setenv("CONVNET_CPU_FLAGS", flags)
         cpu.this_cpu.cache_clear()
-        assert wide.how(32, 14, 14, 128, f32) == expected
+        assert wide.how(f32) == expected
     cpu.this_cpu.cache_clear()
     monkeypatch.setenv("CONVNET_NUMPY_CONV", "shifted")
     monkeypatch.setattr(blas, "_controls", lambda: None)  # another BLAS: no shifted products
-    assert wide.how(32, 14, 14, 128, f32) == "im2col"
+    assert wide.how(f32) == "im2col"
 
 
 def _needs_gemm():

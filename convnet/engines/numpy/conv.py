@@ -634,12 +634,13 @@ class Conv2D(Layer):
         out = self.workspace((c, hp, wp, n), x.dtype, training, "padded input", zeroed=True)
         return pad_maps(x, self.padding, out)
 
-    def how(self, c: int, ho: int, wo: int, n: int, dtype: np.dtype) -> str:
-        """How this layer computes at these shapes: "shifted" (shifted products: stride 1, C and
-        K of SHIFTED_MIN_CHANNELS at least, OpenBLAS at hand, and a CPU where they pay), "rows"
-        (kernel rows: few filters, or few channels in deep windows) or "im2col"."""
+    def how(self, dtype: np.dtype) -> str:
+        """How this layer computes, whatever the images' size and the batch: "shifted" (shifted
+        products: stride 1, C and K of SHIFTED_MIN_CHANNELS at least, OpenBLAS at hand, and a
+        CPU where they pay), "rows" (kernel rows: few filters, or few channels in deep windows)
+        or "im2col"."""
         (kh, kw), (sh, sw) = self.kernel, self.stride
-        k = self.params["weight"].shape[0]
+        k, c = self.params["weight"].shape[:2]
         if (sh, sw) == (1, 1) and min(c, k) >= SHIFTED_MIN_CHANNELS and \
                 blas.gemm(dtype) is not None and shifted_pays():
             return "shifted"
@@ -663,7 +664,7 @@ class Conv2D(Layer):
         _, h, w, n = x.shape
         hp, wp = h + top + bottom, w + left + right
         ho, wo = (hp - kh) // sh + 1, (wp - kw) // sw + 1  # shapes.infer checked the fit
-        how = self.how(c, ho, wo, n, x.dtype)
+        how = self.how(x.dtype)
         bias = self.params.get("bias")
         xp = self._pad(x, training, rows_first=how == "shifted")  # (Hp×C×Wp×N for shifted)
         if how == "shifted":
