@@ -188,9 +188,11 @@ FP32: dict[str, dict[str, Any]] = {
 # Until 12-02 best's float32 models (Muon, 22 epochs): 94.77% voting in about 34 minutes on a
 # slow Xeon — within the 30-minute goal where this misses it, but short of the 95%.
 # On the AVX2-only EPYC (Zen 3, 2026-12-03) two voted 94.96 / 94.89 / 95.13% (seeds 0, 1, 2:
-# 94.99%; 81–92 minutes; seed 3 95.14%) and three 95.02 / 95.11 / 95.20% (95.11%,
-# `--ensemble 3`, half as much time again): the seven float32 runs of two on the two CPU kinds
-# average 95.06%, so the recipe keeps two (docs/BENCHMARKS.md, "… a fifth time").
+# 94.99%; 81–92 minutes; seed 3 95.14%) and three 95.02 / 95.11 / 95.20% (95.11%; models
+# trained two at once or alone; docs/BENCHMARKS.md, "… a fifth time"). Two there miss the 95%
+# and are three times the 30-minute goal anyway, so without AVX-512 the float32 path keeps the
+# recipe's three, at once (members_here): `--seed 0`'s whole command on that CPU, 2026-12-04:
+# see docs/BENCHMARKS.md, "… a ninth time".
 FP32["ensemble"] = {**FP32["best"], "network": RESIDUAL_32 + HEAD, "epochs": 35}
 PATHS = ("bf16", "fp32")
 # Where the CPU's bf16 units are AVX-512 instructions (avx512_bf16 without AMX: the AMD EPYC)
@@ -200,9 +202,9 @@ PATHS = ("bf16", "fp32")
 # voting 95.11 / 95.07 / 95.05%, 95.08%). So on such a CPU with fewer cores than members it
 # trains as many as there are cores, two at least (AMD EPYC, 2 cores, 2026-12-02;
 # docs/BENCHMARKS.md, "The AMD EPYC, evening"). With AMX tiles three at once on 2 cores took
-# 27–30 minutes: they keep three. In float32 every CPU's convolutions are vector instructions
-# (AVX-512 or AVX2 FMA), as busy as AVX-512's bf16: the same rule (two at once on 2 cores:
-# 76–89 s an epoch for the pair, 38–45 s a model-epoch).
+# 27–30 minutes: they keep three. In float32 by AVX-512 the convolutions are as busy as
+# AVX-512's bf16: the same rule (two at once on 2 cores: 76–89 s an epoch for the pair, 38–45 s
+# a model-epoch; 95.09%). By AVX2 alone three (above FP32["ensemble"]).
 MEMBERS_AT_LEAST = 2
 # Every recipe was tuned on Fashion-MNIST's 60,000 training images: its epochs are passes over
 # that many. On a smaller training set (a folder of 4,000 digits: 15 steps an epoch at batch
@@ -237,14 +239,17 @@ def members_here(members: int, device: str | None = None,
                  path: str = "bf16") -> tuple[int, str | None]:
     """How many models an ensemble recipe of `members` trains here on `path`, and why when
     fewer: as many as the CPU has cores, MEMBERS_AT_LEAST at least, where the members'
-    convolutions are vector instructions — float32 anywhere, bf16 by AVX-512 (no AMX) — and
-    more at once would share the cores; as many as the recipe says elsewhere."""
+    convolutions are AVX-512 vector instructions — bf16 without AMX, or float32 — and more at
+    once would share the cores; as many as the recipe says elsewhere (AMX tiles, a GPU, and
+    float32 by AVX2 alone, where two voted below 95%: the note above FP32["ensemble"])."""
     from .cpu import this_cpu
 
     if device and device.startswith("cuda"):
         return members, None
     cpu = this_cpu()
     if path == "bf16" and (not cpu.bf16 or cpu.amx):
+        return members, None
+    if path == "fp32" and "avx512f" not in cpu.flags:
         return members, None
     if max(cpu.cores, MEMBERS_AT_LEAST) >= members:
         return members, None
