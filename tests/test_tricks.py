@@ -447,7 +447,7 @@ def cpu_kind(monkeypatch):
     cpu.this_cpu.cache_clear()
 
 
-def test_the_ensemble_trains_as_many_members_as_cores_where_they_are_vector_work(cpu_kind):
+def test_the_ensemble_trains_as_many_members_as_cores_where_its_convolutions_are_avx512(cpu_kind):
     """Three members at once on 2 cores whose bf16 is AVX-512's share the cores (43–46 minutes
     on the AMD EPYC); two at once have a core each (26 minutes); so in float32 by AVX-512 (49
     minutes, 95.09%). With AMX on the bf16 path, in float32 by AVX2 alone (where two voted
