@@ -24,8 +24,8 @@ network; "torch/cl" the images' own N×H×W×C memory seen as N×C×H×W (channe
 torch engine feeds it on the CPU, where oneDNN then keeps the activations channels-last.
 
 Each side rests --settle seconds before each of its rounds and then runs --warm batches untimed
-(see time_per_batch). Prints ms per batch (median of rounds, with min–max), images per second, and the throughput
-ratios to each PyTorch row (≥ 1.0 means at least as fast): the ratio of the medians, and — the
+(see time_per_batch). Prints ms per batch (median of rounds, with min–max), images per second,
+and the throughput ratios to each PyTorch row (≥ 1.0 means at least as fast): the ratio of the medians, and — the
 figure to quote on a host whose speed drifts — "paired ÷ torch/cl", the median (and range) of each
 round's own ratio, both engines timed within the same second or two: a host that slows down for a
 minute slows both sides of the rounds in it, and the ratio of medians can pair one side's fast
@@ -90,6 +90,7 @@ for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[var] = str(ARGS.threads)
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # its convnet
 
+import convnet  # noqa: E402,F401  (before NumPy: it picks OpenBLAS's kernels, cpu.py)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402

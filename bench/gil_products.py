@@ -31,6 +31,7 @@ from typing import Callable
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 
+import convnet  # noqa: E402,F401  (before NumPy: it picks OpenBLAS's kernels, cpu.py)
 import numpy as np  # noqa: E402
 
 from convnet import Network, cpu  # noqa: E402

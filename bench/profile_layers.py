@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 
+import convnet  # noqa: F401  (before NumPy: it picks OpenBLAS's kernels, cpu.py)
 import numpy as np
 
 from convnet import Network

@@ -23,11 +23,12 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 
-import numpy as np
-import torch
-
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import convnet  # noqa: E402,F401  (before NumPy: it picks OpenBLAS's kernels, cpu.py)
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
 from throughput import peak_matmul_flops  # noqa: E402
 
 from convnet import augment as augmentation  # noqa: E402

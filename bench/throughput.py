@@ -18,10 +18,11 @@ import os
 import sys
 import time
 
-import numpy as np
-import torch
-
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import convnet  # noqa: E402,F401  (before NumPy: it picks OpenBLAS's kernels, cpu.py)
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
 from convnet import Network, shapes, spec  # noqa: E402
 from convnet.config import SpeedOptions  # noqa: E402
 from convnet import cpu  # noqa: E402

@@ -2,6 +2,10 @@
 
 __version__ = "0.1.0"
 
+from .cpu import prefer_blas_kernels  # noqa: E402
+
+prefer_blas_kernels()  # before anything imports NumPy: OpenBLAS picks its kernels as it loads
+
 from .errors import UserError  # noqa: E402
 from .spec import Spec, parse  # noqa: E402
 from .network import Network  # noqa: E402

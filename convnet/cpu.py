@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -21,6 +23,8 @@ class CPU:
     model: str
     flags: frozenset[str]
     cores: int  # the cores this process may run on
+    vendor: str = ""  # /proc/cpuinfo's vendor_id: "AuthenticAMD", "GenuineIntel", …
+    family: int = 0  # its "cpu family": 25 for AMD's Zen 3 and Zen 4
 
     @property
     def bf16(self) -> bool:
@@ -45,34 +49,71 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-def parse_cpuinfo(text: str) -> tuple[str, frozenset[str]]:
-    """The model name and the flags of /proc/cpuinfo's first processor."""
-    model, flags = "", frozenset()
+def parse_cpuinfo(text: str) -> tuple[str, frozenset[str], str, int]:
+    """The model name, the flags, the vendor and the family of /proc/cpuinfo's first
+    processor."""
+    fields: dict[str, str] = {}
     for line in text.splitlines():
         key, _, value = line.partition(":")
-        key = key.strip()
-        if key == "model name" and not model:
-            model = value.strip()
-        elif key in ("flags", "Features") and not flags:
-            flags = frozenset(value.split())
-        if model and flags:
+        key = "flags" if key.strip() == "Features" else key.strip()  # (ARM's name for them)
+        if key in ("model name", "flags", "vendor_id", "cpu family"):
+            fields.setdefault(key, value.strip())
+        elif not key and fields:  # the blank line after the first processor
             break
-    return model or platform.processor() or platform.machine(), flags
+    family = fields.get("cpu family", "")
+    return (fields.get("model name") or platform.processor() or platform.machine(),
+            frozenset(fields.get("flags", "").split()), fields.get("vendor_id", ""),
+            int(family) if family.isdigit() else 0)
+
+
+def _read() -> CPU:
+    """This machine's CPU as /proc/cpuinfo says, without CONVNET_CPU_FLAGS."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
+            model, flags, vendor, family = parse_cpuinfo(info.read())
+    except OSError:
+        model, flags, vendor, family = \
+            platform.processor() or platform.machine(), frozenset(), "", 0
+    return CPU(model, flags, _cores(), vendor, family)
 
 
 @lru_cache(maxsize=1)
 def this_cpu() -> CPU:
     """This machine's CPU (read once). CONVNET_CPU_FLAGS, if set, replaces the flags read —
     to see what a recipe does on a CPU without bf16 units: CONVNET_CPU_FLAGS=avx512f."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
-            model, flags = parse_cpuinfo(info.read())
-    except OSError:
-        model, flags = platform.processor() or platform.machine(), frozenset()
+    cpu = _read()
     override = os.environ.get("CONVNET_CPU_FLAGS")
     if override is not None:
-        flags = frozenset(override.replace(",", " ").split())
-    return CPU(model, flags, _cores())
+        cpu = CPU(cpu.model, frozenset(override.replace(",", " ").split()), cpu.cores,
+                  cpu.vendor, cpu.family)
+    return cpu
+
+
+def blas_kernels(cpu: CPU) -> str | None:
+    """The kernels NumPy's OpenBLAS should multiply with on this CPU where its own choice is
+    slower (an OPENBLAS_CORETYPE name), else None. On AMD's family 25 with AVX-512 (Zen 4,
+    which runs AVX-512 on 256-bit halves) OpenBLAS picks its SkylakeX kernels, made for Intel's
+    full-width AVX-512; its Haswell kernels (AVX2) multiply the NumPy engine's shapes 15–35%
+    faster there, and with them its training steps ran 1.1–1.3× faster (AMD EPYC Zen 4, 2 cores,
+    2026-12-04: docs/BENCHMARKS.md, "The AMD EPYC Zen 4 again")."""
+    if cpu.vendor == "AuthenticAMD" and cpu.family == 25 and "avx512f" in cpu.flags:
+        return "Haswell"
+    return None
+
+
+def prefer_blas_kernels(cpu: CPU | None = None,
+                        environ: MutableMapping[str, str] = os.environ,
+                        loaded: Mapping[str, object] = sys.modules) -> str | None:
+    """Asks OpenBLAS for blas_kernels(cpu) (this machine's, read without CONVNET_CPU_FLAGS):
+    OpenBLAS reads OPENBLAS_CORETYPE once, when NumPy loads it, so this is done only before
+    NumPy is imported (convnet/__init__.py calls it first), never over an OPENBLAS_CORETYPE the
+    user set, and child processes inherit it. Returns the kernels asked for, or None."""
+    if "numpy" in loaded or environ.get("OPENBLAS_CORETYPE", "").strip():
+        return None
+    chosen = blas_kernels(cpu if cpu is not None else _read())
+    if chosen is not None:
+        environ["OPENBLAS_CORETYPE"] = chosen
+    return chosen
 
 
 def describe() -> str:

@@ -119,7 +119,7 @@ def train_at_once(members: list[Member], at_once: int, cores: int, *, force: boo
                     target=_member_main, name=f"convnet-model-{member.number}", daemon=True,
                     args=(asdict(member.config), str(member.directory), force, threads,
                           sending, os.getpid()))
-                with _holding_ctrl_c():  # the member inherits the mask
+                with _holding_ctrl_c(), _these_kernels():  # the member inherits both
                     process.start()
                 sending.close()  # the child's end: the parent sees EOF when it exits
                 running.append(_Running(member, process, receiving))
@@ -136,6 +136,25 @@ def train_at_once(members: list[Member], at_once: int, cores: int, *, force: boo
                 run.process.terminate()
             run.process.join()
     return accuracy
+
+
+@contextmanager
+def _these_kernels():
+    """OPENBLAS_CORETYPE set, while a member's process starts, to the kernels this process's
+    OpenBLAS runs, then put back: the member's NumPy loads the same ones, so its model is the
+    one trained here bit for bit, even where this process loaded NumPy before convnet could
+    pick the kernels for the CPU (cpu.prefer_blas_kernels; a fresh process would)."""
+    from .engines.numpy import blas
+    name, before = blas.kernel(), os.environ.get("OPENBLAS_CORETYPE")
+    if name:
+        os.environ["OPENBLAS_CORETYPE"] = name
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("OPENBLAS_CORETYPE", None)
+        else:
+            os.environ["OPENBLAS_CORETYPE"] = before
 
 
 @contextmanager

@@ -175,3 +175,24 @@ def test_fit_refuses_at_once_without_an_ensemble(fashion_dir, tmp_path):
     with pytest.raises(UserError, match="at_once is for an ensemble"):
         convnet.fit(NET, data_dir=str(fashion_dir), epochs=1, at_once=2, out=tmp_path / "x")
     assert not (tmp_path / "x").exists()
+
+
+def test_a_member_starts_with_the_kernels_this_process_runs(monkeypatch):
+    """Where NumPy was loaded before convnet (as here, under pytest), this process's OpenBLAS may
+    run other kernels than a fresh process would pick (cpu.prefer_blas_kernels): the members'
+    processes are started asking for this one's, and the setting is put back after."""
+    from convnet.engines.numpy import blas
+    from convnet.members import _these_kernels
+
+    monkeypatch.setattr(blas, "kernel", lambda: "SkylakeX")
+    for before in (None, "Haswell"):
+        if before is None:
+            monkeypatch.delenv("OPENBLAS_CORETYPE", raising=False)
+        else:
+            monkeypatch.setenv("OPENBLAS_CORETYPE", before)
+        with _these_kernels():
+            assert os.environ["OPENBLAS_CORETYPE"] == "SkylakeX"
+        assert os.environ.get("OPENBLAS_CORETYPE") == before
+    monkeypatch.setattr(blas, "kernel", lambda: None)  # another BLAS: nothing asked
+    with _these_kernels():
+        assert os.environ.get("OPENBLAS_CORETYPE") == "Haswell"

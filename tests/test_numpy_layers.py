@@ -395,11 +395,19 @@ def test_each_convolution_takes_the_algorithm_its_shapes_call_for(monkeypatch):
     assert strided.how(f32) == first.how(f32) == "im2col"
     monkeypatch.setenv("CONVNET_NUMPY_CONV", "im2col")
     assert wide.how(f32) == "im2col"
-    monkeypatch.delenv("CONVNET_NUMPY_CONV")  # the CPU decides: shifted where AVX2 is the widest
-    for flags, expected in (("avx2 fma", shifted), ("avx2 avx512f avx512_bf16", "im2col")):
-        monkeypatch.setenv("CONVNET_CPU_FLAGS", flags)
+    monkeypatch.delenv("CONVNET_CPU_FLAGS", raising=False)
+    monkeypatch.delenv("CONVNET_NUMPY_CONV")  # the CPU decides: shifted where AVX2 is the
+    # widest or AVX-512 is AMD's (measured faster on both), im2col on Intel's AVX-512 (not yet)
+    for vendor, flags, expected in (("AuthenticAMD", "avx2 fma", shifted),
+                                    ("GenuineIntel", "avx2 fma", shifted),
+                                    ("AuthenticAMD", "avx2 avx512f avx512_bf16", shifted),
+                                    ("GenuineIntel", "avx2 avx512f avx512_bf16", "im2col"),
+                                    ("GenuineIntel", "avx2 avx512f amx_bf16", "im2col"),
+                                    ("", "avx2 avx512f", "im2col")):
+        monkeypatch.setattr(cpu, "_read", lambda vendor=vendor, flags=flags: cpu.CPU(
+            "a CPU", frozenset(flags.split()), 2, vendor, 25 if vendor == "AuthenticAMD" else 6))
         cpu.this_cpu.cache_clear()
-        assert wide.how(f32) == expected
+        assert wide.how(f32) == expected, (vendor, flags)
     cpu.this_cpu.cache_clear()
     monkeypatch.setenv("CONVNET_NUMPY_CONV", "shifted")
     monkeypatch.setattr(blas, "_controls", lambda: None)  # another BLAS: no shifted products

@@ -408,19 +408,83 @@ def test_an_average_longer_than_the_run_is_noticed(capsys, tmp_path, fashion_dir
 
 CPUINFO = """processor	: 0
 vendor_id	: AuthenticAMD
+cpu family	: 25
+model		: 17
 model name	: AMD EPYC 9R14
 flags		: fpu avx2 avx512f avx512_bf16 sse
+
+processor	: 1
+vendor_id	: GenuineIntel
+cpu family	: 6
+model name	: not the first
+flags		: fpu
 """
 
 
 def test_the_cpu_is_read_from_cpuinfo():
     from convnet.cpu import CPU, parse_cpuinfo
 
-    model, flags = parse_cpuinfo(CPUINFO)
-    cpu = CPU(model, flags, 2)
+    model, flags, vendor, family = parse_cpuinfo(CPUINFO)
+    cpu = CPU(model, flags, 2, vendor, family)
     assert model == "AMD EPYC 9R14" and cpu.bf16 and not cpu.amx
+    assert (vendor, family) == ("AuthenticAMD", 25)
     assert cpu.describe() == "AMD EPYC 9R14, 2 cores, avx2 avx512f avx512_bf16 (bf16 units)"
     assert not CPU("Xeon", frozenset({"avx512f"}), 2).bf16
+    arm = parse_cpuinfo("processor\t: 0\nFeatures\t: fp asimd\n\n")
+    assert arm[1] == frozenset({"fp", "asimd"}) and arm[2:] == ("", 0)
+    assert parse_cpuinfo("cpu family\t: ?\n")[3] == 0
+
+
+def test_openblas_is_asked_for_its_avx2_kernels_on_amds_avx512_before_numpy_loads():
+    """On the AMD EPYC Zen 4 (family 25 with AVX-512) OpenBLAS's own choice, its SkylakeX
+    kernels, multiplied the engine's shapes slower than its Haswell ones; elsewhere its choice
+    stands. OPENBLAS_CORETYPE is read once, as NumPy loads: set only before, never over the
+    user's."""
+    from convnet.cpu import CPU, blas_kernels, prefer_blas_kernels
+
+    zen4 = CPU("AMD EPYC 9R14", frozenset({"avx2", "avx512f", "avx512_bf16"}), 2,
+               "AuthenticAMD", 25)
+    assert blas_kernels(zen4) == "Haswell"
+    for other in (CPU("AMD EPYC 7B13", frozenset({"avx2"}), 2, "AuthenticAMD", 25),  # Zen 3
+                  CPU("AMD EPYC 9B45", zen4.flags, 2, "AuthenticAMD", 26),  # Zen 5: full width
+                  CPU("Xeon", frozenset({"avx2", "avx512f", "amx_bf16"}), 2, "GenuineIntel", 6),
+                  CPU("Xeon", frozenset({"avx2", "avx512f"}), 2, "GenuineIntel", 6),
+                  CPU("?", frozenset(), 1)):
+        assert blas_kernels(other) is None
+        environ: dict[str, str] = {}
+        assert prefer_blas_kernels(other, environ, {}) is None and environ == {}
+    environ = {"PATH": "/bin"}
+    assert prefer_blas_kernels(zen4, environ, {}) == "Haswell"
+    assert environ == {"PATH": "/bin", "OPENBLAS_CORETYPE": "Haswell"}
+    environ = {}  # NumPy already loaded: too late, nothing changed
+    assert prefer_blas_kernels(zen4, environ, {"numpy": object()}) is None and environ == {}
+    environ = {"OPENBLAS_CORETYPE": "SkylakeX"}  # the user's own choice stands
+    assert prefer_blas_kernels(zen4, environ, {}) is None
+    assert environ == {"OPENBLAS_CORETYPE": "SkylakeX"}
+
+
+def test_importing_convnet_first_gives_numpy_the_kernels_for_this_cpu():
+    """A fresh process that imports convnet before NumPy runs the kernels blas_kernels names for
+    this machine's CPU (on others, OpenBLAS's own choice, the same as without convnet)."""
+    import os
+    import subprocess
+    import sys
+
+    from convnet.cpu import _read, blas_kernels
+    from convnet.engines.numpy import blas
+    if not blas.available():
+        pytest.skip("this NumPy's BLAS is not an OpenBLAS that convnet knows")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    code = ("import os, convnet; from convnet.engines.numpy import blas; "
+            "print(os.environ.get('OPENBLAS_CORETYPE'), blas.kernel())")
+    asked, shown = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                                  text=True, check=True).stdout.split()
+    bare = subprocess.run([sys.executable, "-c", "import numpy; from convnet.engines.numpy "
+                           "import blas; print(blas.kernel())"], env=env, capture_output=True,
+                          text=True, check=True).stdout.strip()
+    wanted = blas_kernels(_read())
+    assert asked == str(wanted)
+    assert shown == (wanted if wanted is not None else bare)
 
 
 @pytest.fixture()

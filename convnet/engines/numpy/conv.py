@@ -240,15 +240,19 @@ SHIFTED_GROUPS = 8  # the weight gradient's partial sums: fixed, so the bits don
 def shifted_pays() -> bool:
     """Whether shifted products are the engine's choice on this CPU. Measured faster than
     im2col's blocks where the vectors are AVX2's (AMD EPYC Zen 3: 6–13% on the recipes' whole
-    training steps one product per kernel offset, 7–13% more since laid out row-first); where
-    the CPU has AVX-512, OpenBLAS runs other kernels, and this code has
-    not been measured there yet (an earlier version, NumPy's products with no adding into the
-    output, lost to the blocks on an Intel Xeon), so those keep im2col until it is
-    (bench/conv_paths.py times both). CONVNET_NUMPY_CONV=shifted or =im2col decides instead."""
+    training steps one product per kernel offset, 7–13% more since laid out row-first) and on
+    AMD's AVX-512 (Zen 4, 2026-12-04: 1.09–1.24× on the batch-norm networks' steps with the
+    OpenBLAS kernels cpu.blas_kernels asks for there, 1.0–1.2× with its own); on Intel's
+    AVX-512 OpenBLAS runs other kernels, and this code has not been measured there yet (an
+    earlier version, NumPy's products with no adding into the output, lost to the blocks on an
+    Intel Xeon), so those keep im2col until it is (bench/conv_paths.py and
+    bench/engine_speed.py --convs im2col shifted time both). CONVNET_NUMPY_CONV=shifted or
+    =im2col decides instead."""
     given = os.environ.get("CONVNET_NUMPY_CONV", "").strip().lower()
     if given in ("shifted", "im2col"):
         return given == "shifted"
-    return "avx512f" not in this_cpu().flags
+    cpu = this_cpu()
+    return "avx512f" not in cpu.flags or cpu.vendor == "AuthenticAMD"
 
 
 def row_groups(ho: int, stack: int, row: int, chunk: int) -> list[tuple[int, int, int, int]]:
