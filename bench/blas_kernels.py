@@ -27,16 +27,22 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 
-# (label, M, K, N): out (M×N) = a (M×K) @ b (K×N), as the engine multiplies them
+# (label, M, K, N, b stored transposed): out (M×N) = a (M×K) @ b (K×N), as the engine multiplies
+# them (b stored N×K where the engine reads it so: the kernel rows' weight gradients, whose b is
+# the widened input, and the shifted products')
 SHAPES = [
-    ("conv 64→64 14×14 forward block", 64, 576, 1792),
-    ("conv 64→64 weight gradient block", 576, 1792, 64),
-    ("conv 32→64 14×14 forward block", 64, 288, 3584),
-    ("conv 1→32 28×28 forward block", 32, 9, 8192),
-    ("conv 1→32 weight gradient block", 9, 8192, 32),
-    ("LeNet conv(6,5) by rows, forward", 6, 15, 8192),
-    ("LeNet conv(6,5) by rows, weight gradient", 15, 8192, 6),
-    ("fc(128) of 64×7×7, forward", 128, 3136, 256),
+    ("conv 64→64 14×14 forward block", 64, 576, 1792, False),
+    ("conv 64→64 weight gradient block", 576, 1792, 64, False),
+    ("conv 32→64 14×14 forward block", 64, 288, 3584, False),
+    ("conv 1→32 28×28 forward block", 32, 9, 8192, False),
+    ("conv 1→32 weight gradient block", 9, 8192, 32, False),
+    ("conv 48→48 14×14 shifted, forward", 48, 144, 3584, False),
+    ("conv 48→48 14×14 shifted, weight gradient", 48, 3584, 144, True),
+    ("LeNet conv(6,5) by rows, forward (2 rows)", 12, 90, 8192, False),
+    ("LeNet conv(6,5) by rows, weight gradient", 12, 8192, 90, True),
+    ("LeNet conv(16,5) by rows, forward", 16, 150, 1280, False),
+    ("LeNet conv(16,5) by rows, weight gradient", 16, 1280, 150, True),
+    ("fc(128) of 64×7×7, forward", 128, 3136, 256, False),
 ]
 
 LECTURE = {  # bench/engine_speed.py's networks, at its batch
@@ -61,9 +67,10 @@ def product_speeds(seconds: float) -> dict[str, float]:
     rng = np.random.default_rng(0)
     speeds = {}
     with blas.one_core():
-        for label, m, k, n in SHAPES:
+        for label, m, k, n, transposed in SHAPES:
             a = rng.random((m, k), dtype=np.float32)
-            b = rng.random((k, n), dtype=np.float32)
+            b = rng.random((n, k), dtype=np.float32).T if transposed else \
+                rng.random((k, n), dtype=np.float32)
             out = np.empty((m, n), np.float32)
             np.matmul(a, b, out=out)
             best, start = float("inf"), time.perf_counter()

@@ -6,7 +6,8 @@ The engine builds im2col's matrix a block of output positions at a time (conv.BL
 chosen on the AMD EPYC Zen 4: each block still in the cache when the product reads it), and computes
 layers with fewer than conv.ROWS_MAX_FILTERS filters by kernel rows instead (the input copied kw
 times, laid out row-first since 12-04: one product per output row); since 12-03, on CPUs without
-AVX-512, layers of 8 channels and filters or more by shifted products (conv.SHIFTED_MIN_CHANNELS,
+AVX-512 (since 12-04 also on AMD's with it), layers of 8 channels and filters or more by shifted
+products (conv.SHIFTED_MIN_CHANNELS,
 conv.shifted_pays: since 12-04 one product per kernel column and run of an output row, reading all
 kernel rows and channels of the padded input, laid out row-first, where they lie and adding into
 the output, conv.SHIFTED_CHUNK positions a product). Each was tuned on one CPU kind; this measures
@@ -32,7 +33,11 @@ Measured (docs/BENCHMARKS.md, "The same CPU kind that afternoon" and "… in the
 AMD EPYC Zen 3 (AVX2 only, 2 cores, 2026-12-03) 4 MB blocks were the fastest or within the host's
 noise on all seven layers, and kernel rows lost on every layer with 24 or more filters
 (1.2–2.3×); shifted products beat both on every layer with 8 channels and filters or more
-(64 → 64: 104 against 120 ms) and lost on the first layers (one input channel).
+(64 → 64: 104 against 120 ms) and lost on the first layers (one input channel). On an AMD EPYC
+Zen 4 (AVX-512, 2026-12-04, "The AMD EPYC Zen 4 again") with OpenBLAS's own (SkylakeX) kernels
+shifted products were as fast as 4 MB blocks or faster on the five layers of 16 channels or more
+(48 → 48: 45.7 against 54.8 ms), with its Haswell kernels (convnet's choice there since) faster
+on all five (48 → 48: 39.2 against 53.1 ms).
 """
 
 from __future__ import annotations

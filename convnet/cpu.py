@@ -2,7 +2,9 @@
 BF16, AMX), and how many cores this process may use. The recipes pick their path from it, and
 every benchmark prints it beside its figures (the machines here change from session to
 session: an AMD EPYC with AVX-512 BF16, an Intel Xeon with AMX, an Intel Xeon with AVX-512 and no
-bf16 at all).
+bf16 at all, an AMD EPYC with AVX2 only). And which of OpenBLAS's kernels the NumPy engine
+should multiply with where OpenBLAS's own choice is slower (blas_kernels), asked for as
+convnet is imported, before NumPy loads OpenBLAS (prefer_blas_kernels).
 """
 
 from __future__ import annotations
@@ -93,8 +95,9 @@ def blas_kernels(cpu: CPU) -> str | None:
     """The kernels NumPy's OpenBLAS should multiply with on this CPU where its own choice is
     slower (an OPENBLAS_CORETYPE name), else None. On AMD's family 25 with AVX-512 (Zen 4,
     which runs AVX-512 on 256-bit halves) OpenBLAS picks its SkylakeX kernels, made for Intel's
-    full-width AVX-512; its Haswell kernels (AVX2) multiply the NumPy engine's shapes 15–35%
-    faster there, and with them its training steps ran 1.1–1.3× faster (AMD EPYC Zen 4, 2 cores,
+    full-width AVX-512; its Haswell kernels (AVX2) multiplied 11 of the NumPy engine's 12
+    product shapes 4–112% faster there (a one-channel layer's weight gradient 12% slower), and
+    with them the engine's training steps took 1.0–1.18× less time (AMD EPYC Zen 4, 2 cores,
     2026-12-04: docs/BENCHMARKS.md, "The AMD EPYC Zen 4 again")."""
     if cpu.vendor == "AuthenticAMD" and cpu.family == 25 and "avx512f" in cpu.flags:
         return "Haswell"

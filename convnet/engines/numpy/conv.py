@@ -241,13 +241,13 @@ def shifted_pays() -> bool:
     """Whether shifted products are the engine's choice on this CPU. Measured faster than
     im2col's blocks where the vectors are AVX2's (AMD EPYC Zen 3: 6–13% on the recipes' whole
     training steps one product per kernel offset, 7–13% more since laid out row-first) and on
-    AMD's AVX-512 (Zen 4, 2026-12-04: 1.09–1.24× on the batch-norm networks' steps with the
-    OpenBLAS kernels cpu.blas_kernels asks for there, 1.0–1.2× with its own); on Intel's
-    AVX-512 OpenBLAS runs other kernels, and this code has not been measured there yet (an
-    earlier version, NumPy's products with no adding into the output, lost to the blocks on an
-    Intel Xeon), so those keep im2col until it is (bench/conv_paths.py and
-    bench/engine_speed.py --convs im2col shifted time both). CONVNET_NUMPY_CONV=shifted or
-    =im2col decides instead."""
+    AMD's AVX-512 (Zen 4, 2026-12-04: the batch-norm networks' training steps 1.10–1.29×
+    faster with the OpenBLAS kernels cpu.blas_kernels asks for there, 0.97–1.19× with
+    OpenBLAS's own); on Intel's AVX-512 this code has not been measured yet (an earlier
+    version, NumPy's products with no adding into the output, lost to the blocks on an Intel
+    Xeon), so those keep im2col until it is (bench/conv_paths.py and bench/engine_speed.py
+    --convs im2col shifted time both). CONVNET_NUMPY_CONV=shifted or =im2col decides
+    instead."""
     given = os.environ.get("CONVNET_NUMPY_CONV", "").strip().lower()
     if given in ("shifted", "im2col"):
         return given == "shifted"
