@@ -235,6 +235,9 @@ def input_grad_blocks(dy2: np.ndarray, w_mat: np.ndarray, padded_shape: tuple[in
 SHIFTED_MIN_CHANNELS = 8  # input channels C and filters K at least
 SHIFTED_CHUNK = 4096  # output positions per product
 SHIFTED_GROUPS = 8  # the weight gradient's partial sums: fixed, so the bits don't depend on threads
+# Item i of the weight gradient's products goes to group i mod SHIFTED_GROUPS (the kernel rows'
+# too, ROWS_GROUPS): 14 output rows so give 2 threads 7 each, where runs of two items a group had
+# given them 8 and 6 (a 14×14 layer at batch 256; LeNet's 10 rows: 6 and 4)
 
 
 def shifted_pays() -> bool:
@@ -365,11 +368,10 @@ def weight_grad_shifted(xq: np.ndarray, dy2: np.ndarray, kh: int, kw: int, ho: i
     size = xq.itemsize
     x0, d0 = xq.ctypes.data, dy2.ctypes.data
     ldx, ldd, row = wp * n, dy2.shape[1], wo * n
-    step = -(-len(items) // groups)
 
     def group(index: int, thread: int) -> None:
         w0 = shares[index].ctypes.data
-        for h, _, start, m in items[index * step:(index + 1) * step]:
+        for h, _, start, m in items[index::groups]:  # dealt round (SHIFTED_GROUPS)
             for j in range(kw):
                 gemm(k, depth, m, d0 + (h * row + start) * size, ldd,
                      x0 + (h * c * ldx + j * n + start) * size, ldx, 1.0,
@@ -513,7 +515,6 @@ def weight_grad_by_rows(flat: np.ndarray, dy2: np.ndarray, ho: int, kwc: int,
     stack = rows_stacked(k)
     items = row_groups(ho, stack, row, ROWS_CHUNK)
     groups = min(ROWS_GROUPS, len(items))
-    step = -(-len(items) // groups)
     width = depth + (stack - 1) * kwc
     shares = np.zeros((groups, stack * k, width), flat.dtype)
     source = blas.matrix(flat)
@@ -525,7 +526,7 @@ def weight_grad_by_rows(flat: np.ndarray, dy2: np.ndarray, ho: int, kwc: int,
 
     def group(index: int, thread: int) -> None:
         share = blas.matrix(shares[index])
-        for h, r, start, m in items[index * step:(index + 1) * step]:
+        for h, r, start, m in items[index::groups]:  # dealt round (SHIFTED_GROUPS)
             d = (grads, 0, h * row + start) if stack == 1 else (grads, h * k, start)
             blas.product_at(d, (source, h * kwc, start), (share, 0, 0), r * k,
                             depth + (r - 1) * kwc, m, beta=1.0, trans_b=True)
