@@ -371,7 +371,7 @@ def weight_grad_shifted(xq: np.ndarray, dy2: np.ndarray, kh: int, kw: int, ho: i
 
     def group(index: int, thread: int) -> None:
         w0 = shares[index].ctypes.data
-        for h, _, start, m in items[index::groups]:  # dealt round (SHIFTED_GROUPS)
+        for h, _, start, m in items[index::groups]:  # dealt round: see SHIFTED_GROUPS
             for j in range(kw):
                 gemm(k, depth, m, d0 + (h * row + start) * size, ldd,
                      x0 + (h * c * ldx + j * n + start) * size, ldx, 1.0,
@@ -526,7 +526,7 @@ def weight_grad_by_rows(flat: np.ndarray, dy2: np.ndarray, ho: int, kwc: int,
 
     def group(index: int, thread: int) -> None:
         share = blas.matrix(shares[index])
-        for h, r, start, m in items[index::groups]:  # dealt round (SHIFTED_GROUPS)
+        for h, r, start, m in items[index::groups]:  # dealt round: see SHIFTED_GROUPS
             d = (grads, 0, h * row + start) if stack == 1 else (grads, h * k, start)
             blas.product_at(d, (source, h * kwc, start), (share, 0, 0), r * k,
                             depth + (r - 1) * kwc, m, beta=1.0, trans_b=True)
