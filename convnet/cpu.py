@@ -13,7 +13,7 @@ import os
 import platform
 import sys
 from collections.abc import Mapping, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # bf16 dot products in hardware
@@ -86,8 +86,7 @@ def this_cpu() -> CPU:
     cpu = _read()
     override = os.environ.get("CONVNET_CPU_FLAGS")
     if override is not None:
-        cpu = CPU(cpu.model, frozenset(override.replace(",", " ").split()), cpu.cores,
-                  cpu.vendor, cpu.family)
+        cpu = replace(cpu, flags=frozenset(override.replace(",", " ").split()))
     return cpu
 
 
