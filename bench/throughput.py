@@ -8,7 +8,13 @@ multiply-add; a training step counts 3× the forward's multiply-adds, for the fo
 backward products; the counts come from `convnet inspect`); and that as a fraction of this
 machine's peak matrix FLOP/s, measured here with large square matrix products in fp32 and bf16.
 
-    .venv/bin/python bench/throughput.py [--batch 256] [--seconds 3] [--only fast91 ...]
+    .venv/bin/python bench/throughput.py [--batch 256] [--rounds 5] [--seconds 1] [--only fast91 ...]
+
+The paths of a network are timed in interleaved rounds (each path for --seconds a round, after a
+short rest), so that they share the host's slow and fast minutes: each figure is the median over
+the rounds, each ratio the median of the rounds' ratios. (Timed one after another, 3 s each, the
+NumPy engine's ratios to PyTorch moved by up to a tenth between runs on a KVM guest whose speed
+drifts within the hour.)
 """
 
 from __future__ import annotations
@@ -59,16 +65,23 @@ BATCH = 256
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--batch", type=int, default=BATCH, help="images per step (default %(default)s)")
-    p.add_argument("--seconds", type=float, default=3.0,
-                   help="how long each path of each network is timed (default %(default)s)")
+    p.add_argument("--rounds", type=int, default=5,
+                   help="interleaved rounds over the paths of a network (default %(default)s)")
+    p.add_argument("--seconds", type=float, default=1.0,
+                   help="how long each path is timed in each round, for training and for "
+                        "inference (default %(default)s)")
+    p.add_argument("--settle", type=float, default=0.3,
+                   help="seconds of rest before each timing, for the other engine's spinning "
+                        "threads to sleep (default %(default)s)")
     p.add_argument("--only", nargs="+", metavar="NAME", choices=sorted(NETWORKS),
                    help="these networks only (the rows' names)")
     p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
                    help="time the bf16 path and peak too (default: where the CPU has bf16 units; "
                         "without them a bf16 product runs at about 1 GFLOP/s, on one core)")
     args = p.parse_args()
-    if args.batch < 1 or args.seconds <= 0:
-        p.error("--batch must be at least 1 and --seconds more than 0")
+    if args.batch < 1 or args.rounds < 1 or args.seconds <= 0 or args.settle < 0:
+        p.error("--batch and --rounds must be at least 1, --seconds more than 0, --settle "
+                "not negative")
     return args
 
 
@@ -83,7 +96,8 @@ def peak_matmul_flops(dtype, n: int = 2048, repeat: int = 10) -> float:
     return 2 * n ** 3 * repeat / (time.perf_counter() - start)
 
 
-def images_per_second(fn, batch: int, seconds: float) -> float:
+def images_per_second(fn, batch: int, seconds: float, settle: float = 0.0) -> float:
+    time.sleep(settle)
     fn()
     fn()
     count, start = 0, time.perf_counter()
@@ -120,22 +134,32 @@ def main() -> None:
                  *([("torch bf16+cl", "torch", SpeedOptions(channels_last=True, bf16=True),
                      peak16)] if with_bf16 else []),
                  ("numpy fp32", "numpy", SpeedOptions(), peak32)]
-        measured = {}
-        for label, engine, speed, peak in paths:
-            net = Network(network, engine=engine, speed=speed, lr=0.01)
-            train = images_per_second(lambda: net.train_step(x, y), batch, args.seconds)
-            infer = images_per_second(lambda: net.logits(x, batch_size=batch), batch, args.seconds)
-            measured[label] = (train, infer)
+        nets = {label: (Network(network, engine=engine, speed=speed, lr=0.01), peak)
+                for label, engine, speed, peak in paths}
+        rounds: dict[str, list[tuple[float, float]]] = {label: [] for label in nets}
+        for _ in range(args.rounds):
+            for label, (net, _) in nets.items():
+                train = images_per_second(lambda: net.train_step(x, y), batch, args.seconds,
+                                          args.settle)
+                infer = images_per_second(lambda: net.logits(x, batch_size=batch), batch,
+                                          args.seconds, args.settle)
+                rounds[label].append((train, infer))
+        for label, (_, peak) in nets.items():
+            train, infer = (float(np.median([r[i] for r in rounds[label]])) for i in (0, 1))
             train_flops, infer_flops = train * 6 * macs, infer * 2 * macs
             print(f"{name:20} {label:16} {train:11.0f} {train_flops / 1e9:8.1f} "
                   f"{100 * train_flops / peak:6.1f}% {infer:11.0f} {infer_flops / 1e9:8.1f} "
                   f"{100 * infer_flops / peak:6.1f}%", flush=True)
-        tt, ti = measured["torch fp32"]
         ratios = {"numpy": "numpy fp32", "channels-last": "torch fp32+cl",
                   "fast path": "torch bf16+cl"}
-        print(f"{name:20} ratios to torch fp32: " + "; ".join(
-            f"{what} train {measured[label][0] / tt:.2f}×, infer {measured[label][1] / ti:.2f}×"
-            for what, label in ratios.items() if label in measured), flush=True)
+
+        def ratio(label: str, i: int) -> float:  # the median of the rounds' ratios
+            return float(np.median([a[i] / b[i] for a, b in zip(rounds[label],
+                                                                  rounds["torch fp32"])]))
+
+        print(f"{name:20} ratios to torch fp32 (median of {args.rounds} rounds): " + "; ".join(
+            f"{what} train {ratio(label, 0):.2f}×, infer {ratio(label, 1):.2f}×"
+            for what, label in ratios.items() if label in rounds), flush=True)
 
 
 if __name__ == "__main__":

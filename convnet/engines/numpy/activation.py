@@ -12,6 +12,12 @@ from . import memory, parallel
 from .base import Layer
 
 
+def relu(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """max(x, 0), into `out` where given: against a row of zeros, not the scalar 0, which
+    NumPy's maximum takes on a slower path (memory.row)."""
+    return np.maximum(x, memory.row(0.0, x.shape[-1], x.dtype), out=out)
+
+
 class _Elementwise(Layer):
     inplace = False  # may overwrite its input (set by the model when that is safe)
 
@@ -54,14 +60,14 @@ class ReLU(_Elementwise):
         return super().forward(x, training)
 
     def shown(self, x: np.ndarray) -> np.ndarray:
-        return np.maximum(x, 0)  # its own work, wherever a neighbour does it otherwise
+        return relu(x)  # its own work, wherever a neighbour does it otherwise
 
     def function(self, x: np.ndarray) -> np.ndarray:
         if not x.flags.c_contiguous:  # a view: rows of it are not rows of memory
-            return np.maximum(x, 0, out=x if self.inplace else None)
+            return relu(x, out=x if self.inplace else None)
         out = x if self.inplace else memory.empty(x.shape, x.dtype)
         flat_in, flat_out = x.reshape(x.shape[0], -1), out.reshape(x.shape[0], -1)
-        parallel.each(lambda a, b: np.maximum(flat_in[a:b], 0, out=flat_out[a:b]),
+        parallel.each(lambda a, b: relu(flat_in[a:b], out=flat_out[a:b]),
                       x.shape[0], x.size)
         return out
 

@@ -13,6 +13,7 @@ from typing import Callable
 import numpy as np
 
 from . import memory, parallel
+from .activation import relu as relu_into
 from .base import Layer
 
 
@@ -61,7 +62,7 @@ class BatchNorm(Layer):
             y = np.multiply(part, (gamma[start:stop] * inv)[:, None], out=out[start:stop])
             y += beta[start:stop, None]
             if self.relu_after:
-                np.maximum(y, 0, out=y)
+                relu_into(y, out=y)
 
         by_blocks(normalise, flat)
         m = self.momentum
@@ -157,7 +158,7 @@ def _affine(x: np.ndarray, scale: np.ndarray, shift: np.ndarray, relu: bool = Fa
         np.multiply(x[start:stop], scale[start:stop, None], out=out[start:stop])
         out[start:stop] += shift[start:stop, None]
         if relu:
-            np.maximum(out[start:stop], 0, out=out[start:stop])
+            relu_into(out[start:stop], out=out[start:stop])
 
     by_blocks(rows, x)
     return out

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import memory, parallel
+from .activation import relu
 from .base import Layer
 from .conv import window
 
@@ -86,7 +87,7 @@ class MaxPool2D(_Pool2D):
             return self._forward_with_choice(x, self.relu_before)
         y = self._combine_windows(x)  # the largest value of each window
         if self.relu_before:
-            np.maximum(y, 0, out=y)
+            relu(y, out=y)
         if training:
             self.cache = (x, y)
         return y
