@@ -8,7 +8,7 @@ multiply-add; a training step counts 3× the forward's multiply-adds, for the fo
 backward products; the counts come from `convnet inspect`); and that as a fraction of this
 machine's peak matrix FLOP/s, measured here with large square matrix products in fp32 and bf16.
 
-    .venv/bin/python bench/throughput.py [--batch 256] [--rounds 5] [--seconds 1] [--only fast91 ...]
+    .venv/bin/python bench/throughput.py [--batch 256] [--rounds 5] [--seconds 1] [--only NAME ...]
 
 The paths of a network are timed in interleaved rounds (each path for --seconds a round, after a
 short rest), so that they share the host's slow and fast minutes: each figure is the median over
@@ -96,6 +96,12 @@ def peak_matmul_flops(dtype, n: int = 2048, repeat: int = 10) -> float:
     return 2 * n ** 3 * repeat / (time.perf_counter() - start)
 
 
+def median_ratio(ours: list[float], theirs: list[float]) -> float:
+    """The median of each round's own ratio of two speeds (images a second): a round where the
+    host was slow for both sides counts as one ratio, not as a slow figure for one side."""
+    return float(np.median([a / b for a, b in zip(ours, theirs, strict=True)]))
+
+
 def images_per_second(fn, batch: int, seconds: float, settle: float = 0.0) -> float:
     time.sleep(settle)
     fn()
@@ -153,9 +159,9 @@ def main() -> None:
         ratios = {"numpy": "numpy fp32", "channels-last": "torch fp32+cl",
                   "fast path": "torch bf16+cl"}
 
-        def ratio(label: str, i: int) -> float:  # the median of the rounds' ratios
-            return float(np.median([a[i] / b[i] for a, b in zip(rounds[label],
-                                                                  rounds["torch fp32"])]))
+        def ratio(label: str, i: int) -> float:  # i: 0 training, 1 inference
+            return median_ratio([r[i] for r in rounds[label]],
+                                [r[i] for r in rounds["torch fp32"]])
 
         print(f"{name:20} ratios to torch fp32 (median of {args.rounds} rounds): " + "; ".join(
             f"{what} train {ratio(label, 0):.2f}×, infer {ratio(label, 1):.2f}×"

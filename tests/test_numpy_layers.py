@@ -982,3 +982,67 @@ def test_products_by_address_equal_numpys(m, n, k, i, j, trans_b, beta, dtype):
                         (blas.matrix(c), 2, i), m, n, k)
     with pytest.raises(ValueError, match="row-major"):
         blas.matrix(a.T)  # (columns of unit stride: a transpose)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.integers(1, 7), min_size=1, max_size=4), st.sampled_from(DTYPES),
+       st.sampled_from(["whole", "a view", "in place"]), st.integers(0, 2 ** 32 - 1))
+def test_relu_against_a_row_of_zeros_is_numpys_maximum(dims, dtype, how, seed):
+    # activation.relu: np.maximum against a row of zeros broadcast over the last axis (NumPy's
+    # maximum with a scalar 0 runs on a slower path): the same values as np.maximum(x, 0) for
+    # any shape, contiguous or a view, into a fresh array or in place; NaN stays NaN
+    from convnet.engines.numpy import activation
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(dims).astype(dtype)
+    special = np.array([np.nan, -0.0, 0.0, np.inf, -np.inf, -1e-30], dtype)
+    x.flat[::3] = special[rng.integers(0, len(special), x.flat[::3].size)]
+    if how == "a view":
+        x = np.concatenate([x, x], axis=-1)[..., ::2]
+    expected = np.maximum(x, 0)
+    if how == "in place":
+        got = activation.relu(x, out=x)
+        assert got is x
+    else:
+        got = activation.relu(x)
+    assert got.dtype == dtype and got.shape == expected.shape
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_constant_rows_are_shared_read_only_and_grow():
+    # memory.row: the zeros (or ones) to broadcast over an array's last axis, kept per value and
+    # dtype and grown when a longer row is asked for
+    from convnet.engines.numpy import memory
+    short = memory.row(0.0, 5, np.float32)
+    assert short.shape == (5,) and short.dtype == np.float32 and not short.any()
+    with pytest.raises(ValueError):
+        short[0] = 1  # shared: nobody may write into it
+    long = memory.row(0.0, 300_000, np.float32)
+    assert long.shape == (300_000,) and not long.any()
+    assert np.shares_memory(memory.row(0.0, 10, np.float32), long)  # the longer one serves all
+    ones = memory.row(1.0, 7, np.float64)
+    assert ones.dtype == np.float64 and (ones == 1).all()
+    assert memory.row(0.0, 0, np.float32).shape == (0,)
+
+
+def test_the_throughput_benchmark_takes_the_median_of_each_rounds_ratio(monkeypatch):
+    # bench/throughput.py times the paths in interleaved rounds: each ratio is the median of the
+    # rounds' own ratios, and a count of rounds that makes no sense is refused (exit status 2)
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    try:
+        throughput = _bench("throughput")
+    finally:
+        torch.set_num_threads(threads)
+    # images a second; the second round: the host twice as slow for both sides
+    assert throughput.median_ratio([100.0, 50.0, 90.0], [125.0, 62.5, 100.0]) == \
+        pytest.approx(0.8)
+    with pytest.raises(ValueError):
+        throughput.median_ratio([1.0, 2.0], [1.0])
+    for wrong in (["--rounds", "0"], ["--seconds", "0"], ["--settle", "-1"]):
+        monkeypatch.setattr(sys, "argv", ["throughput.py", *wrong])
+        with pytest.raises(SystemExit) as stopped:
+            throughput.parse_args()
+        assert stopped.value.code == 2
+    calls = []
+    assert throughput.images_per_second(lambda: calls.append(1), 8, 0.01, settle=0.0) > 0
+    assert len(calls) >= 3  # two untimed, then at least one timed
