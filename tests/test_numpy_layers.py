@@ -754,13 +754,32 @@ def test_shared_out_products_equal_numpys(m, k, n, transposed, dtype, threads):
                                atol=1e-5 if dtype == np.float32 else 1e-12)
 
 
-def test_spread_does_every_item_once_on_the_threads_it_says():
-    from convnet.engines.numpy import parallel
+def test_spread_does_every_item_once_each_taken_by_the_next_thread_free(monkeypatch):
+    import threading
+
+    from convnet.engines.numpy import blas, parallel
     seen: list[tuple[int, int]] = []
     parallel.spread(lambda item, thread: seen.append((item, thread)), 11)
     assert sorted(item for item, _ in seen) == list(range(11))
-    width = parallel.spread_threads(11)
-    assert all(item % width == thread for item, thread in seen)
+    assert all(0 <= thread < parallel.spread_threads(11) for _, thread in seen)
+    if not blas.available():
+        return  # (the items run on the calling thread)
+    # A thread held up (here: until the others are done) takes no more items than it has
+    # started; dealt in turn, thread 1 would have had 5 of the 11.
+    monkeypatch.setenv("CONVNET_NUMPY_THREADS", "2")
+    taken: dict[int, list[int]] = {0: [], 1: []}
+    released = threading.Event()
+
+    def item(index: int, thread: int) -> None:
+        taken[thread].append(index)
+        if len(taken[0]) + len(taken[1]) == 11:  # the last item taken, by either thread
+            released.set()
+        elif thread == 1:
+            released.wait(timeout=60)  # (a safety net: set as soon as all are taken)
+
+    parallel.spread(item, 11)
+    assert sorted(taken[0] + taken[1]) == list(range(11))
+    assert len(taken[1]) <= 1
 
 
 @pytest.mark.parametrize("text, shape", BLOCK_CASES[:3])

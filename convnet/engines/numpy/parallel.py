@@ -7,8 +7,9 @@ BLAS is kept on one thread (blas.py) and the large products are shared out here 
     parts(n)               the row ranges [(start, stop), …] of n rows, one per thread (one range
                            when the work is too small to pay for the threads)
     each(fn, n, size)      fn(start, stop) for every range, in parallel; the results in order
-    spread(fn, count)      fn(item, thread) for items 0 … count − 1, thread t doing t, t + T, …,
-                           with the BLAS on one thread (blas.one_core): T products side by side
+    spread(fn, count)      fn(item, thread) for items 0 … count − 1, each taken by the next
+                           thread free, with the BLAS on one thread (blas.one_core): T products
+                           side by side
     matmul(a, b, out)      a @ b, its output's columns (or rows) shared between the threads
 
 Where the BLAS's threads can't be set (blas.available() is False), `spread` runs the items on
@@ -17,6 +18,7 @@ the calling thread and `matmul` is NumPy's: the BLAS splits each product itself.
 
 from __future__ import annotations
 
+import itertools
 import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, TypeVar
@@ -75,17 +77,26 @@ def each(fn: Callable[[int, int], T], n: int, values: int) -> list[T]:
     return [first] + [future.result() for future in futures]
 
 
+# `spread`'s items go to whichever thread is free, not thread t to items t, t + T, …: a thread
+# woken from sleep starts tens of microseconds late (26 µs back to back, 65–174 µs after 0.2–5 ms
+# idle, AMD EPYC Zen 4 KVM guest), and a core the host slows for a while holds up every item
+# dealt to it. Which thread computes an item changes no bits: each item writes its own output
+# (a product's rows, a weight gradient's group, summed in order afterwards).
+
+
 def spread_threads(count: int) -> int:
     """How many threads `spread` uses for `count` items."""
     return min(threads(), count) if blas.available() else 1
 
 
 def spread(fn: Callable[[int, int], None], count: int) -> None:
-    """fn(item, thread) for every item. fn must not call `each`, `spread` or `matmul`."""
+    """fn(item, thread) for every item, each item taken by the next thread free (see the note
+    above spread_threads). fn must not call `each`, `spread` or `matmul`."""
     width = spread_threads(count)
+    taken = itertools.count()  # (its next() is one step under the GIL: no item taken twice)
 
     def run(thread: int) -> None:
-        for item in range(thread, count, width):
+        while (item := next(taken)) < count:
             fn(item, thread)
 
     if width == 1:
