@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+# before NumPy loads: convnet picks OpenBLAS's kernels for this CPU (cpu.prefer_blas_kernels), as
+# in the command line and the server the tests start — the same kernels, the same bits, here
+import convnet  # noqa: F401,I001
 from formats import write_mnist_like
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -334,7 +334,7 @@ def test_max_pooling_does_the_preceding_relus_work_to_the_bit(description, shape
     # work, training and predicting; looking inside, each layer's output its own; and after a
     # batch norm the norm keeps the ReLU's work.
     from convnet import Network
-    from convnet.engines.numpy import activation, pool
+    from convnet.engines.numpy import activation, conv, pool
 
     rng = np.random.default_rng(0)
     levels = 3 if description.startswith("relu") else 256  # few values: equal ones in a window
@@ -354,6 +354,8 @@ def test_max_pooling_does_the_preceding_relus_work_to_the_bit(description, shape
                     layer.relu_before = False
                 if isinstance(layer, activation.ReLU):
                     layer.done_after = False
+                if isinstance(layer, conv.Conv2D):
+                    layer.pool_after = None
         losses = [net.train_step(x, y) for _ in range(3)]
         grads = {k: v.copy() for k, v in net.engine.model.named("grads").items()}
         seen = net.engine.model.activations(net.prepare_images(x))
@@ -369,6 +371,93 @@ def test_max_pooling_does_the_preceding_relus_work_to_the_bit(description, shape
                for a, b in zip(outputs, [o for o, _ in unfused[4]]))
     if description.startswith("conv(6,5)"):  # the conv's output has negative values, the ReLU's not
         assert (outputs[0] < 0).any() and (outputs[1] >= 0).all()
+
+
+@pytest.mark.parametrize("budget", [None, 1])  # the blocks' budget: one pooled row a block
+@pytest.mark.parametrize("description, shape, handed", [
+    ("conv(16,3,pad=same,bias=false) pool(2) batchnorm relu fc(3)", (12, 12, 1), 1),  # fast91's
+    ("conv(16,3,pad=same) relu pool(2) conv(16,3,pad=1) relu pool(2) fc(3)", (12, 12, 1), 2),
+    ("conv(16,3,stride=2,pad=1) pool(3) fc(3)", (11, 11, 2), 1),  # 3×3 windows, a strided conv
+    ("conv(16,2x3,pad=1) pool(2x1) relu fc(3)", (9, 8, 1), 1),  # not square; ReLU after
+    ("conv(16,3) pool(2,floor=true) fc(3)", (9, 9, 1), 0),  # windows that leave a row out
+    ("conv(16,3,pad=same) pool(3,stride=2) fc(3)", (9, 9, 1), 0),  # windows that overlap
+    ("conv(16,3,pad=same) relu pool(2,pad=1) fc(3)", (8, 8, 1), 0),  # padded windows
+    ("conv(16,3,pad=same) batchnorm relu pool(2) fc(3)", (8, 8, 1), 0),  # the norm's between
+])
+def test_a_convolution_hands_its_output_to_the_max_pooling(monkeypatch, description, shape,
+                                                           handed, budget):
+    # A convolution by im2col's blocks followed by a max pooling (a ReLU between or not) pools
+    # each block of output rows as it makes it, and a first layer's weight gradient takes its
+    # dy from the pooling a block at a time: the same numbers as each layer doing its own
+    # work, training and predicting, and looking inside each layer shows its own output. (Not
+    # always the same bits: OpenBLAS's for a value can depend on how a product's positions are
+    # split, and a small product takes other kernels.)
+    from convnet import Network
+    from convnet.engines.numpy import conv, pool
+
+    monkeypatch.setenv("CONVNET_NUMPY_CONV", "im2col")  # (shifted products pool nothing)
+    if budget is not None:
+        monkeypatch.setattr(conv, "POOLED_BYTES", budget)
+    calls: list[str] = []
+    for name in ("conv_blocks_pooled", "weight_grad_blocks_pooled"):  # count the ways taken
+        monkeypatch.setattr(conv, name, lambda *a, f=getattr(conv, name), name=name:
+                            calls.append(name) or f(*a))
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 4, (6,) + shape, dtype=np.uint8)  # few values: ties in the windows
+    y = rng.integers(0, 3, 6)
+
+    def run(handing: bool):
+        net = Network(description, input=shape, engine="numpy", seed=4)
+        convs = [layer for layer in net.engine.model.layers if isinstance(layer, conv.Conv2D)]
+        if not handing:
+            for layer in convs:
+                layer.pool_after = None
+        calls.clear()
+        losses = [net.train_step(x, y) for _ in range(3)]
+        # each step, each pair; the first layer wants no input gradient: its dy by rows too
+        assert calls.count("conv_blocks_pooled") == (3 * handed if handing else 0)
+        assert calls.count("weight_grad_blocks_pooled") == (3 if handing and handed else 0)
+        grads = {k: v.copy() for k, v in net.engine.model.named("grads").items()}
+        seen = net.engine.model.activations(net.prepare_images(x))
+        assert all(layer.handed is None for layer in net.engine.model.layers
+                   if isinstance(layer, pool.MaxPool2D))
+        return losses, net.state_dict(), grads, net.logits(x), seen
+
+    def same(a: np.ndarray, b: np.ndarray) -> bool:  # float32's rounding at most
+        return a.shape == b.shape and np.allclose(a, b, rtol=1e-5, atol=1e-7)
+
+    handing, alone = run(True), run(False)
+    assert np.allclose(handing[0], alone[0], rtol=1e-6)
+    for got, want in zip(handing[1:3], alone[1:3]):
+        assert got.keys() == want.keys() and all(same(got[k], want[k]) for k in got)
+    assert same(handing[3], alone[3])
+    assert all((a is None and b is None) or same(a, b)
+               for (a, _), (b, _) in zip(handing[4], alone[4]))
+
+
+def test_max_pool_choices_match_pytorch_with_ties_and_a_relu_before():
+    # choose() finds the maximum, then the first offset holding it; with a ReLU taken first,
+    # nothing is chosen where the whole window is ≤ 0. Against PyTorch's max_pool2d indices.
+    import torch
+    from convnet.engines.numpy.pool import NONE_CHOSEN, choose
+    rng = np.random.default_rng(5)
+    for kernel in [(2, 2), (3, 3), (2, 3), (1, 2), (1, 1)]:
+        x = rng.integers(-2, 3, (3, kernel[0] * 4, kernel[1] * 3, 5)).astype(np.float32)
+        shape = (3, 4, 3, 5)
+        for relu in (False, True):
+            best, which = np.empty(shape, np.float32), np.empty(shape, np.uint8)
+            choose(x, best, which, kernel, relu)
+            t = torch.from_numpy(np.ascontiguousarray(x.transpose(3, 0, 1, 2)))  # N×C×H×W
+            values, index = torch.nn.functional.max_pool2d(
+                torch.relu(t) if relu else t, kernel, return_indices=True)
+            assert np.array_equal(best, values.numpy().transpose(1, 2, 3, 0))
+            # PyTorch's index is into the map: turn it into the offset inside the window
+            rows, cols = index // x.shape[2], index % x.shape[2]
+            offset = (rows % kernel[0]) * kernel[1] + cols % kernel[1]
+            want = offset.numpy().transpose(1, 2, 3, 0).astype(np.uint8)
+            if relu:
+                want[values.numpy().transpose(1, 2, 3, 0) <= 0] = NONE_CHOSEN
+            assert np.array_equal(which, want)
 
 
 def test_each_convolution_takes_the_algorithm_its_shapes_call_for(monkeypatch):

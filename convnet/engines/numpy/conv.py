@@ -15,7 +15,9 @@ from the padded input rather than keeping the whole matrix. Layers with few filt
 kernel rows instead (`conv_by_rows`), and stride-1 layers with 8 channels and filters or more by
 shifted products, with no matrix at all (`conv_shifted`: the padded input laid out row-first,
 Hp × C × Wp × N, and one product per kernel column over all kernel rows and channels, added into
-the output, where the BLAS can add and the CPU is one where this pays: `shifted_pays`). (Winograd's
+the output, where the BLAS can add and the CPU is one where this pays: `shifted_pays`). With a max
+pooling after it, im2col's blocks go to the pooling as they are made (`conv_blocks_pooled`), and
+a first layer's weight gradient takes its dy from the pooling a block at a time too. (Winograd's
 F(2×2, 3×3) does 2.25× fewer multiply-adds, but its transforms are memory passes that a second core
 hardly speeds up: on 2 cores it gained at most 8% on the widest layers and lost up to 42% on others;
 bench/winograd.py measures it.)
@@ -28,7 +30,7 @@ Ho = (H − F + 2P)/S + 1. The weight is stored as PyTorch's K×C×F×F; W is it
 from __future__ import annotations
 
 import os
-from typing import NamedTuple
+from typing import Callable, NamedTuple, Protocol
 
 import numpy as np
 
@@ -170,6 +172,70 @@ def conv_blocks(xp: np.ndarray, w_mat: np.ndarray, kh: int, kw: int, sh: int, sw
     return y
 
 
+class RowPooling(Protocol):
+    """A pooling that takes the output of the layer before it a block of whole rows at a time
+    (pool.MaxPool2D, set as Conv2D.pool_after by the model)."""
+
+    def rows_at_once(self, shape: tuple[int, ...], training: bool) -> int | None:
+        """The rows a block of an input of `shape` must be a multiple of, or None where it
+        takes no blocks."""
+        ...
+
+    def receive(self, shape: tuple[int, ...], dtype: np.dtype, by_rows: bool
+                ) -> tuple[np.ndarray, Callable[[np.ndarray, int], None]]:
+        """Its output, and the function each block (C×r×W×N, from input row h0) goes to;
+        `by_rows`: its backward passes its dy on as it is, for gradient_rows."""
+        ...
+
+    def gradient_rows(self, dy: np.ndarray) -> Callable[[np.ndarray, int], None]:
+        """The function that writes the gradient of a block of its input rows (C×r×W×N, from
+        input row h0) into a given array, for the dy its backward passed on."""
+        ...
+
+
+# With a max pooling after it, the convolution's output need never be written whole: each block
+# of output rows is pooled at once, while it is in the cache. A block's im2col matrix and output
+# together of POOLED_BYTES at most (whole rows, a multiple of the pooling's): the first layers of
+# fast91, fast93 and `best` (1 → 16, 24, 32 filters, 28×28, batch 256) forward and pooled
+# 3.9 → 2.6–2.9, 5.9–6.8 → 4.0–4.8, 8.1–9.2 → 4.8–5.5 ms (scratch, interleaved; blocks of 2 or
+# 8 rows slower than 4–6; AMD EPYC Zen 4, 2026-12-04).
+POOLED_BYTES = 5 << 20
+
+
+def pooled_blocks(ho: int, wo: int, n: int, depth: int, k: int, multiple: int,
+                  itemsize: int) -> list[Block]:
+    """Blocks of whole output rows, a multiple of `multiple` each (Ho is one), whose matrix
+    (depth deep) and output (K filters) fit POOLED_BYTES where `multiple` rows do."""
+    row = (depth + k) * wo * n * itemsize
+    step = multiple * max(1, POOLED_BYTES // (multiple * row))
+    return [Block(h0, min(ho, h0 + step), 0, wo, h0 * wo * n, min(ho, h0 + step) * wo * n)
+            for h0 in range(0, ho, step)]
+
+
+def conv_blocks_pooled(xp: np.ndarray, w_mat: np.ndarray, kh: int, kw: int, sh: int, sw: int,
+                       ho: int, wo: int, scratch: np.ndarray, outputs: np.ndarray,
+                       pooling: RowPooling, multiple: int, by_rows: bool) -> np.ndarray:
+    """conv_blocks with a max pooling after it: each block of output rows (pooled_blocks) into
+    outputs[thread] and handed to the pooling (RowPooling.receive) at once. Returns the
+    pooling's output; the convolution's own is never whole. `by_rows`: the gradient will be
+    asked for by rows too (weight_grad_blocks_pooled)."""
+    k, n = w_mat.shape[0], xp.shape[3]
+    ones = w_mat.shape[1] > kh * kw * xp.shape[0]
+    pooled, pool_rows = pooling.receive((k, ho, wo, n), xp.dtype, by_rows)
+    parts = pooled_blocks(ho, wo, n, w_mat.shape[1], k, multiple, xp.itemsize)
+
+    def block(item: int, thread: int) -> None:
+        part = parts[item]
+        cols = block_cols(xp, part, kh, kw, sh, sw, ones, scratch[thread])
+        m = part.stop - part.start
+        y = room(outputs[thread], k * m).reshape(k, m)
+        blas.product(w_mat, cols, y)
+        pool_rows(y.reshape(k, part.h1 - part.h0, wo, n), part.h0)
+
+    parallel.spread(block, len(parts))
+    return pooled
+
+
 def weight_grad_blocks(xp: np.ndarray, dy2: np.ndarray, kh: int, kw: int, sh: int, sw: int,
                        ho: int, wo: int, ones: bool, scratch: np.ndarray) -> np.ndarray:
     """dL/dW = Σ over positions of window ⊗ dy, block by block: (kh·kw·C [+ 1], K); the last row
@@ -183,6 +249,31 @@ def weight_grad_blocks(xp: np.ndarray, dy2: np.ndarray, kh: int, kw: int, sh: in
         part = parts[item]
         cols = block_cols(xp, part, kh, kw, sh, sw, ones, scratch[thread])
         blas.product(cols, dy2[:, part.start:part.stop].T, shares[item])
+
+    parallel.spread(block, len(parts))
+    return shares.sum(axis=0) if len(parts) > 1 else shares[0]
+
+
+def weight_grad_blocks_pooled(xp: np.ndarray, gradient_rows: Callable[[np.ndarray, int], None],
+                              k: int, kh: int, kw: int, sh: int, sw: int, ho: int, wo: int,
+                              ones: bool, scratch: np.ndarray, outputs: np.ndarray,
+                              multiple: int) -> np.ndarray:
+    """weight_grad_blocks where a max pooling followed (conv_blocks_pooled, `by_rows`): each
+    block's dy written by the pooling (RowPooling.gradient_rows) into outputs[thread] and
+    multiplied at once, the K × Ho·Wo·N gradient never whole. The same blocks as the forward:
+    the same bits on any number of threads."""
+    n = xp.shape[3]
+    depth = kh * kw * xp.shape[0] + ones
+    parts = pooled_blocks(ho, wo, n, depth, k, multiple, xp.itemsize)
+    shares = np.empty((len(parts), depth, k), xp.dtype)
+
+    def block(item: int, thread: int) -> None:
+        part = parts[item]
+        m = part.stop - part.start
+        dy = room(outputs[thread], k * m).reshape(k, part.h1 - part.h0, wo, n)
+        gradient_rows(dy, part.h0)
+        cols = block_cols(xp, part, kh, kw, sh, sw, ones, scratch[thread])
+        blas.product(cols, dy.reshape(k, m).T, shares[item])
 
     parallel.spread(block, len(parts))
     return shares.sum(axis=0) if len(parts) > 1 else shares[0]
@@ -614,6 +705,11 @@ def input_grad_by_flipped_kernel(dy: np.ndarray, weight: np.ndarray,
 
 class Conv2D(Layer):
     keeps_output = False
+    # Set by the model where a max pooling follows (model.link; with a ReLU between whose work
+    # the pooling does): computing by im2col's blocks while training, this layer hands its
+    # output to the pooling a block of rows at a time (conv_blocks_pooled) and returns the
+    # pooling's output, which the pooling's forward then takes as it is.
+    pool_after: RowPooling | None = None
 
     def __init__(self, in_channels: int, filters: int, kernel: tuple[int, int],
                  stride: tuple[int, int], padding: tuple[int, int, int, int], bias: bool,
@@ -688,17 +784,46 @@ class Conv2D(Layer):
             w_mat = weight.transpose(0, 2, 3, 1).reshape(k, kh * kw * c)  # (K, kh·kw·C)
             if bias is not None:  # one more column, against a row of ones
                 w_mat = np.concatenate([w_mat, bias[:, None]], axis=1)
+            multiple = None if self.pool_after is None else \
+                self.pool_after.rows_at_once((k, ho, wo, n), training)
+            if multiple:  # pooled a block at a time: the pooling's output
+                by_rows = training and not self.needs_input_grad  # dy by rows too
+                if training:
+                    self.cache = (how, xp, w_mat, (c, hp, wp, n), x.shape,
+                                  (ho, wo, multiple, self.pool_after) if by_rows else None)
+                return conv_blocks_pooled(xp, w_mat, kh, kw, sh, sw, ho, wo,
+                                          self.scratch(x.dtype, training),
+                                          self.output_blocks(x.dtype, training),
+                                          self.pool_after, multiple, by_rows)
             # one number W·x + b per filter and position, block by block
             y = conv_blocks(xp, w_mat, kh, kw, sh, sw, ho, wo, self.scratch(x.dtype, training))
             kept = xp  # the backward rebuilds each block's matrix from it
         if training:
-            self.cache = (how, kept, w_mat, (c, hp, wp, n), x.shape)
+            self.cache = (how, kept, w_mat, (c, hp, wp, n), x.shape, None)
         return y.reshape(k, ho, wo, n)
+
+    def output_blocks(self, dtype: np.dtype, training: bool) -> np.ndarray:
+        """The space of the output's (and its gradient's) blocks when a pooling takes them
+        (conv_blocks_pooled), one row per thread, kept between steps."""
+        return self.workspace((parallel.threads(), POOLED_BYTES // np.dtype(dtype).itemsize),
+                              dtype, training, "output blocks")
 
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
         (kh, kw), (sh, sw) = self.kernel, self.stride
-        how, kept, w_mat, padded_shape, input_shape = self.cache
+        how, kept, w_mat, padded_shape, input_shape, by_rows = self.cache
         self.cache = None
+        if by_rows is not None:  # dy is the pooling's, which gives it back by rows
+            ho, wo, multiple, pooling = by_rows
+            k, depth = w_mat.shape[0], kh * kw * padded_shape[0]
+            bias = "bias" in self.params
+            d_w = weight_grad_blocks_pooled(kept, pooling.gradient_rows(dy), k, kh, kw,
+                                            sh, sw, ho, wo, bias, self.scratch(dy.dtype, True),
+                                            self.output_blocks(dy.dtype, True), multiple)
+            if bias:
+                self.grads["bias"] = d_w[depth].copy()  # the row of ones: Σ dy per filter
+            c = padded_shape[0]
+            self.grads["weight"] = d_w[:depth].reshape(kh, kw, c, k).transpose(3, 2, 0, 1).copy()
+            return None  # (by rows only where no input gradient is wanted)
         k, ho, wo, n = dy.shape
         c = padded_shape[0]
         dy2 = dy.reshape(k, ho * wo * n)  # (K, Ho·Wo·N)

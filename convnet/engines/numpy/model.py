@@ -65,7 +65,10 @@ def link(layers: list[Layer | None]) -> list:
     done by a batch norm just before it (BatchNorm.relu_after: in the norm's own passes), or
     else by a max pooling just after it (MaxPool2D.relu_before: max(0, ·) commutes with the max
     of a window, so it is taken of the pooled values, a quarter as many under 2×2 windows),
-    training and predicting; looking inside, each shows its own output (Layer.shown)."""
+    training and predicting; and a max pooling after a convolution (a ReLU whose work it does
+    between them or not) pooling the convolution's output a block of rows at a time as the
+    convolution makes them (Conv2D.pool_after), training. Looking inside, each shows its own
+    output (Layer.shown)."""
     for before, layer in zip(layers, layers[1:]):
         if isinstance(layer, activation.ReLU) and before is not None and not before.keeps_output:
             layer.inplace = True
@@ -74,6 +77,14 @@ def link(layers: list[Layer | None]) -> list:
         if isinstance(layer, pool.MaxPool2D) and isinstance(before, activation.ReLU) and \
                 not before.done_before:
             layer.relu_before = before.done_after = True
+    for index, layer in enumerate(layers):
+        if isinstance(layer, pool.MaxPool2D):
+            source = index - 1
+            if source > 0 and isinstance(layers[source], activation.ReLU) and \
+                    layers[source].done_after:
+                source -= 1
+            if source >= 0 and isinstance(layers[source], conv.Conv2D):
+                layers[source].pool_after = layer
     return layers
 
 

@@ -10,6 +10,8 @@ one per offset (i, j) inside it: view(i, j)[c, a, b, n] = x[c, a·S + i, b·S + 
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from . import memory, parallel
@@ -72,6 +74,46 @@ class _Pool2D(Layer):
 NONE_CHOSEN = 255  # a window whose values were all ≤ 0 under a ReLU taken here: no gradient
 
 
+def choose(x: np.ndarray, best: np.ndarray, which: np.ndarray, kernel: tuple[int, int],
+           relu_before: bool) -> None:
+    """Windows of `kernel` that tile x (C×H×W×N, stride = kernel): the largest value of each
+    into best (C×H/kh×W/kw×N) and the offset that held it into which (uint8, row-major
+    offsets, the first on ties as PyTorch). `relu_before`: max(0, ·) of the largest values and
+    NONE_CHOSEN where none was > 0. The maxima first (kh·kw − 1 passes), then the offset as
+    ne₀·(1 + ne₁·(1 + … ne_{L−2})) with ne_i = [value i ≠ the maximum], from the inside out:
+    L − 1 comparisons where keeping the maximum and its offset together took 2L passes and
+    3L on bytes. (A window holding NaN gives NaN, as PyTorch's; its gradient goes to the
+    window's last value, PyTorch's to the NaN.)"""
+    (kh, kw) = kernel
+    ho, wo = x.shape[1] // kh, x.shape[2] // kw
+    views = [window(x, i, j, kh, kw, ho, wo) for i, j in _offsets(kh, kw)]
+    if len(views) == 1:
+        np.copyto(best, views[0])
+        which.fill(0)
+    else:
+        np.maximum(views[0], views[1], out=best)
+        for view in views[2:]:
+            np.maximum(best, view, out=best)
+        np.not_equal(views[-2], best, out=which.view(np.bool_))  # 0: offset L − 2, else L − 1
+        for view in views[-3::-1]:
+            which += 1
+            which *= np.not_equal(view, best).view(np.uint8)
+    if relu_before:  # nothing chosen where the maximum is ≤ 0
+        zeros = memory.row(0.0, best.shape[-1], best.dtype)
+        which |= np.less_equal(best, zeros).view(np.uint8) * np.uint8(NONE_CHOSEN)
+        relu(best, out=best)
+
+
+def spread_max(dy: np.ndarray, chosen: np.ndarray, dx: np.ndarray,
+               kernel: tuple[int, int]) -> None:
+    """The adjoint of choose: each window's gradient (dy, C×Ho×Wo×N) into dx (C×H×W×N, windows
+    that tile it) at the offset that held the window's maximum, zeros elsewhere."""
+    (kh, kw) = kernel
+    ho, wo = dy.shape[1:3]
+    for index, (i, j) in enumerate(_offsets(kh, kw)):
+        np.multiply(dy, chosen == index, out=window(dx, i, j, kh, kw, ho, wo))
+
+
 class MaxPool2D(_Pool2D):
     combine = np.maximum
     fill = -np.inf
@@ -79,8 +121,21 @@ class MaxPool2D(_Pool2D):
     # max(0, max of a window) = max of the window's max(0, ·), and the gradient reaches the
     # window's maximum only where it is > 0, as through the ReLU.
     relu_before = False
+    # The output, offsets and input shape of a pooling done by the layer before, block by
+    # block, until this layer's forward takes them (receive).
+    handed: tuple[np.ndarray, np.ndarray, tuple[int, ...], bool] | None = None
+    # The gradient the backward passed on as it is and the offsets, until the layer before
+    # asks for it by rows (gradient_rows).
+    given_back: tuple[np.ndarray, np.ndarray] | None = None
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        handed, self.handed = self.handed, None
+        if handed is not None:  # pooled already, block by block (receive)
+            if x is handed[0]:
+                self.cache = handed[1:]  # (offsets, input shape, gradient given back by rows)
+                return x
+            if x.shape != handed[2]:  # (left over from a forward that failed on the way: not)
+                raise RuntimeError("the max pooling was handed an output it was not given")
         x = self._pad(x)
         if training and _tiles_exactly(x.shape, self.kernel, self.stride) and \
                 self.kernel[0] * self.kernel[1] < NONE_CHOSEN:
@@ -92,54 +147,80 @@ class MaxPool2D(_Pool2D):
             self.cache = (x, y)
         return y
 
-    def _forward_with_choice(self, x: np.ndarray, relu: bool) -> np.ndarray:
+    def _forward_with_choice(self, x: np.ndarray, relu_before: bool) -> np.ndarray:
         """Windows that tile the input: the largest value of each, and which offset held it
-        (the first in row-major order on ties, as PyTorch), so that the backward reads a byte
-        per output instead of the whole input again. `relu`: the largest of 0 and the window's
-        values, NONE_CHOSEN where no value was > 0."""
-        (kh, kw), (sh, sw) = self.kernel, self.stride
-        ho, wo = x.shape[1] // kh, x.shape[2] // kw
+        (choose), so that the backward reads a byte per output instead of the whole input
+        again."""
+        (kh, kw) = self.kernel
         c, n = x.shape[0], x.shape[3]
-        y = memory.empty((c, ho, wo, n), x.dtype)
+        y = memory.empty((c, x.shape[1] // kh, x.shape[2] // kw, n), x.dtype)
         chosen = memory.empty(y.shape, np.uint8)
-        offsets = list(enumerate(_offsets(kh, kw)))
-
-        def channels(a: int, b: int) -> None:  # a few channels, on one thread
-            part, best, which = x[a:b], y[a:b], chosen[a:b]
-            if relu:  # 0 is the value to beat, and nothing is chosen until a value beats it
-                best.fill(0)
-                which.fill(NONE_CHOSEN)
-                rest = offsets
-            else:
-                best[...] = window(part, 0, 0, sh, sw, ho, wo)
-                which.fill(0)
-                rest = offsets[1:]
-            for index, (i, j) in rest:
-                view = window(part, i, j, sh, sw, ho, wo)
-                larger = np.greater(view, best).view(np.uint8)  # strictly: the first max stays
-                np.maximum(best, view, out=best)
-                which += larger * (np.uint8(index) - which)  # where larger: index (mod 256)
-
-        parallel.each(channels, c, y.size)  # (each pass is over an output's size)
-        self.cache = (chosen, x.shape)
+        # (each pass is over an output's size)
+        parallel.each(lambda a, b: choose(x[a:b], y[a:b], chosen[a:b], self.kernel,
+                                          relu_before), c, y.size)
+        self.cache = (chosen, x.shape, False)
         return y
+
+    def rows_at_once(self, shape: tuple[int, ...], training: bool) -> int | None:
+        """For a layer before that would hand over its output (C×H×W×N of `shape`) a block of
+        whole rows at a time (receive): the rows a block must be a multiple of, or None where
+        this layer cannot take it so — not training, padded, or windows that do not tile it."""
+        if not training or any(self.padding) or not _tiles_exactly(shape, self.kernel,
+                                                                    self.stride) or \
+                self.kernel[0] * self.kernel[1] >= NONE_CHOSEN:
+            return None
+        return self.kernel[0]
+
+    def receive(self, shape: tuple[int, ...], dtype: np.dtype, by_rows: bool = False
+                ) -> tuple[np.ndarray, Callable[[np.ndarray, int], None]]:
+        """This layer's output for an input of `shape` that the layer before hands over in
+        blocks of whole rows (rows_at_once), and the function it hands each block to:
+        rows(block, h0) pools the block (C×r×W×N, input rows h0 … h0 + r − 1) into output rows
+        h0/kh …, the largest values and their offsets, while the block is in the cache. The
+        next forward then takes that output as it is. `by_rows`: the layer before wants no
+        gradient whole either — this layer's backward passes its dy on as it is, and the layer
+        before asks for it a block of rows at a time (gradient_rows)."""
+        (kh, kw) = self.kernel
+        c, h, w, n = shape
+        y = memory.empty((c, h // kh, w // kw, n), dtype)
+        chosen = memory.empty(y.shape, np.uint8)
+
+        def rows(block: np.ndarray, h0: int) -> None:
+            r0, r1 = h0 // kh, (h0 + block.shape[1]) // kh
+            choose(block, y[:, r0:r1], chosen[:, r0:r1], self.kernel, self.relu_before)
+
+        self.handed = (y, chosen, tuple(shape), by_rows)
+        return y, rows
+
+    def gradient_rows(self, dy: np.ndarray) -> Callable[[np.ndarray, int], None]:
+        """For the dy this layer's backward passed on as it is (receive's `by_rows`): rows(out,
+        h0) writes the gradient of input rows h0 … h0 + r − 1 into out (C×r×W×N): each window's
+        share at the offset that held its maximum, zeros elsewhere."""
+        kept, self.given_back = self.given_back, None
+        if kept is None or kept[0] is not dy:
+            raise RuntimeError("the max pooling gives back rows of a gradient it did not pass on")
+        chosen = kept[1]
+        kh = self.kernel[0]
+
+        def rows(out: np.ndarray, h0: int) -> None:
+            r0, r1 = h0 // kh, (h0 + out.shape[1]) // kh
+            spread_max(dy[:, r0:r1], chosen[:, r0:r1], out, self.kernel)
+
+        return rows
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         # The gradient of a window flows only to its maximum; on ties, to the first maximum in
         # row-major order, as in PyTorch. `rest` is the gradient not yet given to a value.
         (kh, kw), (sh, sw) = self.kernel, self.stride
         if self.cache[0].dtype == np.uint8:  # tiling windows: the offset of each maximum
-            chosen, shape = self.cache
+            chosen, shape, by_rows = self.cache
             self.cache = None
+            if by_rows:  # the layer before asks for it a block of rows at a time
+                self.given_back = (dy, chosen)
+                return dy
             dx = memory.empty(shape, dy.dtype)
-            ho, wo = dy.shape[1:3]
-
-            def channels(a: int, b: int) -> None:
-                for index, (i, j) in enumerate(_offsets(kh, kw)):
-                    np.multiply(dy[a:b], chosen[a:b] == index,
-                                out=window(dx[a:b], i, j, sh, sw, ho, wo))
-
-            parallel.each(channels, shape[0], dy.size)
+            parallel.each(lambda a, b: spread_max(dy[a:b], chosen[a:b], dx[a:b], self.kernel),
+                          shape[0], dy.size)
             return self._unpad(dx)
         x, y = self.cache
         self.cache = None
