@@ -373,7 +373,9 @@ def test_max_pooling_does_the_preceding_relus_work_to_the_bit(description, shape
         assert (outputs[0] < 0).any() and (outputs[1] >= 0).all()
 
 
-@pytest.mark.parametrize("budget", [None, 1])  # the blocks' budget: one pooled row a block
+# the blocks' budget as it is, one pooled row a block, and no room for a pooled row's matrix
+# (large images: the convolution keeps its output whole, its blocks pieces of a row)
+@pytest.mark.parametrize("budget", [None, "one row", "no room"])
 @pytest.mark.parametrize("description, shape, handed", [
     ("conv(16,3,pad=same,bias=false) pool(2) batchnorm relu fc(3)", (12, 12, 1), 1),  # fast91's
     ("conv(16,3,pad=same) relu pool(2) conv(16,3,pad=1) relu pool(2) fc(3)", (12, 12, 1), 2),
@@ -396,8 +398,11 @@ def test_a_convolution_hands_its_output_to_the_max_pooling(monkeypatch, descript
     from convnet.engines.numpy import conv, pool
 
     monkeypatch.setenv("CONVNET_NUMPY_CONV", "im2col")  # (shifted products pool nothing)
-    if budget is not None:
-        monkeypatch.setattr(conv, "POOLED_BYTES", budget)
+    if budget == "one row":
+        monkeypatch.setattr(conv, "POOLED_BYTES", 1)
+    elif budget == "no room":
+        monkeypatch.setattr(conv, "BLOCK_BYTES", 64)
+        handed = 0
     calls: list[str] = []
     for name in ("conv_blocks_pooled", "weight_grad_blocks_pooled"):  # count the ways taken
         monkeypatch.setattr(conv, name, lambda *a, f=getattr(conv, name), name=name:

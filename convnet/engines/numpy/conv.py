@@ -203,9 +203,13 @@ POOLED_BYTES = 5 << 20
 
 
 def pooled_blocks(ho: int, wo: int, n: int, depth: int, k: int, multiple: int,
-                  itemsize: int) -> list[Block]:
+                  itemsize: int) -> list[Block] | None:
     """Blocks of whole output rows, a multiple of `multiple` each (Ho is one), whose matrix
-    (depth deep) and output (K filters) fit POOLED_BYTES where `multiple` rows do."""
+    (depth deep) and output (K filters) fit POOLED_BYTES where `multiple` rows do; None where
+    the matrix of `multiple` rows alone is larger than a thread's space for it (BLOCK_BYTES:
+    large images, deep windows), which conv_blocks fills a piece of a row at a time."""
+    if multiple * depth * wo * n * itemsize > BLOCK_BYTES:
+        return None
     row = (depth + k) * wo * n * itemsize
     step = multiple * max(1, POOLED_BYTES // (multiple * row))
     return [Block(h0, min(ho, h0 + step), 0, wo, h0 * wo * n, min(ho, h0 + step) * wo * n)
@@ -214,15 +218,15 @@ def pooled_blocks(ho: int, wo: int, n: int, depth: int, k: int, multiple: int,
 
 def conv_blocks_pooled(xp: np.ndarray, w_mat: np.ndarray, kh: int, kw: int, sh: int, sw: int,
                        ho: int, wo: int, scratch: np.ndarray, outputs: np.ndarray,
-                       pooling: RowPooling, multiple: int, by_rows: bool) -> np.ndarray:
-    """conv_blocks with a max pooling after it: each block of output rows (pooled_blocks) into
+                       pooling: RowPooling, parts: list[Block], by_rows: bool) -> np.ndarray:
+    """conv_blocks with a max pooling after it: each block of output rows (`parts`, from
+    pooled_blocks) into
     outputs[thread] and handed to the pooling (RowPooling.receive) at once. Returns the
     pooling's output; the convolution's own is never whole. `by_rows`: the gradient will be
     asked for by rows too (weight_grad_blocks_pooled)."""
     k, n = w_mat.shape[0], xp.shape[3]
     ones = w_mat.shape[1] > kh * kw * xp.shape[0]
     pooled, pool_rows = pooling.receive((k, ho, wo, n), xp.dtype, by_rows)
-    parts = pooled_blocks(ho, wo, n, w_mat.shape[1], k, multiple, xp.itemsize)
 
     def block(item: int, thread: int) -> None:
         part = parts[item]
@@ -257,14 +261,13 @@ def weight_grad_blocks(xp: np.ndarray, dy2: np.ndarray, kh: int, kw: int, sh: in
 def weight_grad_blocks_pooled(xp: np.ndarray, gradient_rows: Callable[[np.ndarray, int], None],
                               k: int, kh: int, kw: int, sh: int, sw: int, ho: int, wo: int,
                               ones: bool, scratch: np.ndarray, outputs: np.ndarray,
-                              multiple: int) -> np.ndarray:
+                              parts: list[Block]) -> np.ndarray:
     """weight_grad_blocks where a max pooling followed (conv_blocks_pooled, `by_rows`): each
     block's dy written by the pooling (RowPooling.gradient_rows) into outputs[thread] and
     multiplied at once, the K × Ho·Wo·N gradient never whole. The same blocks as the forward:
     the same bits on any number of threads."""
     n = xp.shape[3]
     depth = kh * kw * xp.shape[0] + ones
-    parts = pooled_blocks(ho, wo, n, depth, k, multiple, xp.itemsize)
     shares = np.empty((len(parts), depth, k), xp.dtype)
 
     def block(item: int, thread: int) -> None:
@@ -786,15 +789,17 @@ class Conv2D(Layer):
                 w_mat = np.concatenate([w_mat, bias[:, None]], axis=1)
             multiple = None if self.pool_after is None else \
                 self.pool_after.rows_at_once((k, ho, wo, n), training)
-            if multiple:  # pooled a block at a time: the pooling's output
+            parts = None if not multiple else \
+                pooled_blocks(ho, wo, n, w_mat.shape[1], k, multiple, x.itemsize)
+            if self.pool_after is not None and parts:  # pooled a block at a time
                 by_rows = training and not self.needs_input_grad  # dy by rows too
                 if training:
                     self.cache = (how, xp, w_mat, (c, hp, wp, n), x.shape,
-                                  (ho, wo, multiple, self.pool_after) if by_rows else None)
+                                  (ho, wo, parts, self.pool_after) if by_rows else None)
                 return conv_blocks_pooled(xp, w_mat, kh, kw, sh, sw, ho, wo,
                                           self.scratch(x.dtype, training),
                                           self.output_blocks(x.dtype, training),
-                                          self.pool_after, multiple, by_rows)
+                                          self.pool_after, parts, by_rows)
             # one number W·x + b per filter and position, block by block
             y = conv_blocks(xp, w_mat, kh, kw, sh, sw, ho, wo, self.scratch(x.dtype, training))
             kept = xp  # the backward rebuilds each block's matrix from it
@@ -813,12 +818,12 @@ class Conv2D(Layer):
         how, kept, w_mat, padded_shape, input_shape, by_rows = self.cache
         self.cache = None
         if by_rows is not None:  # dy is the pooling's, which gives it back by rows
-            ho, wo, multiple, pooling = by_rows
+            ho, wo, parts, pooling = by_rows
             k, depth = w_mat.shape[0], kh * kw * padded_shape[0]
             bias = "bias" in self.params
             d_w = weight_grad_blocks_pooled(kept, pooling.gradient_rows(dy), k, kh, kw,
                                             sh, sw, ho, wo, bias, self.scratch(dy.dtype, True),
-                                            self.output_blocks(dy.dtype, True), multiple)
+                                            self.output_blocks(dy.dtype, True), parts)
             if bias:
                 self.grads["bias"] = d_w[depth].copy()  # the row of ones: Σ dy per filter
             c = padded_shape[0]
