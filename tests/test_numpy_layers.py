@@ -390,8 +390,8 @@ def test_a_convolution_hands_its_output_to_the_max_pooling(monkeypatch, descript
                                                            handed, budget):
     # A convolution by im2col's blocks followed by a max pooling (a ReLU between or not) pools
     # each block of output rows as it makes it, and a first layer's weight gradient takes its
-    # dy from the pooling a block at a time: the same numbers as each layer doing its own
-    # work, training and predicting, and looking inside each layer shows its own output. (Not
+    # dy from the pooling a block at a time; predicting too: the same numbers as each layer
+    # doing its own work, and looking inside each layer shows its own output. (Not
     # always the same bits: OpenBLAS's for a value can depend on how a product's positions are
     # split, and a small product takes other kernels.)
     from convnet import Network
@@ -423,10 +423,13 @@ def test_a_convolution_hands_its_output_to_the_max_pooling(monkeypatch, descript
         assert calls.count("conv_blocks_pooled") == (3 * handed if handing else 0)
         assert calls.count("weight_grad_blocks_pooled") == (3 if handing and handed else 0)
         grads = {k: v.copy() for k, v in net.engine.model.named("grads").items()}
+        calls.clear()
+        logits = net.logits(x)  # predicting: handed over too, without the offsets
+        assert calls.count("conv_blocks_pooled") == (handed if handing else 0)
         seen = net.engine.model.activations(net.prepare_images(x))
         assert all(layer.handed is None for layer in net.engine.model.layers
                    if isinstance(layer, pool.MaxPool2D))
-        return losses, net.state_dict(), grads, net.logits(x), seen
+        return losses, net.state_dict(), grads, logits, seen
 
     def same(a: np.ndarray, b: np.ndarray) -> bool:  # float32's rounding at most
         return a.shape == b.shape and np.allclose(a, b, rtol=1e-5, atol=1e-7)

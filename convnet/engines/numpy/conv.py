@@ -176,12 +176,12 @@ class RowPooling(Protocol):
     """A pooling that takes the output of the layer before it a block of whole rows at a time
     (pool.MaxPool2D, set as Conv2D.pool_after by the model)."""
 
-    def rows_at_once(self, shape: tuple[int, ...], training: bool) -> int | None:
+    def rows_at_once(self, shape: tuple[int, ...]) -> int | None:
         """The rows a block of an input of `shape` must be a multiple of, or None where it
         takes no blocks."""
         ...
 
-    def receive(self, shape: tuple[int, ...], dtype: np.dtype, by_rows: bool
+    def receive(self, shape: tuple[int, ...], dtype: np.dtype, training: bool, by_rows: bool
                 ) -> tuple[np.ndarray, Callable[[np.ndarray, int], None]]:
         """Its output, and the function each block (C×r×W×N, from input row h0) goes to;
         `by_rows`: its backward passes its dy on as it is, for gradient_rows."""
@@ -218,7 +218,8 @@ def pooled_blocks(ho: int, wo: int, n: int, depth: int, k: int, multiple: int,
 
 def conv_blocks_pooled(xp: np.ndarray, w_mat: np.ndarray, kh: int, kw: int, sh: int, sw: int,
                        ho: int, wo: int, scratch: np.ndarray, outputs: np.ndarray,
-                       pooling: RowPooling, parts: list[Block], by_rows: bool) -> np.ndarray:
+                       pooling: RowPooling, parts: list[Block], training: bool,
+                       by_rows: bool) -> np.ndarray:
     """conv_blocks with a max pooling after it: each block of output rows (`parts`, from
     pooled_blocks) into
     outputs[thread] and handed to the pooling (RowPooling.receive) at once. Returns the
@@ -226,7 +227,7 @@ def conv_blocks_pooled(xp: np.ndarray, w_mat: np.ndarray, kh: int, kw: int, sh: 
     asked for by rows too (weight_grad_blocks_pooled)."""
     k, n = w_mat.shape[0], xp.shape[3]
     ones = w_mat.shape[1] > kh * kw * xp.shape[0]
-    pooled, pool_rows = pooling.receive((k, ho, wo, n), xp.dtype, by_rows)
+    pooled, pool_rows = pooling.receive((k, ho, wo, n), xp.dtype, training, by_rows)
 
     def block(item: int, thread: int) -> None:
         part = parts[item]
@@ -709,9 +710,9 @@ def input_grad_by_flipped_kernel(dy: np.ndarray, weight: np.ndarray,
 class Conv2D(Layer):
     keeps_output = False
     # Set by the model where a max pooling follows (model.link; with a ReLU between whose work
-    # the pooling does): computing by im2col's blocks while training, this layer hands its
-    # output to the pooling a block of rows at a time (conv_blocks_pooled) and returns the
-    # pooling's output, which the pooling's forward then takes as it is.
+    # the pooling does): computing by im2col's blocks, this layer hands its output to the
+    # pooling a block of rows at a time (conv_blocks_pooled) and returns the pooling's output,
+    # which the pooling's forward then takes as it is. Looking inside (shown), its own.
     pool_after: RowPooling | None = None
 
     def __init__(self, in_channels: int, filters: int, kernel: tuple[int, int],
@@ -763,6 +764,12 @@ class Conv2D(Layer):
                               dtype, training, "blocks")
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        return self._forward(x, training, self.pool_after)
+
+    def shown(self, x: np.ndarray) -> np.ndarray:
+        return self._forward(x, False, None)  # its own output, whatever pools it
+
+    def _forward(self, x: np.ndarray, training: bool, pooling: RowPooling | None) -> np.ndarray:
         (kh, kw), (sh, sw) = self.kernel, self.stride
         weight = self.params["weight"]
         k, c = weight.shape[:2]
@@ -787,19 +794,18 @@ class Conv2D(Layer):
             w_mat = weight.transpose(0, 2, 3, 1).reshape(k, kh * kw * c)  # (K, kh·kw·C)
             if bias is not None:  # one more column, against a row of ones
                 w_mat = np.concatenate([w_mat, bias[:, None]], axis=1)
-            multiple = None if self.pool_after is None else \
-                self.pool_after.rows_at_once((k, ho, wo, n), training)
+            multiple = None if pooling is None else pooling.rows_at_once((k, ho, wo, n))
             parts = None if not multiple else \
                 pooled_blocks(ho, wo, n, w_mat.shape[1], k, multiple, x.itemsize)
-            if self.pool_after is not None and parts:  # pooled a block at a time
+            if pooling is not None and parts:  # pooled a block at a time
                 by_rows = training and not self.needs_input_grad  # dy by rows too
                 if training:
                     self.cache = (how, xp, w_mat, (c, hp, wp, n), x.shape,
-                                  (ho, wo, parts, self.pool_after) if by_rows else None)
+                                  (ho, wo, parts, pooling) if by_rows else None)
                 return conv_blocks_pooled(xp, w_mat, kh, kw, sh, sw, ho, wo,
                                           self.scratch(x.dtype, training),
                                           self.output_blocks(x.dtype, training),
-                                          self.pool_after, parts, by_rows)
+                                          pooling, parts, training, by_rows)
             # one number W·x + b per filter and position, block by block
             y = conv_blocks(xp, w_mat, kh, kw, sh, sw, ho, wo, self.scratch(x.dtype, training))
             kept = xp  # the backward rebuilds each block's matrix from it

@@ -74,33 +74,36 @@ class _Pool2D(Layer):
 NONE_CHOSEN = 255  # a window whose values were all ≤ 0 under a ReLU taken here: no gradient
 
 
-def choose(x: np.ndarray, best: np.ndarray, which: np.ndarray, kernel: tuple[int, int],
+def choose(x: np.ndarray, best: np.ndarray, which: np.ndarray | None, kernel: tuple[int, int],
            relu_before: bool) -> None:
     """Windows of `kernel` that tile x (C×H×W×N, stride = kernel): the largest value of each
-    into best (C×H/kh×W/kw×N) and the offset that held it into which (uint8, row-major
-    offsets, the first on ties as PyTorch). `relu_before`: max(0, ·) of the largest values and
-    NONE_CHOSEN where none was > 0. The maxima first (kh·kw − 1 passes), then the offset as
-    ne₀·(1 + ne₁·(1 + … ne_{L−2})) with ne_i = [value i ≠ the maximum], from the inside out:
-    L − 1 comparisons where keeping the maximum and its offset together took 2L passes and
-    3L on bytes. (A window holding NaN gives NaN, as PyTorch's; its gradient goes to the
-    window's last value, PyTorch's to the NaN.)"""
+    into best (C×H/kh×W/kw×N) and, where `which` is given, the offset that held it into which
+    (uint8, row-major offsets, the first on ties as PyTorch). `relu_before`: max(0, ·) of the
+    largest values and NONE_CHOSEN where none was > 0. The maxima first (kh·kw − 1 passes),
+    then the offset as ne₀·(1 + ne₁·(1 + … ne_{L−2})) with ne_i = [value i ≠ the maximum], from
+    the inside out: L − 1 comparisons where keeping the maximum and its offset together took 2L
+    passes and 3L on bytes. (A window holding NaN gives NaN, as PyTorch's; its gradient goes to
+    the window's last value, PyTorch's to the NaN.)"""
     (kh, kw) = kernel
     ho, wo = x.shape[1] // kh, x.shape[2] // kw
     views = [window(x, i, j, kh, kw, ho, wo) for i, j in _offsets(kh, kw)]
     if len(views) == 1:
         np.copyto(best, views[0])
-        which.fill(0)
     else:
         np.maximum(views[0], views[1], out=best)
         for view in views[2:]:
             np.maximum(best, view, out=best)
+    if which is not None and len(views) == 1:
+        which.fill(0)
+    elif which is not None:
         np.not_equal(views[-2], best, out=which.view(np.bool_))  # 0: offset L − 2, else L − 1
         for view in views[-3::-1]:
             which += 1
             which *= np.not_equal(view, best).view(np.uint8)
     if relu_before:  # nothing chosen where the maximum is ≤ 0
-        zeros = memory.row(0.0, best.shape[-1], best.dtype)
-        which |= np.less_equal(best, zeros).view(np.uint8) * np.uint8(NONE_CHOSEN)
+        if which is not None:
+            zeros = memory.row(0.0, best.shape[-1], best.dtype)
+            which |= np.less_equal(best, zeros).view(np.uint8) * np.uint8(NONE_CHOSEN)
         relu(best, out=best)
 
 
@@ -123,7 +126,7 @@ class MaxPool2D(_Pool2D):
     relu_before = False
     # The output, offsets and input shape of a pooling done by the layer before, block by
     # block, until this layer's forward takes them (receive).
-    handed: tuple[np.ndarray, np.ndarray, tuple[int, ...], bool] | None = None
+    handed: tuple[np.ndarray, np.ndarray | None, tuple[int, ...], bool] | None = None
     # The gradient the backward passed on as it is and the offsets, until the layer before
     # asks for it by rows (gradient_rows).
     given_back: tuple[np.ndarray, np.ndarray] | None = None
@@ -132,7 +135,8 @@ class MaxPool2D(_Pool2D):
         handed, self.handed = self.handed, None
         if handed is not None:  # pooled already, block by block (receive)
             if x is handed[0]:
-                self.cache = handed[1:]  # (offsets, input shape, gradient given back by rows)
+                if training:
+                    self.cache = handed[1:]  # (offsets, input shape, gradient given by rows)
                 return x
             if x.shape != handed[2]:  # (left over from a forward that failed on the way: not)
                 raise RuntimeError("the max pooling was handed an output it was not given")
@@ -161,33 +165,33 @@ class MaxPool2D(_Pool2D):
         self.cache = (chosen, x.shape, False)
         return y
 
-    def rows_at_once(self, shape: tuple[int, ...], training: bool) -> int | None:
+    def rows_at_once(self, shape: tuple[int, ...]) -> int | None:
         """For a layer before that would hand over its output (C×H×W×N of `shape`) a block of
         whole rows at a time (receive): the rows a block must be a multiple of, or None where
-        this layer cannot take it so — not training, padded, or windows that do not tile it."""
-        if not training or any(self.padding) or not _tiles_exactly(shape, self.kernel,
-                                                                    self.stride) or \
+        this layer cannot take it so — padded, or windows that do not tile it."""
+        if any(self.padding) or not _tiles_exactly(shape, self.kernel, self.stride) or \
                 self.kernel[0] * self.kernel[1] >= NONE_CHOSEN:
             return None
         return self.kernel[0]
 
-    def receive(self, shape: tuple[int, ...], dtype: np.dtype, by_rows: bool = False
-                ) -> tuple[np.ndarray, Callable[[np.ndarray, int], None]]:
+    def receive(self, shape: tuple[int, ...], dtype: np.dtype, training: bool = True,
+                by_rows: bool = False) -> tuple[np.ndarray, Callable[[np.ndarray, int], None]]:
         """This layer's output for an input of `shape` that the layer before hands over in
         blocks of whole rows (rows_at_once), and the function it hands each block to:
         rows(block, h0) pools the block (C×r×W×N, input rows h0 … h0 + r − 1) into output rows
-        h0/kh …, the largest values and their offsets, while the block is in the cache. The
-        next forward then takes that output as it is. `by_rows`: the layer before wants no
-        gradient whole either — this layer's backward passes its dy on as it is, and the layer
-        before asks for it a block of rows at a time (gradient_rows)."""
+        h0/kh …, the largest values (and, training, their offsets), while the block is in the
+        cache. The next forward then takes that output as it is. `by_rows`: the layer before
+        wants no gradient whole either — this layer's backward passes its dy on as it is, and
+        the layer before asks for it a block of rows at a time (gradient_rows)."""
         (kh, kw) = self.kernel
         c, h, w, n = shape
         y = memory.empty((c, h // kh, w // kw, n), dtype)
-        chosen = memory.empty(y.shape, np.uint8)
+        chosen = memory.empty(y.shape, np.uint8) if training else None
 
         def rows(block: np.ndarray, h0: int) -> None:
             r0, r1 = h0 // kh, (h0 + block.shape[1]) // kh
-            choose(block, y[:, r0:r1], chosen[:, r0:r1], self.kernel, self.relu_before)
+            choose(block, y[:, r0:r1], None if chosen is None else chosen[:, r0:r1],
+                   self.kernel, self.relu_before)
 
         self.handed = (y, chosen, tuple(shape), by_rows)
         return y, rows
