@@ -117,8 +117,12 @@ class BatchNorm(Layer):
 
 # Batch norm reads and writes each value several times (the sums, x − μ, the variance, the scale
 # and the shift): done a block of channels at a time, all of a block's passes run while it is in
-# the cache, and the full array is read from memory once.
-BLOCK_BYTES = 1 << 20
+# the cache, and the full array is read from memory once. 2 MB blocks (with x − μ and the output,
+# 6 MB a thread, within a shared L3) against 1 MB: forward + backward with the ReLU, batch 256,
+# 1.07–1.20× faster on the recipes' maps (24, 32, 48, 64 channels at 14×14; 48, 64 at 7×7) —
+# fewer blocks, fewer NumPy calls; 4 MB no faster again (a scratch comparison, interleaved;
+# whole steps within the noise, 0.998–1.008×; AMD EPYC Zen 4, 2026-12-04).
+BLOCK_BYTES = 2 << 20
 
 
 def blocks_of(c: int, row_bytes: int, threads: int) -> list[tuple[int, int]]:
