@@ -198,17 +198,23 @@ class RowPooling(Protocol):
 # together of POOLED_BYTES at most (whole rows, a multiple of the pooling's): the first layers of
 # fast91, fast93 and `best` (1 → 16, 24, 32 filters, 28×28, batch 256) forward and pooled
 # 3.9 → 2.6–2.9, 5.9–6.8 → 4.0–4.8, 8.1–9.2 → 4.8–5.5 ms (scratch, interleaved; blocks of 2 or
-# 8 rows slower than 4–6; AMD EPYC Zen 4, 2026-12-04).
+# 8 rows slower than 4–6; AMD EPYC Zen 4, 2026-12-04). It pays where writing the output is
+# much of the work, a matrix no deeper than POOLED_DEPTH times the filters: 3 → 32 at 32×32
+# 1.27×, 4 → 32 at 28×28 1.34×, 3 → 16 and 8 → 16 1.03×; but 16 → 32 at 14×14 (144 deep)
+# 0.89×, 32 → 64 and 64 → 64 1.00× (forward and pooling, batch 256, im2col's blocks alone).
 POOLED_BYTES = 5 << 20
+POOLED_DEPTH = 2
 
 
 def pooled_blocks(ho: int, wo: int, n: int, depth: int, k: int, multiple: int,
                   itemsize: int) -> list[Block] | None:
     """Blocks of whole output rows, a multiple of `multiple` each (Ho is one), whose matrix
     (depth deep) and output (K filters) fit POOLED_BYTES where `multiple` rows do; None where
-    the matrix of `multiple` rows alone is larger than a thread's space for it (BLOCK_BYTES:
-    large images, deep windows), which conv_blocks fills a piece of a row at a time."""
-    if multiple * depth * wo * n * itemsize > BLOCK_BYTES:
+    the matrix is deeper than POOLED_DEPTH·K (the product, not the output, is the work), or
+    where the matrix of `multiple` rows alone is larger than a thread's space for it
+    (BLOCK_BYTES: large images, deep windows), which conv_blocks fills a piece of a row at a
+    time."""
+    if depth > POOLED_DEPTH * k or multiple * depth * wo * n * itemsize > BLOCK_BYTES:
         return None
     row = (depth + k) * wo * n * itemsize
     step = multiple * max(1, POOLED_BYTES // (multiple * row))
