@@ -159,17 +159,31 @@ def conv_blocks(xp: np.ndarray, w_mat: np.ndarray, kh: int, kw: int, sh: int, sw
     """y = w_mat @ im2col(xp), block by block: (K, Ho·Wo·N). A last column of w_mat beyond
     kh·kw·C is the bias, against a row of ones. The blocks are shared between threads
     (parallel.spread), thread t building its blocks' matrices in scratch[t]."""
-    ones = w_mat.shape[1] > kh * kw * xp.shape[0]
     y = memory.empty((w_mat.shape[0], ho * wo * xp.shape[3]), xp.dtype)
     parts = blocks(ho, wo, xp.shape[3], w_mat.shape[1], xp.itemsize)
+    products_over(xp, w_mat, parts, kh, kw, sh, sw, scratch,
+                  lambda part, thread: y[:, part.start:part.stop])
+    return y
+
+
+def products_over(xp: np.ndarray, w_mat: np.ndarray, parts: list[Block], kh: int, kw: int,
+                  sh: int, sw: int, scratch: np.ndarray,
+                  out_of: Callable[[Block, int], np.ndarray],
+                  then: Callable[[Block, np.ndarray], None] | None = None) -> None:
+    """w_mat @ each block's im2col matrix into out_of(block, thread) (K × the block's
+    positions), the blocks shared between threads (parallel.spread), thread t building its
+    blocks' matrices in scratch[t]; then(block, output) at once, while it is in the cache."""
+    ones = w_mat.shape[1] > kh * kw * xp.shape[0]
 
     def block(item: int, thread: int) -> None:
         part = parts[item]
         cols = block_cols(xp, part, kh, kw, sh, sw, ones, scratch[thread])
-        blas.product(w_mat, cols, y[:, part.start:part.stop])
+        out = out_of(part, thread)
+        blas.product(w_mat, cols, out)
+        if then is not None:
+            then(part, out)
 
     parallel.spread(block, len(parts))
-    return y
 
 
 class RowPooling(Protocol):
@@ -227,23 +241,15 @@ def conv_blocks_pooled(xp: np.ndarray, w_mat: np.ndarray, kh: int, kw: int, sh: 
                        pooling: RowPooling, parts: list[Block], training: bool,
                        by_rows: bool) -> np.ndarray:
     """conv_blocks with a max pooling after it: each block of output rows (`parts`, from
-    pooled_blocks) into
-    outputs[thread] and handed to the pooling (RowPooling.receive) at once. Returns the
-    pooling's output; the convolution's own is never whole. `by_rows`: the gradient will be
-    asked for by rows too (weight_grad_blocks_pooled)."""
+    pooled_blocks) into outputs[thread] and handed to the pooling (RowPooling.receive) at
+    once. Returns the pooling's output; the convolution's own is never whole. `by_rows`: the
+    gradient will be asked for by rows too (weight_grad_blocks_pooled)."""
     k, n = w_mat.shape[0], xp.shape[3]
-    ones = w_mat.shape[1] > kh * kw * xp.shape[0]
     pooled, pool_rows = pooling.receive((k, ho, wo, n), xp.dtype, training, by_rows)
-
-    def block(item: int, thread: int) -> None:
-        part = parts[item]
-        cols = block_cols(xp, part, kh, kw, sh, sw, ones, scratch[thread])
-        m = part.stop - part.start
-        y = room(outputs[thread], k * m).reshape(k, m)
-        blas.product(w_mat, cols, y)
-        pool_rows(y.reshape(k, part.h1 - part.h0, wo, n), part.h0)
-
-    parallel.spread(block, len(parts))
+    products_over(xp, w_mat, parts, kh, kw, sh, sw, scratch,
+                  lambda part, thread: room(outputs[thread], k * (part.stop - part.start))
+                  .reshape(k, -1),
+                  lambda part, y: pool_rows(y.reshape(k, part.h1 - part.h0, wo, n), part.h0))
     return pooled
 
 
@@ -252,21 +258,32 @@ def weight_grad_blocks(xp: np.ndarray, dy2: np.ndarray, kh: int, kw: int, sh: in
     """dL/dW = Σ over positions of window ⊗ dy, block by block: (kh·kw·C [+ 1], K); the last row
     (with `ones`) is Σ dy per filter, the bias's gradient. Each block's share is a product of its
     own, summed in block order afterwards: the same bits on any number of threads."""
+    parts = blocks(ho, wo, xp.shape[3], kh * kw * xp.shape[0] + ones, xp.itemsize)
+    return grads_over(xp, parts, dy2.shape[0], lambda part, thread: dy2[:, part.start:part.stop],
+                      kh, kw, sh, sw, ones, scratch)
+
+
+def grads_over(xp: np.ndarray, parts: list[Block], k: int,
+               dy_of: Callable[[Block, int], np.ndarray], kh: int, kw: int, sh: int, sw: int,
+               ones: bool, scratch: np.ndarray) -> np.ndarray:
+    """Σ over the blocks of each one's im2col matrix times dy_of(block, thread)ᵀ (K × the
+    block's positions): (kh·kw·C [+ 1], K), each block's share a product of its own, summed in
+    block order afterwards — the same bits on any number of threads."""
     depth = kh * kw * xp.shape[0] + ones
-    parts = blocks(ho, wo, xp.shape[3], depth, xp.itemsize)
-    shares = np.empty((len(parts), depth, dy2.shape[0]), xp.dtype)
+    shares = np.empty((len(parts), depth, k), xp.dtype)
 
     def block(item: int, thread: int) -> None:
         part = parts[item]
+        dy = dy_of(part, thread)
         cols = block_cols(xp, part, kh, kw, sh, sw, ones, scratch[thread])
-        blas.product(cols, dy2[:, part.start:part.stop].T, shares[item])
+        blas.product(cols, dy.T, shares[item])
 
     parallel.spread(block, len(parts))
     return shares.sum(axis=0) if len(parts) > 1 else shares[0]
 
 
 def weight_grad_blocks_pooled(xp: np.ndarray, gradient_rows: Callable[[np.ndarray, int], None],
-                              k: int, kh: int, kw: int, sh: int, sw: int, ho: int, wo: int,
+                              k: int, kh: int, kw: int, sh: int, sw: int, wo: int,
                               ones: bool, scratch: np.ndarray, outputs: np.ndarray,
                               parts: list[Block]) -> np.ndarray:
     """weight_grad_blocks where a max pooling followed (conv_blocks_pooled, `by_rows`): each
@@ -274,19 +291,14 @@ def weight_grad_blocks_pooled(xp: np.ndarray, gradient_rows: Callable[[np.ndarra
     multiplied at once, the K × Ho·Wo·N gradient never whole. The same blocks as the forward:
     the same bits on any number of threads."""
     n = xp.shape[3]
-    depth = kh * kw * xp.shape[0] + ones
-    shares = np.empty((len(parts), depth, k), xp.dtype)
 
-    def block(item: int, thread: int) -> None:
-        part = parts[item]
+    def dy_of(part: Block, thread: int) -> np.ndarray:
         m = part.stop - part.start
         dy = room(outputs[thread], k * m).reshape(k, part.h1 - part.h0, wo, n)
         gradient_rows(dy, part.h0)
-        cols = block_cols(xp, part, kh, kw, sh, sw, ones, scratch[thread])
-        blas.product(cols, dy.reshape(k, m).T, shares[item])
+        return dy.reshape(k, m)
 
-    parallel.spread(block, len(parts))
-    return shares.sum(axis=0) if len(parts) > 1 else shares[0]
+    return grads_over(xp, parts, k, dy_of, kh, kw, sh, sw, ones, scratch)
 
 
 def input_grad_blocks(dy2: np.ndarray, w_mat: np.ndarray, padded_shape: tuple[int, ...], kh: int,
@@ -829,21 +841,12 @@ class Conv2D(Layer):
         (kh, kw), (sh, sw) = self.kernel, self.stride
         how, kept, w_mat, padded_shape, input_shape, by_rows = self.cache
         self.cache = None
-        if by_rows is not None:  # dy is the pooling's, which gives it back by rows
-            ho, wo, parts, pooling = by_rows
-            k, depth = w_mat.shape[0], kh * kw * padded_shape[0]
-            bias = "bias" in self.params
-            d_w = weight_grad_blocks_pooled(kept, pooling.gradient_rows(dy), k, kh, kw,
-                                            sh, sw, ho, wo, bias, self.scratch(dy.dtype, True),
-                                            self.output_blocks(dy.dtype, True), parts)
-            if bias:
-                self.grads["bias"] = d_w[depth].copy()  # the row of ones: Σ dy per filter
-            c = padded_shape[0]
-            self.grads["weight"] = d_w[:depth].reshape(kh, kw, c, k).transpose(3, 2, 0, 1).copy()
-            return None  # (by rows only where no input gradient is wanted)
-        k, ho, wo, n = dy.shape
+        if by_rows is None:
+            k, ho, wo, n = dy.shape
+        else:  # dy is the pooling's, which gives it back by rows (im2col; no input gradient)
+            (ho, wo, parts, pooling), (k, n) = by_rows, (dy.shape[0], dy.shape[3])
         c = padded_shape[0]
-        dy2 = dy.reshape(k, ho * wo * n)  # (K, Ho·Wo·N)
+        dy2 = dy.reshape(k, -1)  # (K, Ho·Wo·N), or the pooled positions (by_rows)
         depth = kh * kw * c
         bias = "bias" in self.params
         scratch = self.scratch(dy.dtype, True)
@@ -860,7 +863,11 @@ class Conv2D(Layer):
             if bias:
                 self.grads["bias"] = dy2.sum(axis=1)
         else:
-            d_w = weight_grad_blocks(kept, dy2, kh, kw, sh, sw, ho, wo, bias, scratch)
+            d_w = weight_grad_blocks(kept, dy2, kh, kw, sh, sw, ho, wo, bias, scratch) \
+                if by_rows is None else \
+                weight_grad_blocks_pooled(kept, pooling.gradient_rows(dy), k, kh, kw, sh, sw,
+                                          wo, bias, scratch,
+                                          self.output_blocks(dy.dtype, True), parts)
             if bias:
                 self.grads["bias"] = d_w[depth].copy()  # the row of ones: Σ dy per filter
             d_w = d_w[:depth]  # ((i, j, c), K): the faster orientation for small K
