@@ -67,8 +67,8 @@ def link(layers: list[Layer | None]) -> list:
     of a window, so it is taken of the pooled values, a quarter as many under 2×2 windows),
     training and predicting; and a max pooling after a convolution (a ReLU whose work it does
     between them or not) pooling the convolution's output a block of rows at a time as the
-    convolution makes them (Conv2D.pool_after), training. Looking inside, each shows its own
-    output (Layer.shown)."""
+    convolution makes them (Conv2D.pool_after), training and predicting. Looking inside, each
+    shows its own output (Layer.shown)."""
     for before, layer in zip(layers, layers[1:]):
         if isinstance(layer, activation.ReLU) and before is not None and not before.keeps_output:
             layer.inplace = True

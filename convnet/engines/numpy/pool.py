@@ -174,8 +174,8 @@ class MaxPool2D(_Pool2D):
             return None
         return self.kernel[0]
 
-    def receive(self, shape: tuple[int, ...], dtype: np.dtype, training: bool = True,
-                by_rows: bool = False) -> tuple[np.ndarray, Callable[[np.ndarray, int], None]]:
+    def receive(self, shape: tuple[int, ...], dtype: np.dtype, training: bool, by_rows: bool
+                ) -> tuple[np.ndarray, Callable[[np.ndarray, int], None]]:
         """This layer's output for an input of `shape` that the layer before hands over in
         blocks of whole rows (rows_at_once), and the function it hands each block to:
         rows(block, h0) pools the block (C×r×W×N, input rows h0 … h0 + r − 1) into output rows
