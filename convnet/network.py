@@ -363,11 +363,17 @@ def _torch_available() -> bool:
 
 
 def _all_finite(x: np.ndarray) -> bool:
-    """Whether no value is NaN or ±inf. A float64 sum is non-finite if any value is (and, for
-    float64 input, also when huge finite values overflow it: then look at every value)."""
-    if math.isfinite(float(x.sum(dtype=np.float64))):
-        return True
-    return bool(np.isfinite(x).all())
+    """Whether no value is NaN or ±inf: every value looked at, by NumPy's vector loop (LeNet's
+    128 images of 32x32x3: 47 µs, where a float64 sum, non-finite if any value is, took 168 —
+    2% of a training step; AMD EPYC Zen 4, 2026-12-04), a block of images at a time so that its
+    booleans stay small."""
+    if x.ndim == 0 or x.size <= _FINITE_BLOCK:
+        return bool(np.isfinite(x).all())
+    step = max(1, _FINITE_BLOCK * x.shape[0] // x.size)
+    return all(np.isfinite(x[start:start + step]).all() for start in range(0, x.shape[0], step))
+
+
+_FINITE_BLOCK = 1 << 22  # values checked at once
 
 
 def _check_class_weights(weights, classes: int) -> np.ndarray | None:

@@ -208,7 +208,8 @@ def test_convolution_by_kernel_rows_matches_pytorch(monkeypatch, text, shape, dt
         monkeypatch.setattr(conv, "ROWS_STACK", stack)
     calls = []
     original = conv.conv_by_rows
-    monkeypatch.setattr(conv, "conv_by_rows", lambda *a: calls.append(1) or original(*a))
+    monkeypatch.setattr(conv, "conv_by_rows",
+                        lambda *a, **k: calls.append(1) or original(*a, **k))
     check_layer(text, shape, dtype=dtype, training=training)
     assert calls, "the row algorithm was not used"
 
@@ -446,6 +447,79 @@ def test_a_convolution_hands_its_output_to_the_max_pooling(monkeypatch, descript
                for (a, _), (b, _) in zip(handing[4], alone[4]))
 
 
+@pytest.mark.parametrize("description, shape, laid", [
+    ("conv(6,5) relu pool(2) conv(8,3) relu pool(2) fc(3)", (16, 16, 3), (1, 1)),  # LeNet's way;
+    # the second wants its input gradient, from dy as it lies
+    ("conv(4,3,pad=same) pool(2) batchnorm relu fc(3)", (12, 12, 2), (1,)),  # no ReLU between
+    ("conv(3,3,pad=same,bias=false) relu pool(2) fc(3)", (10, 10, 3), (1,)),  # no bias
+    ("conv(6,3,pad=same) relu pool(3,stride=2) fc(3)", (11, 11, 2), (0,)),  # overlapping windows
+    ("conv(6,3) relu pool(2,pad=1) fc(3)", (10, 10, 2), (0,)),  # padded windows
+    ("conv(6,5) relu fc(3)", (12, 12, 3), None),  # no pooling: the output turned round
+])
+def test_stacked_kernel_rows_leave_their_output_row_first_to_the_max_pooling(
+        monkeypatch, description, shape, laid):
+    # A convolution by kernel rows with few filters computes neighbouring output rows in one
+    # product, its output laid out row-first (Ho × K × Wo·N); with a max pooling after it, it
+    # hands that output over as it lies (the bias a start the products add to) and, where the
+    # windows tile it, the pooling gives the gradient back laid out so: neither turned round.
+    # The same bits as turning them round, training and predicting; looking inside, the same.
+    from convnet import Network
+    from convnet.engines.numpy import conv
+
+    monkeypatch.setattr(conv, "ROWS_MIN_DEPTH", 1)
+    outputs: list[bool] = []
+    gradients: list[bool] = []
+    by_rows, grads_by_rows = conv.conv_by_rows, conv.weight_grad_by_rows
+
+    def making(*a, **k):
+        y = by_rows(*a, **k)
+        outputs.append(y.ndim == 3 and conv.rows_first(y.reshape(*y.shape[:2], -1, 1))
+                       is not None)
+        return y
+
+    def taking(flat, dy, *a):
+        gradients.append(conv.rows_first(dy) is not None)
+        return grads_by_rows(flat, dy, *a)
+
+    monkeypatch.setattr(conv, "conv_by_rows", making)
+    monkeypatch.setattr(conv, "weight_grad_by_rows", taking)
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 256, (6,) + shape, dtype=np.uint8)
+    y = rng.integers(0, 3, 6)
+
+    def run(handing: bool):
+        net = Network(description, input=shape, engine="numpy", seed=3)
+        convs = [layer for layer in net.engine.model.layers if isinstance(layer, conv.Conv2D)]
+        assert all(layer.how(np.dtype(np.float32)) == "rows" for layer in convs)
+        if not handing:
+            for layer in convs:
+                layer.pool_after = None
+        outputs.clear(), gradients.clear()
+        losses = [net.train_step(x, y) for _ in range(2)]
+        made, given = list(outputs), list(gradients)
+        grads = {k: v.copy() for k, v in net.engine.model.named("grads").items()}
+        outputs.clear()
+        logits = net.logits(x)
+        predicted = list(outputs)
+        seen = net.engine.model.activations(net.prepare_images(x))
+        return (losses, net.state_dict(), grads, logits, seen), (made, given, predicted)
+
+    (handing, ways), (alone, alone_ways) = run(True), run(False)
+    count = len(ways[2])
+    if laid is None:
+        assert ways == alone_ways == ([False] * 2 * count, [False] * 2 * count, [False] * count)
+    else:
+        assert ways[0] == [True] * 2 * count and ways[2] == [True] * count  # handed as it lies
+        assert ways[1] == [bool(g) for g in laid[::-1]] * 2  # given back so (backward: last first)
+        assert not any(alone_ways[0] + alone_ways[1] + alone_ways[2])
+    assert handing[0] == alone[0]
+    for got, want in zip(handing[1:3], alone[1:3]):
+        assert got.keys() == want.keys() and all(np.array_equal(got[k], want[k]) for k in got)
+    assert np.array_equal(handing[3], alone[3])
+    assert all((a is None and b is None) or np.array_equal(a, b)
+               for (a, _), (b, _) in zip(handing[4], alone[4]))
+
+
 def test_max_pool_choices_match_pytorch_with_ties_and_a_relu_before():
     # choose() finds the maximum, then the first offset holding it; with a ReLU taken first,
     # nothing is chosen where the whole window is ≤ 0. Against PyTorch's max_pool2d indices.
@@ -587,6 +661,7 @@ def test_shifted_products_give_the_same_bits_on_any_number_of_threads(monkeypatc
     def run(threads: int):
         monkeypatch.setenv("CONVNET_NUMPY_THREADS", str(threads))
         monkeypatch.setattr(parallel, "MIN_VALUES", 1 if threads > 1 else 10 ** 12)
+        monkeypatch.setattr(parallel, "MIN_SPREAD", 0 if threads > 1 else 10 ** 12)
         net = Network(text, input=(8, 8, 4), engine="numpy", seed=2)
         calls = []
         original = conv.weight_grad_shifted
@@ -659,6 +734,7 @@ def test_element_wise_work_on_several_threads_is_the_same_to_the_bit(monkeypatch
     def run(threads: int):
         monkeypatch.setenv("CONVNET_NUMPY_THREADS", str(threads))
         monkeypatch.setattr(parallel, "MIN_VALUES", 1 if threads > 1 else 10 ** 12)
+        monkeypatch.setattr(parallel, "MIN_SPREAD", 0 if threads > 1 else 10 ** 12)
         net = Network(description, input=(12, 12, 3), engine="numpy", seed=4)
         losses = [net.train_step(x, y) for _ in range(3)]
         return losses, net.state_dict(), net.logits(x)
@@ -852,6 +928,35 @@ def test_shared_out_products_equal_numpys(m, k, n, transposed, dtype, threads):
         got = parallel.matmul(a, b)
     np.testing.assert_allclose(got, a @ b, rtol=1e-5 if dtype == np.float32 else 1e-12,
                                atol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+def test_spread_keeps_small_work_on_the_calling_thread(monkeypatch):
+    """Items of less work than MIN_SPREAD multiply-adds in all run on the calling thread (a
+    hand-over to another costs more than it saves); more work, or none given, is shared out."""
+    import threading
+
+    from convnet.engines.numpy import blas, parallel
+    if not blas.available():
+        pytest.skip("this NumPy's BLAS is not an OpenBLAS whose threads convnet can set")
+    monkeypatch.setenv("CONVNET_NUMPY_THREADS", "2")
+    monkeypatch.setattr(parallel, "MIN_SPREAD", 1000)
+    started = threading.Barrier(2, timeout=10)
+
+    def where(work: int | None, wait: bool) -> set[int]:
+        idents: set[int] = set()
+
+        def item(index: int, thread: int) -> None:
+            idents.add(threading.get_ident())
+            if wait:
+                started.wait()  # both threads must be in an item at once
+        parallel.spread(item, 4, work)
+        return idents
+
+    assert where(999, False) == {threading.get_ident()}
+    assert parallel.spread_threads(4, 999) == 1
+    assert len(where(1000, True)) == 2 and parallel.spread_threads(4, 1000) == 2
+    started.reset()
+    assert len(where(None, True)) == 2
 
 
 def test_spread_does_every_item_once_each_taken_by_the_next_thread_free(monkeypatch):

@@ -17,7 +17,9 @@ shifted products, with no matrix at all (`conv_shifted`: the padded input laid o
 Hp × C × Wp × N, and one product per kernel column over all kernel rows and channels, added into
 the output, where the BLAS can add and the CPU is one where this pays: `shifted_pays`). With a max
 pooling after it, im2col's blocks go to the pooling as they are made (`conv_blocks_pooled`), and
-a first layer's weight gradient takes its dy from the pooling a block at a time too. (Winograd's
+a first layer's weight gradient takes its dy from the pooling a block at a time too; kernel rows
+with few filters, whose products lay their output out row-first, hand it to the pooling as it
+lies and take its gradient back laid out so (`rows_first`: LeNet's steps 1.03–1.07× faster). (Winograd's
 F(2×2, 3×3) does 2.25× fewer multiply-adds, but its transforms are memory passes that a second core
 hardly speeds up: on 2 cores it gained at most 8% on the widest layers and lost up to 42% on others;
 bench/winograd.py measures it.)
@@ -183,7 +185,8 @@ def products_over(xp: np.ndarray, w_mat: np.ndarray, parts: list[Block], kh: int
         if then is not None:
             then(part, out)
 
-    parallel.spread(block, len(parts))
+    positions = sum(part.stop - part.start for part in parts)
+    parallel.spread(block, len(parts), w_mat.shape[0] * w_mat.shape[1] * positions)
 
 
 class RowPooling(Protocol):
@@ -278,7 +281,7 @@ def grads_over(xp: np.ndarray, parts: list[Block], k: int,
         cols = block_cols(xp, part, kh, kw, sh, sw, ones, scratch[thread])
         blas.product(cols, dy.T, shares[item])
 
-    parallel.spread(block, len(parts))
+    parallel.spread(block, len(parts), depth * k * sum(part.stop - part.start for part in parts))
     return shares.sum(axis=0) if len(parts) > 1 else shares[0]
 
 
@@ -460,7 +463,7 @@ def conv_shifted(xq: np.ndarray, w_cols: np.ndarray, ho: int, wo: int,
             gemm(k, m, depth, w0 + j * k * depth * size, depth,
                  x0 + (h * c * ldx + j * n + start) * size, ldx, beta, out, ldy)
 
-    parallel.spread(item, len(items))
+    parallel.spread(item, len(items), kw * k * depth * y.shape[1])
     return y
 
 
@@ -492,7 +495,7 @@ def weight_grad_shifted(xq: np.ndarray, dy2: np.ndarray, kh: int, kw: int, ho: i
                      d0 + (h * row + start) * size, ldd, 1.0,
                      w0 + j * depth * k * size, k, trans_b=True)
 
-    parallel.spread(group, groups)
+    parallel.spread(group, groups, kw * k * depth * dy2.shape[1])
     return shares.sum(axis=0) if groups > 1 else shares[0]
 
 
@@ -579,7 +582,7 @@ def stacked_weights(w_all: np.ndarray, stack: int, kwc: int) -> np.ndarray:
 
 
 def conv_by_rows(flat: np.ndarray, w_all: np.ndarray, ho: int, kwc: int,
-                 bias: np.ndarray | None = None) -> np.ndarray:
+                 bias: np.ndarray | None = None, rows_first: bool = False) -> np.ndarray:
     """The convolution (stride 1 along the height) as one product per output row h:
 
         y[:, h] = W @ flat[h·kw·C … h·kw·C + kh·kw·C]                 (K × Wo·N)
@@ -587,7 +590,10 @@ def conv_by_rows(flat: np.ndarray, w_all: np.ndarray, ho: int, kwc: int,
     W is (K, kh·kw·C), its columns (i, j, c); each output row's im2col matrix is a slice of
     `flat` (widen; kwc = kw·C of its rows per input row), read in place: one product per output
     row (and chunk of ROWS_CHUNK positions), kh·kw·C deep — or per rows_stacked(K) output rows
-    (stacked_weights) with few filters. Plus the bias, where given."""
+    (stacked_weights) with few filters. Plus the bias, where given. (K, Ho·Wo·N) — or, with
+    `rows_first` where the products' output is laid out row-first (stacked rows), that output
+    as it lies, a (K, Ho, Wo·N) view, not turned round: for a max pooling, which reads any
+    layout (see MaxPool2D)."""
     k, depth = w_all.shape
     row = flat.shape[1]
     stack = rows_stacked(k)
@@ -602,42 +608,59 @@ def conv_by_rows(flat: np.ndarray, w_all: np.ndarray, ho: int, kwc: int,
             blas.product_at((weights, 0, 0), (source, h * kwc, start),
                             (out, 0, h * row + start), k, m, depth)
 
-        parallel.spread(item, len(items))
+        parallel.spread(item, len(items), k * depth * ho * row)
         if bias is not None:
             y += bias[:, None]
         return y
     weights = blas.matrix(stacked_weights(w_all, stack, kwc))
     y_rows = memory.empty((ho * k, row), flat.dtype)  # row-first: (Ho, K, Wo·N)
-    out = blas.matrix(y_rows)
+    out, laid = blas.matrix(y_rows), y_rows.reshape(ho, k, row)
+    start_from = bias if rows_first else None  # the products add to it, item by item
 
     def rows(index: int, thread: int) -> None:
         h, r, start, m = items[index]
+        if start_from is not None:
+            laid[h:h + r, :, start:start + m] = start_from[:, None]
         blas.product_at((weights, 0, 0), (source, h * kwc, start), (out, h * k, start),
-                        r * k, m, depth + (r - 1) * kwc)
+                        r * k, m, depth + (r - 1) * kwc, beta=0.0 if start_from is None else 1.0)
 
-    parallel.spread(rows, len(items))
-    y = turn_round(y_rows.reshape(ho, k, row), memory.empty((k, ho, row), flat.dtype), bias)
+    parallel.spread(rows, len(items), k * depth * ho * row)
+    if rows_first:
+        return laid.transpose(1, 0, 2)
+    y = turn_round(laid, memory.empty((k, ho, row), flat.dtype), bias)
     return y.reshape(k, ho * row)  # (the bias added on the way)
 
 
-def weight_grad_by_rows(flat: np.ndarray, dy2: np.ndarray, ho: int, kwc: int,
+def rows_first(dy: np.ndarray) -> np.ndarray | None:
+    """The memory of a (K, Ho, Wo, N) array laid out row-first, (Ho, K, Wo, N) compact, as
+    conv_by_rows' rows_first output lies and the max pooling after it gives its gradient back
+    (MaxPool2D); None for any other layout."""
+    laid = dy.transpose(1, 0, 2, 3)
+    return laid if laid.flags.c_contiguous and not dy.flags.c_contiguous else None
+
+
+def weight_grad_by_rows(flat: np.ndarray, dy: np.ndarray, ho: int, kwc: int,
                         depth: int) -> np.ndarray:
     """dL/dW = Σ over output rows h of dy[:, h] @ (row h's im2col slice of flat)ᵀ: (K, kh·kw·C),
     the products summed in ROWS_GROUPS fixed groups, added in order afterwards (the same bits on
-    any number of threads). With few filters, rows_stacked(K) output rows a product (dy turned
-    row-first for it), each row's share of the stacked result added in order afterwards."""
-    k, row = dy2.shape[0], flat.shape[1]
+    any number of threads). With few filters, rows_stacked(K) output rows a product (dy
+    row-first for it: as it lies, or turned), each row's share of the stacked result added in
+    order afterwards. dy: (K, Ho, Wo, N), K-first or row-first (rows_first)."""
+    k, row = dy.shape[0], flat.shape[1]
     stack = rows_stacked(k)
     items = row_groups(ho, stack, row, ROWS_CHUNK)
     groups = min(ROWS_GROUPS, len(items))
     width = depth + (stack - 1) * kwc
     shares = np.zeros((groups, stack * k, width), flat.dtype)
     source = blas.matrix(flat)
+    laid = rows_first(dy)
     if stack == 1:
-        grads = blas.matrix(np.ascontiguousarray(dy2))
-    else:  # (Ho·K, Wo·N): the rows of neighbouring output rows one matrix
-        grads = blas.matrix(turn_round(dy2.reshape(k, ho, row), memory.empty(
-            (ho, k, row), dy2.dtype)).reshape(ho * k, row))
+        grads = blas.matrix(np.ascontiguousarray(dy.reshape(k, ho * row)))
+    elif laid is not None:  # (Ho·K, Wo·N): the rows of neighbouring output rows one matrix
+        grads = blas.matrix(laid.reshape(ho * k, row))
+    else:
+        grads = blas.matrix(turn_round(dy.reshape(k, ho, row), memory.empty(
+            (ho, k, row), dy.dtype)).reshape(ho * k, row))
 
     def group(index: int, thread: int) -> None:
         share = blas.matrix(shares[index])
@@ -646,7 +669,7 @@ def weight_grad_by_rows(flat: np.ndarray, dy2: np.ndarray, ho: int, kwc: int,
             blas.product_at(d, (source, h * kwc, start), (share, 0, 0), r * k,
                             depth + (r - 1) * kwc, m, beta=1.0, trans_b=True)
 
-    parallel.spread(group, groups)
+    parallel.spread(group, groups, k * depth * ho * row)
     total = shares.sum(axis=0) if groups > 1 else shares[0]
     if stack == 1:
         return total
@@ -659,7 +682,7 @@ def weight_grad_by_rows(flat: np.ndarray, dy2: np.ndarray, ho: int, kwc: int,
 ROWS_PARTS = 4  # the input gradient's runs of positions, shared between the threads
 
 
-def input_grad_by_rows(dy2: np.ndarray, w_all: np.ndarray, padded_shape: tuple[int, ...],
+def input_grad_by_rows(dy: np.ndarray, w_all: np.ndarray, padded_shape: tuple[int, ...],
                        kh: int, kw: int, sw: int, wo: int) -> np.ndarray:
     """The adjoint of conv_by_rows and widen: dL/dxp, C×Hp×Wp×N. Output row h's share,
     Wᵀ @ dy[:, h] (kh·kw·C × Wo·N), is added by the product itself (β = 1) into rows
@@ -667,28 +690,33 @@ def input_grad_by_rows(dy2: np.ndarray, w_all: np.ndarray, padded_shape: tuple[i
     (neighbours overlap) and ROWS_PARTS runs of positions side by side — fixed: OpenBLAS's
     bits for a value depend on how the positions are split; then each of its kw copies into
     the padded input's gradient. (Until 12-04 kh products over all rows, each added
-    afterwards: LeNet's second layer 1.4–2.1× slower.)"""
+    afterwards: LeNet's second layer 1.4–2.1× slower.) dy: (K, Ho, Wo, N), K-first or
+    row-first (rows_first)."""
     c, hp, wp, n = padded_shape
-    k, row = dy2.shape[0], wo * n
-    ho, kwc = dy2.shape[1] // row, kw * c
+    k, ho, row = dy.shape[0], dy.shape[1], wo * n
+    kwc = kw * c
     depth = kh * kwc
-    d_flat = memory.zeros((hp * kwc, row), dy2.dtype)  # (Hp, (j, c), Wo·N)
+    d_flat = memory.zeros((hp * kwc, row), dy.dtype)  # (Hp, (j, c), Wo·N)
     w_t = np.ascontiguousarray(w_all.T)  # (kh·kw·C, K)
     step = -(-row // min(ROWS_PARTS, row))
     parts = [(start, min(step, row - start)) for start in range(0, row, step)]
 
-    weights, grads, out = blas.matrix(w_t), blas.matrix(np.ascontiguousarray(dy2)), \
-        blas.matrix(d_flat)
+    laid = rows_first(dy)
+    weights, out = blas.matrix(w_t), blas.matrix(d_flat)
+    if laid is None:  # output row h's gradient: columns h·Wo·N … of (K, Ho·Wo·N)
+        grads, down, across = blas.matrix(np.ascontiguousarray(dy.reshape(k, ho * row))), 0, row
+    else:  # rows h·K … of (Ho·K, Wo·N)
+        grads, down, across = blas.matrix(laid.reshape(ho * k, row)), k, 0
 
     def part(index: int, thread: int) -> None:
         start, m = parts[index]
         for h in range(ho):
-            blas.product_at((weights, 0, 0), (grads, 0, h * row + start),
+            blas.product_at((weights, 0, 0), (grads, h * down, h * across + start),
                             (out, h * kwc, start), depth, m, k, beta=1.0)
 
-    parallel.spread(part, len(parts))
+    parallel.spread(part, len(parts), depth * k * ho * row)
     d_xw5 = d_flat.reshape(hp, kw, c, wo, n)
-    dxp = memory.zeros(padded_shape, dy2.dtype)
+    dxp = memory.zeros(padded_shape, dy.dtype)
 
     def rows(a: int, b: int) -> None:  # windows overlap along the width when S < F, so add
         for j in range(kw):
@@ -806,7 +834,8 @@ class Conv2D(Layer):
             flat = widen(xp, kw, sw, wo, self.workspace((hp * kw * c, wo * n), x.dtype,
                                                         training, "rows"))
             w_mat = weight.transpose(0, 2, 3, 1).reshape(k, kh * kw * c)  # W: (K, (i, j, c))
-            y = conv_by_rows(flat, w_mat, ho, kw * c, bias)  # (K, Ho·Wo·N)
+            # (K, Ho·Wo·N); laid out row-first, with few filters, for a max pooling after it
+            y = conv_by_rows(flat, w_mat, ho, kw * c, bias, rows_first=pooling is not None)
             kept = flat
         else:
             w_mat = weight.transpose(0, 2, 3, 1).reshape(k, kh * kw * c)  # (K, kh·kw·C)
@@ -846,7 +875,9 @@ class Conv2D(Layer):
         else:  # dy is the pooling's, which gives it back by rows (im2col; no input gradient)
             (ho, wo, parts, pooling), (k, n) = by_rows, (dy.shape[0], dy.shape[3])
         c = padded_shape[0]
-        dy2 = dy.reshape(k, -1)  # (K, Ho·Wo·N), or the pooled positions (by_rows)
+        # (K, Ho·Wo·N), or the pooled positions (by_rows); kernel rows take dy as it lies (a
+        # pooling may give it back laid out row-first, as conv_by_rows' rows_first made it)
+        dy2 = dy if how == "rows" else dy.reshape(k, -1)
         depth = kh * kw * c
         bias = "bias" in self.params
         scratch = self.scratch(dy.dtype, True)
@@ -858,10 +889,13 @@ class Conv2D(Layer):
             if bias:
                 self.grads["bias"] = dy2.sum(axis=1)
         elif how == "rows":
-            d_w = weight_grad_by_rows(kept, dy2, ho, kw * c, depth)  # (K, (i, j, c))
+            d_w = weight_grad_by_rows(kept, dy, ho, kw * c, depth)  # (K, (i, j, c))
             self.grads["weight"] = d_w.reshape(k, kh, kw, c).transpose(0, 3, 1, 2).copy()
-            if bias:
-                self.grads["bias"] = dy2.sum(axis=1)
+            if bias:  # each output row's sum, then theirs: the same bits whichever way dy lies
+                laid = rows_first(dy)
+                rows = dy.reshape(k, ho, -1).sum(axis=2) if laid is None else \
+                    np.ascontiguousarray(laid.reshape(ho, k, -1).sum(axis=2).T)
+                self.grads["bias"] = rows.sum(axis=1)
         else:
             d_w = weight_grad_blocks(kept, dy2, kh, kw, sh, sw, ho, wo, bias, scratch) \
                 if by_rows is None else \
@@ -879,7 +913,7 @@ class Conv2D(Layer):
         # by the flipped kernel where its matrix is no larger than col2im's (K ≤ C) or col2im's
         # would be done in blocks one after another (fast91's 16 → 32 layer at batch 256:
         # 14.2 ms backward that way, 10 ms so), or with shifted products (no matrix at all)
-        large = depth * dy2.shape[1] * dy.itemsize > WHOLE_BYTES
+        large = depth * dy[0].size * dy.itemsize > WHOLE_BYTES
         pads = (kh - 1 - top, kh - 1 - bottom, kw - 1 - left, kw - 1 - right)  # dy's, F − 1 − P
         if how != "rows" and (sh, sw) == (1, 1) and (k <= c or large or how == "shifted") and \
                 min(pads) >= 0:
@@ -889,7 +923,7 @@ class Conv2D(Layer):
             return input_grad_by_flipped_kernel(dy, self.params["weight"], self.padding, h, w,
                                                 scratch, shifted=how == "shifted", padded=padded)
         if how == "rows":
-            dxp = input_grad_by_rows(dy2, w_mat, padded_shape, kh, kw, sw, wo)
+            dxp = input_grad_by_rows(dy, w_mat, padded_shape, kh, kw, sw, wo)
         else:  # the bias has no input
             w_cols = w_mat[:, :depth] if how == "im2col" else \
                 w_mat.reshape(kw, k, kh, c).transpose(1, 2, 0, 3).reshape(k, depth)  # shifted's

@@ -8,7 +8,7 @@ from ...config import OptimizerConfig
 from ...shapes import LayerShape
 from ...spec import Spec
 from ..allocator import keep_freed_memory
-from . import blas
+from . import parallel
 from .init import initial_weights
 from .loss import cross_entropy
 from .model import NumpyModel
@@ -44,9 +44,9 @@ class NumpyEngine:
         return loss, self.model.named("grads"), logits
 
     def apply(self, grads: dict[str, np.ndarray]) -> None:
-        # on one BLAS thread like the batch (blas.one_core): Muon's small products woke
+        # on one BLAS thread like the batch (parallel.batch): Muon's small products woke
         # OpenBLAS's threads, whose spinning then took a core from the next batch
-        with blas.one_core():
+        with parallel.batch():
             self.optimizer.step(self.model.named("params"), grads)
 
     # -- state -----------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from ...layers.dropout import Dropout2d
 from ...layers.globalavgpool import GlobalAvgPool
 from ...layers.residual import Residual
 from ...shapes import LayerShape
-from . import activation, batchnorm, blas, conv, dense, dropout, memory, pool, residual
+from . import activation, batchnorm, conv, dense, dropout, memory, parallel, pool, residual
 from .base import Layer
 
 Build = Callable[[LayerShape, np.dtype, np.random.Generator], "Layer | None"]
@@ -116,7 +116,7 @@ class NumpyModel:
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         """Logits N×classes for an N×H×W×C batch (softmax is left to the loss and predict)."""
         x = to_engine_layout(x)
-        with blas.one_core():  # products on this thread alone, the large ones shared out
+        with parallel.batch():  # products on this thread alone, the large ones shared out
             for layer in self.layers:
                 if layer is not None:
                     x = layer.forward(x, training)
@@ -126,13 +126,13 @@ class NumpyModel:
         """Every layer's output for an N×H×W×C batch (evaluation mode), in the user's layout
         (N×H×W×C for activation volumes, N×D for vectors; None for the final softmax), each with
         its paths' outputs when it is a block: [(output, {"inner": [...], "shortcut": [...]})]."""
-        with blas.one_core():
+        with parallel.batch():
             return _trace(self.layers, to_engine_layout(x))[0]
 
     def backward(self, d_logits: np.ndarray) -> None:
         """From d(loss)/d(logits) (N×classes), every layer's gradients after a training forward."""
         d = np.ascontiguousarray(d_logits.T)
-        with blas.one_core():
+        with parallel.batch():
             for layer in reversed(self.layers):
                 if layer is None:
                     continue

@@ -17,7 +17,7 @@ import numpy as np
 from . import memory, parallel
 from .activation import relu
 from .base import Layer
-from .conv import window
+from .conv import rows_first, window
 
 
 def _offsets(kh: int, kw: int) -> list[tuple[int, int]]:
@@ -125,8 +125,9 @@ class MaxPool2D(_Pool2D):
     # window's maximum only where it is > 0, as through the ReLU.
     relu_before = False
     # The output, offsets and input shape of a pooling done by the layer before, block by
-    # block, until this layer's forward takes them (receive).
-    handed: tuple[np.ndarray, np.ndarray | None, tuple[int, ...], bool] | None = None
+    # block, until this layer's forward takes them (receive), and that its gradient goes back
+    # by rows (by_rows) and K-first.
+    handed: tuple[np.ndarray, np.ndarray | None, tuple[int, ...], bool, bool] | None = None
     # The gradient the backward passed on as it is and the offsets, until the layer before
     # asks for it by rows (gradient_rows).
     given_back: tuple[np.ndarray, np.ndarray] | None = None
@@ -135,8 +136,8 @@ class MaxPool2D(_Pool2D):
         handed, self.handed = self.handed, None
         if handed is not None:  # pooled already, block by block (receive)
             if x is handed[0]:
-                if training:
-                    self.cache = handed[1:]  # (offsets, input shape, gradient given by rows)
+                if training:  # (offsets, input shape, gradient given by rows, row-first)
+                    self.cache = handed[1:]
                 return x
             if x.shape != handed[2]:  # (left over from a forward that failed on the way: not)
                 raise RuntimeError("the max pooling was handed an output it was not given")
@@ -154,7 +155,8 @@ class MaxPool2D(_Pool2D):
     def _forward_with_choice(self, x: np.ndarray, relu_before: bool) -> np.ndarray:
         """Windows that tile the input: the largest value of each, and which offset held it
         (choose), so that the backward reads a byte per output instead of the whole input
-        again."""
+        again. An input laid out row-first (a convolution by stacked kernel rows, conv.
+        conv_by_rows' rows_first) gets its gradient laid out so too: neither is turned round."""
         (kh, kw) = self.kernel
         c, n = x.shape[0], x.shape[3]
         y = memory.empty((c, x.shape[1] // kh, x.shape[2] // kw, n), x.dtype)
@@ -162,7 +164,7 @@ class MaxPool2D(_Pool2D):
         # (each pass is over an output's size)
         parallel.each(lambda a, b: choose(x[a:b], y[a:b], chosen[a:b], self.kernel,
                                           relu_before), c, y.size)
-        self.cache = (chosen, x.shape, False)
+        self.cache = (chosen, x.shape, False, rows_first(x) is not None)
         return y
 
     def rows_at_once(self, shape: tuple[int, ...]) -> int | None:
@@ -193,7 +195,7 @@ class MaxPool2D(_Pool2D):
             choose(block, y[:, r0:r1], None if chosen is None else chosen[:, r0:r1],
                    self.kernel, self.relu_before)
 
-        self.handed = (y, chosen, tuple(shape), by_rows)
+        self.handed = (y, chosen, tuple(shape), by_rows, False)
         return y, rows
 
     def gradient_rows(self, dy: np.ndarray) -> Callable[[np.ndarray, int], None]:
@@ -217,12 +219,14 @@ class MaxPool2D(_Pool2D):
         # row-major order, as in PyTorch. `rest` is the gradient not yet given to a value.
         (kh, kw), (sh, sw) = self.kernel, self.stride
         if self.cache[0].dtype == np.uint8:  # tiling windows: the offset of each maximum
-            chosen, shape, by_rows = self.cache
+            chosen, shape, by_rows, laid = self.cache
             self.cache = None
             if by_rows:  # the layer before asks for it a block of rows at a time
                 self.given_back = (dy, chosen)
                 return dy
-            dx = memory.empty(shape, dy.dtype)
+            c, h, w, n = shape
+            dx = memory.empty((h, c, w, n), dy.dtype).transpose(1, 0, 2, 3) if laid else \
+                memory.empty(shape, dy.dtype)
             parallel.each(lambda a, b: spread_max(dy[a:b], chosen[a:b], dx[a:b], self.kernel),
                           shape[0], dy.size)
             return self._unpad(dx)
