@@ -17,12 +17,12 @@ shifted products, with no matrix at all (`conv_shifted`: the padded input laid o
 Hp × C × Wp × N, and one product per kernel column over all kernel rows and channels, added into
 the output, where the BLAS can add and the CPU is one where this pays: `shifted_pays`). With a max
 pooling after it, im2col's blocks go to the pooling as they are made (`conv_blocks_pooled`), and
-a first layer's weight gradient takes its dy from the pooling a block at a time too; kernel rows
-with few filters, whose products lay their output out row-first, hand it to the pooling as it
-lies and take its gradient back laid out so (`rows_first`: LeNet's steps 1.03–1.07× faster). (Winograd's
-F(2×2, 3×3) does 2.25× fewer multiply-adds, but its transforms are memory passes that a second core
-hardly speeds up: on 2 cores it gained at most 8% on the widest layers and lost up to 42% on others;
-bench/winograd.py measures it.)
+a first layer's weight gradient takes its dy from the pooling a block at a time too; kernel
+rows with few filters, whose products lay their output out row-first, hand it to the pooling as
+it lies and take its gradient back laid out so (`rows_first`: LeNet's steps 1.03–1.07× faster).
+(Winograd's F(2×2, 3×3) does 2.25× fewer multiply-adds, but its transforms are memory passes
+that a second core hardly speeds up: on 2 cores it gained at most 8% on the widest layers and
+lost up to 42% on others; bench/winograd.py measures it.)
 
 Shapes (batch innermost, see __init__): x C×H×W×N, padded xp C×Hp×Wp×N (xq Hp×C×Wp×N for
 shifted products), y K×Ho×Wo×N, with
