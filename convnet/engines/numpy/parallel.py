@@ -112,11 +112,13 @@ def each(fn: Callable[[int, int], T], n: int, values: int) -> list[T]:
 
 # Multiply-adds (all items together) below which `spread` keeps its items on this thread: handing
 # work to a second thread and waiting for it costs 55–120 µs here (a no-op round trip through
-# two locks 55 µs, through the pool 68 µs; AMD EPYC Zen 4 KVM guest, 2026-12-04), a core's
-# products 4 M multiply-adds in some 100 µs. LeNet's training steps (interleaved, in one process,
-# against none): batch 4 1.59×, 16 1.13–1.16×, 32 0.97–1.02×, 64 and 128 within the noise (no
-# product that small there); the 28x28 CNN at 8–64 within the noise.
-MIN_SPREAD = 1 << 22
+# two locks 55 µs, through the pool 68 µs; AMD EPYC Zen 4 KVM guest, 2026-12-04), where a core
+# does a small product's 4–8 M multiply-adds in some 100–200 µs. LeNet's training steps
+# (interleaved, in one process, against no threshold): 8 M at batch 4 1.57×, 16 1.17–1.27×, 32
+# 0.97–1.08× (1.09× against 4 M), 64 0.94–1.00×, 128 1.00× (nothing that small there); 4 M
+# 1.59×, 1.13–1.16×, 0.97–1.02×; the 28x28 CNN at 8–64 within the noise (1.03× at 32 against 4 M),
+# fast91's network at batch 256 1.02× against 4 M.
+MIN_SPREAD = 1 << 23
 
 
 def spread_threads(count: int, work: int | None = None) -> int:
