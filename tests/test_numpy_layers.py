@@ -204,6 +204,7 @@ def test_convolution_by_kernel_rows_matches_pytorch(monkeypatch, text, shape, dt
     from convnet.engines.numpy import conv
     monkeypatch.setattr(conv, "ROWS_MIN_DEPTH", 1)
     monkeypatch.setattr(conv, "ROWS_CHUNK", 7)
+    monkeypatch.setattr(conv, "ROWS_PART_MIN", 3)  # the input gradient in several runs
     if stack is not None:  # filters × rows a product: one row, or every row at once
         monkeypatch.setattr(conv, "ROWS_STACK", stack)
     calls = []
@@ -726,6 +727,7 @@ def test_element_wise_work_on_several_threads_is_the_same_to_the_bit(monkeypatch
     from convnet import Network
     from convnet.engines.numpy import conv, parallel
     monkeypatch.setattr(parallel, "MIN_PRODUCT", 1000)  # and large products shared out
+    monkeypatch.setattr(conv, "ROWS_PART_MIN", 1)  # the kernel rows' input gradient in runs
 
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (16, 12, 12, 3), dtype=np.uint8)

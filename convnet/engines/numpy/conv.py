@@ -679,7 +679,11 @@ def weight_grad_by_rows(flat: np.ndarray, dy: np.ndarray, ho: int, kwc: int,
     return d_w
 
 
-ROWS_PARTS = 4  # the input gradient's runs of positions, shared between the threads
+ROWS_PARTS = 4  # the input gradient's runs of positions, shared between the threads, at most
+# and ROWS_PART_MIN positions each at least: 40 products of 80 positions at LeNet's batch 32 cost
+# more than they share. Fewer, longer runs — LeNet's steps, one run against four: batch 16
+# 1.085×, 32 1.057×, 64 1.036×; two at 128 1.016× (one 0.99×) (AMD EPYC Zen 4, 2026-12-04)
+ROWS_PART_MIN = 512
 
 
 def input_grad_by_rows(dy: np.ndarray, w_all: np.ndarray, padded_shape: tuple[int, ...],
@@ -690,7 +694,7 @@ def input_grad_by_rows(dy: np.ndarray, w_all: np.ndarray, padded_shape: tuple[in
     (neighbours overlap) and ROWS_PARTS runs of positions side by side — fixed: OpenBLAS's
     bits for a value depend on how the positions are split; then each of its kw copies into
     the padded input's gradient. (Until 12-04 kh products over all rows, each added
-    afterwards: LeNet's second layer 1.4–2.1× slower.) dy: (K, Ho, Wo, N), K-first or
+    afterwards: LeNet's second layer 1.4–2.1× slower.) The runs depend on the shapes alone. dy: (K, Ho, Wo, N), K-first or
     row-first (rows_first)."""
     c, hp, wp, n = padded_shape
     k, ho, row = dy.shape[0], dy.shape[1], wo * n
@@ -698,7 +702,7 @@ def input_grad_by_rows(dy: np.ndarray, w_all: np.ndarray, padded_shape: tuple[in
     depth = kh * kwc
     d_flat = memory.zeros((hp * kwc, row), dy.dtype)  # (Hp, (j, c), Wo·N)
     w_t = np.ascontiguousarray(w_all.T)  # (kh·kw·C, K)
-    step = -(-row // min(ROWS_PARTS, row))
+    step = -(-row // max(1, min(ROWS_PARTS, row // ROWS_PART_MIN)))
     parts = [(start, min(step, row - start)) for start in range(0, row, step)]
 
     laid = rows_first(dy)
