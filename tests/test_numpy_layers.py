@@ -932,6 +932,26 @@ def test_shared_out_products_equal_numpys(m, k, n, transposed, dtype, threads):
                                atol=1e-5 if dtype == np.float32 else 1e-12)
 
 
+def test_a_batch_reads_the_thread_count_once_on_its_own_thread(monkeypatch):
+    """Inside parallel.batch the thread count is the one found on entering (nested batches keep
+    the outer one); outside, and on another thread, it follows the environment again."""
+    import threading
+
+    from convnet.engines.numpy import parallel
+    monkeypatch.setenv("CONVNET_NUMPY_THREADS", "3")
+    seen: list[int] = []
+    with parallel.batch():
+        monkeypatch.setenv("CONVNET_NUMPY_THREADS", "2")
+        assert parallel.threads() == 3
+        with parallel.batch():
+            assert parallel.threads() == 3
+        assert parallel.threads() == 3
+        other = threading.Thread(target=lambda: seen.append(parallel.threads()))
+        other.start()
+        other.join()
+    assert seen == [2] and parallel.threads() == 2
+
+
 def test_spread_keeps_small_work_on_the_calling_thread(monkeypatch):
     """Items of less work than MIN_SPREAD multiply-adds in all run on the calling thread (a
     hand-over to another costs more than it saves); more work, or none given, is shared out."""

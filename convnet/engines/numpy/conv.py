@@ -691,11 +691,11 @@ def input_grad_by_rows(dy: np.ndarray, w_all: np.ndarray, padded_shape: tuple[in
     """The adjoint of conv_by_rows and widen: dL/dxp, C×Hp×Wp×N. Output row h's share,
     Wᵀ @ dy[:, h] (kh·kw·C × Wo·N), is added by the product itself (β = 1) into rows
     h·kw·C … (h + kh)·kw·C − 1 of the widened input's gradient, the rows one after another
-    (neighbours overlap) and ROWS_PARTS runs of positions side by side — fixed: OpenBLAS's
-    bits for a value depend on how the positions are split; then each of its kw copies into
-    the padded input's gradient. (Until 12-04 kh products over all rows, each added
-    afterwards: LeNet's second layer 1.4–2.1× slower.) The runs depend on the shapes alone. dy: (K, Ho, Wo, N), K-first or
-    row-first (rows_first)."""
+    (neighbours overlap) and up to ROWS_PARTS runs of positions side by side, as many as the
+    shapes make whatever the threads (OpenBLAS's bits for a value depend on how the positions
+    are split); then each of its kw copies into the padded input's gradient. (Until 12-04 kh
+    products over all rows, each added afterwards: LeNet's second layer 1.4–2.1× slower.)
+    dy: (K, Ho, Wo, N), K-first or row-first (rows_first)."""
     c, hp, wp, n = padded_shape
     k, ho, row = dy.shape[0], dy.shape[1], wo * n
     kwc = kw * c

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Callable, Iterator, TypeVar
@@ -37,9 +38,10 @@ MIN_VALUES = 1 << 17  # below this many values a thread's start costs more than 
 def threads() -> int:
     """How many threads share element-wise work: CONVNET_NUMPY_THREADS, else OMP_NUM_THREADS
     (which the matrix products follow too), else the cores this process may use (at most 8);
-    inside `batch`, the count it found on entering."""
-    if _fixed is not None:
-        return _fixed
+    inside `batch`, the count it found on entering (on this thread)."""
+    fixed = getattr(_batch, "threads", None)
+    if fixed is not None:
+        return fixed
     for name in ("CONVNET_NUMPY_THREADS", "OMP_NUM_THREADS"):
         given = os.environ.get(name, "").strip()
         if given.isdigit() and int(given) > 0:
@@ -51,7 +53,7 @@ def threads() -> int:
     return max(1, min(8, cores))
 
 
-_fixed: int | None = None  # threads() for the batch running (see batch)
+_batch = threading.local()  # .threads: threads() for the batch this thread runs (see batch)
 
 
 @contextmanager
@@ -59,16 +61,16 @@ def batch() -> Iterator[None]:
     """Around a batch's forward or backward: the BLAS on one core (blas.one_core: the large
     products shared out by `spread` and `matmul` instead) and the thread count looked up once —
     two environment variables and the process's cores, some fifty times a step, took 2% of
-    LeNet's training step (AMD EPYC Zen 4, 2026-12-04). Nested, the outer count holds."""
-    global _fixed
-    outer = _fixed
+    LeNet's training step (AMD EPYC Zen 4, 2026-12-04). Per calling thread (a server's
+    requests run batches side by side); nested, the outer count holds."""
+    outer = getattr(_batch, "threads", None)
     if outer is None:
-        _fixed = threads()
+        _batch.threads = threads()
     try:
         with blas.one_core():
             yield
     finally:
-        _fixed = outer
+        _batch.threads = outer
 
 
 _pool: ThreadPoolExecutor | None = None
