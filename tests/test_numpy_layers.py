@@ -375,6 +375,19 @@ def test_max_pooling_does_the_preceding_relus_work_to_the_bit(description, shape
         assert (outputs[0] < 0).any() and (outputs[1] >= 0).all()
 
 
+def _numpy_net(description: str, shape: tuple[int, int, int], seed: int, handing: bool):
+    """A NumPy-engine network and its convolutions: each handing its output to a max pooling
+    after it as the model links them, or (handing False) keeping it (pool_after cleared)."""
+    from convnet import Network
+    from convnet.engines.numpy import conv
+    net = Network(description, input=shape, engine="numpy", seed=seed)
+    convs = [layer for layer in net.engine.model.layers if isinstance(layer, conv.Conv2D)]
+    if not handing:
+        for layer in convs:
+            layer.pool_after = None
+    return net, convs
+
+
 # the blocks' budget as it is, one pooled row a block, and no room for a pooled row's matrix
 # (large images: the convolution keeps its output whole, its blocks pieces of a row)
 @pytest.mark.parametrize("budget", [None, "one row", "no room"])
@@ -397,7 +410,6 @@ def test_a_convolution_hands_its_output_to_the_max_pooling(monkeypatch, descript
     # doing its own work, and looking inside each layer shows its own output. (Not
     # always the same bits: OpenBLAS's for a value can depend on how a product's positions are
     # split, and a small product takes other kernels.)
-    from convnet import Network
     from convnet.engines.numpy import conv, pool
 
     monkeypatch.setenv("CONVNET_NUMPY_CONV", "im2col")  # (shifted products pool nothing)
@@ -417,11 +429,7 @@ def test_a_convolution_hands_its_output_to_the_max_pooling(monkeypatch, descript
     y = rng.integers(0, 3, 6)
 
     def run(handing: bool):
-        net = Network(description, input=shape, engine="numpy", seed=4)
-        convs = [layer for layer in net.engine.model.layers if isinstance(layer, conv.Conv2D)]
-        if not handing:
-            for layer in convs:
-                layer.pool_after = None
+        net, _ = _numpy_net(description, shape, 4, handing)
         calls.clear()
         losses = [net.train_step(x, y) for _ in range(3)]
         # each step, each pair; the first layer wants no input gradient: its dy by rows too
@@ -464,7 +472,6 @@ def test_stacked_kernel_rows_leave_their_output_row_first_to_the_max_pooling(
     # hands that output over as it lies (the bias a start the products add to) and, where the
     # windows tile it, the pooling gives the gradient back laid out so: neither turned round.
     # The same bits as turning them round, training and predicting; looking inside, the same.
-    from convnet import Network
     from convnet.engines.numpy import conv
 
     monkeypatch.setattr(conv, "ROWS_MIN_DEPTH", 1)
@@ -489,12 +496,8 @@ def test_stacked_kernel_rows_leave_their_output_row_first_to_the_max_pooling(
     y = rng.integers(0, 3, 6)
 
     def run(handing: bool):
-        net = Network(description, input=shape, engine="numpy", seed=3)
-        convs = [layer for layer in net.engine.model.layers if isinstance(layer, conv.Conv2D)]
+        net, convs = _numpy_net(description, shape, 3, handing)
         assert all(layer.how(np.dtype(np.float32)) == "rows" for layer in convs)
-        if not handing:
-            for layer in convs:
-                layer.pool_after = None
         outputs.clear(), gradients.clear()
         losses = [net.train_step(x, y) for _ in range(2)]
         made, given = list(outputs), list(gradients)
