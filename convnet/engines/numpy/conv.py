@@ -879,8 +879,8 @@ class Conv2D(Layer):
         else:  # dy is the pooling's, which gives it back by rows (im2col; no input gradient)
             (ho, wo, parts, pooling), (k, n) = by_rows, (dy.shape[0], dy.shape[3])
         c = padded_shape[0]
-        # (K, Ho·Wo·N), or the pooled positions (by_rows); kernel rows take dy as it lies (a
-        # pooling may give it back laid out row-first, as conv_by_rows' rows_first made it)
+        # (K, Ho·Wo·N), or the pooled positions (by_rows), for every path but kernel rows, which
+        # take dy as it lies (a pooling may give it back row-first; reshaping would copy it)
         dy2 = dy if how == "rows" else dy.reshape(k, -1)
         depth = kh * kw * c
         bias = "bias" in self.params

@@ -125,9 +125,9 @@ class MaxPool2D(_Pool2D):
     # window's maximum only where it is > 0, as through the ReLU.
     relu_before = False
     # The output, offsets and input shape of a pooling done by the layer before, block by
-    # block, until this layer's forward takes them (receive), and that its gradient goes back
-    # by rows (by_rows) and K-first.
-    handed: tuple[np.ndarray, np.ndarray | None, tuple[int, ...], bool, bool] | None = None
+    # block, until this layer's forward takes them (receive), and whether its gradient goes back
+    # by rows (by_rows).
+    handed: tuple[np.ndarray, np.ndarray | None, tuple[int, ...], bool] | None = None
     # The gradient the backward passed on as it is and the offsets, until the layer before
     # asks for it by rows (gradient_rows).
     given_back: tuple[np.ndarray, np.ndarray] | None = None
@@ -136,8 +136,8 @@ class MaxPool2D(_Pool2D):
         handed, self.handed = self.handed, None
         if handed is not None:  # pooled already, block by block (receive)
             if x is handed[0]:
-                if training:  # (offsets, input shape, gradient given by rows, row-first)
-                    self.cache = handed[1:]
+                if training:  # (offsets, input shape, gradient given by rows; K-first)
+                    self.cache = (*handed[1:], False)
                 return x
             if x.shape != handed[2]:  # (left over from a forward that failed on the way: not)
                 raise RuntimeError("the max pooling was handed an output it was not given")
@@ -195,7 +195,7 @@ class MaxPool2D(_Pool2D):
             choose(block, y[:, r0:r1], None if chosen is None else chosen[:, r0:r1],
                    self.kernel, self.relu_before)
 
-        self.handed = (y, chosen, tuple(shape), by_rows, False)
+        self.handed = (y, chosen, tuple(shape), by_rows)
         return y, rows
 
     def gradient_rows(self, dy: np.ndarray) -> Callable[[np.ndarray, int], None]:
