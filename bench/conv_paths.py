@@ -28,6 +28,9 @@ Beside them, PyTorch's own convolution (oneDNN, channels-last, as convnet's torc
 the CPU) on the same numbers and threads, forward and backward (`aten::convolution_backward`, the
 input gradient where the engine computes one), timed in the same rounds; the last column is the
 engine's speed as a share of PyTorch's (its time ÷ the engine's). `--no-torch` leaves it out.
+Each layer's second line gives the rates both reach, in GFLOP/s (2 × the multiply-adds of the
+forward, the weight gradient and the input gradient, over the time), and the header the rate of
+OpenBLAS's own threads on a 1024 × 1024 × 1024 product: the most its products reach here.
 
 Measured (docs/BENCHMARKS.md, "The same CPU kind that afternoon" and "… in the evening"): on an
 AMD EPYC Zen 3 (AVX2 only, 2 cores, 2026-12-03) 4 MB blocks were the fastest or within the host's
@@ -148,6 +151,26 @@ def torch_backward(dyt, xt, wt, input_grad: bool, pad: int):
     return dx, dw
 
 
+def layer_flops(c: int, k: int, ho: int, f: int, batch: int, input_grad: bool) -> float:
+    """Floating-point operations of a stride-1 layer's forward and backward: 2 × C·K·F²·Ho²·N
+    multiply-adds for the forward, as many for the weight gradient and for the input gradient."""
+    return 2.0 * c * k * f * f * ho * ho * batch * (3 if input_grad else 2)
+
+
+def square_rate(size: int = 1024, repeats: int = 5) -> float:
+    """GFLOP/s of OpenBLAS's own threads on one size³ float32 product: its best case here."""
+    rng = np.random.default_rng(1)
+    a, b = (rng.standard_normal((size, size), dtype=np.float32) for _ in range(2))
+    out = np.empty_like(a)
+    np.matmul(a, b, out=out)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        np.matmul(a, b, out=out)
+        best = min(best, time.perf_counter() - start)
+    return 2.0 * size ** 3 / best / 1e9
+
+
 def engines_choice(layer: conv.Conv2D, given: str | None) -> str:
     """How the engine computes this layer as the user runs it (CONVNET_NUMPY_CONV as given)."""
     if given is None:
@@ -190,7 +213,8 @@ def main() -> None:
     os.environ["CONVNET_NUMPY_CONV"] = "shifted"  # each variant's settings decide here
     print(f"# {cpu.describe()}; NumPy {np.__version__}, OpenBLAS kernels: {blas.kernel()}; "
           f"batch {args.batch}; forward + backward ms, the minimum of {args.repeats} in each of "
-          f"{args.rounds - 1} rounds (after a warming one)")
+          f"{args.rounds - 1} rounds (after a warming one); OpenBLAS's threads on a 1024³ "
+          f"product: {square_rate():.0f} GFLOP/s")
     engine = {"im2col": f"im2col {conv.BLOCK_BYTES / (1 << 20):g} MB",
               "shifted": f"shifted, runs of {conv.SHIFTED_CHUNK}"}
     rival = None if args.no_torch else torch_conv()
@@ -248,6 +272,12 @@ def main() -> None:
             share = f"{sum(best[TORCH]) / sum(ours):.2f}×" if ours else "–"
             line += f"  {cell(TORCH):>26}  {share:>16}"
         print(line, flush=True)
+        flops = layer_flops(c, k, ho, f, args.batch, layer.needs_input_grad)
+        ours = best.get(engine.get(how, how))
+        rates = [f"the engine's {flops / sum(ours) / 1e9:.0f}"] if ours else []
+        rates += [] if theirs is None else [f"PyTorch's {flops / sum(best[TORCH]) / 1e9:.0f}"]
+        if rates:
+            print(f"{'':<20}GFLOP/s: " + ", ".join(rates), flush=True)
 
 
 if __name__ == "__main__":

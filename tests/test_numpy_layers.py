@@ -1122,6 +1122,25 @@ def test_the_conv_paths_benchmark_reads_layers_with_their_kernel_and_padding():
             paths.layer_of(bad)
 
 
+@pytest.mark.parametrize("c, k, h, n, input_grad, f, pad", [(1, 4, 6, 3, False, 3, 1),
+                                                         (6, 4, 9, 2, True, 5, 0),
+                                                         (8, 16, 14, 4, True, 3, 1)])
+def test_the_conv_paths_benchmark_counts_the_operations_pytorch_counts(c, k, h, n, input_grad, f,
+                                                                       pad):
+    # its GFLOP/s divide by the forward's, the weight gradient's and (where asked) the input
+    # gradient's operations: as many as PyTorch's own counter finds in the same layer
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    paths = _bench("conv_paths")
+    x = torch.zeros((n, c, h, h), requires_grad=input_grad)
+    w = torch.zeros((k, c, f, f), requires_grad=True)
+    with FlopCounterMode(display=False) as counter:
+        torch.nn.functional.conv2d(x, w, padding=pad).sum().backward()
+    assert paths.layer_flops(c, k, h + 2 * pad - f + 1, f, n, input_grad) == \
+        counter.get_total_flops()
+
+
 def test_the_layer_profile_times_every_layer_in_both_engines():
     # bench/profile_layers.py --torch: every layer of the description gets a forward and a
     # backward time from each engine (the first layer's backward too, which has no input
