@@ -1,8 +1,9 @@
 """Where one training step of a recipe spends its time: torch.profiler over a few steps of the
 real loop (`convnet.train.train_epoch`'s work: augmentation, the uint8 → float preparation, the
 forward, the loss, backward and the optimiser), grouped by kind of work, with the achieved FLOP/s
-of the matrix work as a share of this machine's peak (2048×2048 products, measured in the same
-run, bf16 on the bf16 path and float32 on the float32 path).
+of the matrix work as a share of this machine's peak (the fastest of square products and oneDNN's
+3×3 convolution, as bench/throughput.py measures it, in the same run: bf16 on the bf16 path and
+float32 on the float32 path).
 
     .venv/bin/python bench/profile_step.py --recipe fast91 [--steps 20] [--path fp32]
     .venv/bin/python bench/profile_step.py --recipe fast94 --optimizer muon
@@ -29,7 +30,7 @@ import convnet  # noqa: E402,F401  (before NumPy: it picks OpenBLAS's kernels, c
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from throughput import peak_matmul_flops  # noqa: E402
+from throughput import peak_candidates, peak_flops  # noqa: E402
 
 from convnet import augment as augmentation  # noqa: E402
 from convnet import cpu  # noqa: E402
@@ -78,7 +79,7 @@ class Profile:
     wall: float  # seconds per step, without the profiler
     profiled: float  # seconds per step under the profiler (the shares are of this)
     flops: float  # matrix work per step
-    peak: float  # FLOP/s of this path's 2048×2048 products
+    peak: float  # this path's peak FLOP/s (throughput.peak_flops)
     groups: dict[str, float] = field(default_factory=dict)  # seconds per step
     operators: list[tuple[str, float]] = field(default_factory=list)  # the ten most expensive
 
@@ -141,7 +142,7 @@ def profile(name: str, path: str, steps: int, network_text: str | None = None,
     operators = [(e.key, e.self_cpu_time_total / steps / 1e6)
                  for e in sorted(tops, key=lambda e: -e.self_cpu_time_total)[:10]]
     macs = sum(top.macs for top in infer(network))  # a residual block's row counts its own
-    peak = peak_matmul_flops(torch.bfloat16 if config.bf16 else torch.float32)
+    peak, _ = peak_flops(peak_candidates(torch.bfloat16 if config.bf16 else torch.float32))
     return Profile(name, path, config.batch_size, wall, profiled,
                    3 * 2 * macs * config.batch_size,  # forward + two backward products
                    peak, groups, operators)
@@ -178,8 +179,8 @@ def print_table(profiles: list[Profile]) -> None:
               + " | ".join(f"{share:.1%}" for share in shares) + " |")
     peaks = {PATH_WORDS[p.path]: p.peak for p in profiles}  # each path's last measurement
     print("\nthe step timed without the profiler, the shares of the step under it; peaks "
-          "(2048×2048 products): " + ", ".join(f"{path} {peak / 1e9:.0f} GFLOP/s"
-                                                for path, peak in peaks.items()))
+          "(the fastest of square products and a 3×3 convolution): " +
+          ", ".join(f"{path} {peak / 1e9:.0f} GFLOP/s" for path, peak in peaks.items()))
 
 
 def main() -> None:

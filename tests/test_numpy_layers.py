@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -1314,3 +1315,31 @@ def test_the_throughput_benchmark_takes_the_median_of_each_rounds_ratio(monkeypa
     calls = []
     assert throughput.images_per_second(lambda: calls.append(1), 8, 0.01, settle=0.0) > 0
     assert len(calls) >= 3  # two untimed, then at least one timed
+
+
+def test_the_throughput_benchmarks_peak_is_the_fastest_run_of_the_fastest_candidate(monkeypatch):
+    # a peak must bound what the networks reach: the fastest of ten runs (the host only ever
+    # slows a run down) of the fastest of square products and a convolution
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    try:
+        throughput = _bench("throughput")
+    finally:
+        torch.set_num_threads(threads)
+    readings = iter([0.0, 5.0, 10.0, 12.0, 20.0, 23.0])  # runs of 5, 2 and 3 seconds
+    with monkeypatch.context() as patched:
+        patched.setattr(throughput.time, "perf_counter", lambda: next(readings))
+        calls = []
+        assert throughput.fastest_rate(lambda: calls.append(1), 12.0, repeat=3) == 6.0
+    assert len(calls) == 5  # two warming runs, then three timed
+    slow, fast = (lambda: time.sleep(0.004)), (lambda: time.sleep(0.001))
+    rate, which = throughput.peak_flops([("slow", slow, 1e6), ("fast", fast, 1e6)])
+    assert which == "fast" and rate > 1e6 / 0.004
+    for dtype in (torch.float32, torch.bfloat16):
+        made = throughput.peak_candidates(dtype, n=64)
+        assert [what for what, _, _ in made][:2] == ["PyTorch's 64² product",
+                                                    "oneDNN's 3×3 convolution"]
+        assert len(made) == (3 if dtype == torch.float32 else 2)
+        for _, fn, flops in made:
+            fn()
+            assert flops > 0
