@@ -1293,15 +1293,20 @@ def test_constant_rows_are_shared_read_only_and_grow():
     assert memory.row(0.0, 0, np.float32).shape == (0,)
 
 
-def test_the_throughput_benchmark_takes_the_median_of_each_rounds_ratio(monkeypatch):
-    # bench/throughput.py times the paths in interleaved rounds: each ratio is the median of the
-    # rounds' own ratios, and a count of rounds that makes no sense is refused (exit status 2)
+def _throughput_bench():
+    """bench/throughput.py as a module (it sets PyTorch's threads when loaded: set back)."""
     torch = pytest.importorskip("torch")
     threads = torch.get_num_threads()
     try:
-        throughput = _bench("throughput")
+        return _bench("throughput")
     finally:
         torch.set_num_threads(threads)
+
+
+def test_the_throughput_benchmark_takes_the_median_of_each_rounds_ratio(monkeypatch):
+    # bench/throughput.py times the paths in interleaved rounds: each ratio is the median of the
+    # rounds' own ratios, and a count of rounds that makes no sense is refused (exit status 2)
+    throughput = _throughput_bench()
     # images a second; the second round: the host twice as slow for both sides
     assert throughput.median_ratio([100.0, 50.0, 90.0], [125.0, 62.5, 100.0]) == \
         pytest.approx(0.8)
@@ -1321,11 +1326,7 @@ def test_the_throughput_benchmarks_peak_is_the_fastest_run_of_the_fastest_candid
     # a peak must bound what the networks reach: the fastest of ten runs (the host only ever
     # slows a run down) of the fastest of square products and a convolution
     torch = pytest.importorskip("torch")
-    threads = torch.get_num_threads()
-    try:
-        throughput = _bench("throughput")
-    finally:
-        torch.set_num_threads(threads)
+    throughput = _throughput_bench()
     readings = iter([0.0, 5.0, 10.0, 12.0, 20.0, 23.0])  # runs of 5, 2 and 3 seconds
     with monkeypatch.context() as patched:
         patched.setattr(throughput.time, "perf_counter", lambda: next(readings))
