@@ -267,13 +267,12 @@ def main() -> None:
         kernel = "" if (f, pad) == (3, 1) else f" {f}×{f} P{pad}"
         line = f"{c:>2} → {k:<2} {h}×{h}{kernel:<7}" + \
             "  ".join(f"{cell(label):>26}" for label, _ in chosen) + f"  {engine.get(how, how)}"
+        ours = best.get(engine.get(how, how))  # (where the engine's own variant was timed)
         if theirs is not None:
-            ours = best.get(engine.get(how, how))  # (where the engine's own variant was timed)
             share = f"{sum(best[TORCH]) / sum(ours):.2f}×" if ours else "–"
             line += f"  {cell(TORCH):>26}  {share:>16}"
         print(line, flush=True)
         flops = layer_flops(c, k, ho, f, args.batch, layer.needs_input_grad)
-        ours = best.get(engine.get(how, how))
         rates = [f"the engine's {flops / sum(ours) / 1e9:.0f}"] if ours else []
         rates += [] if theirs is None else [f"PyTorch's {flops / sum(best[TORCH]) / 1e9:.0f}"]
         if rates:
