@@ -27,6 +27,7 @@ import argparse
 import os
 import sys
 import time
+from typing import Callable
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import convnet  # noqa: E402,F401  (before NumPy: it picks OpenBLAS's kernels, cpu.py)
@@ -102,7 +103,10 @@ def fastest_rate(fn, flops: float, repeat: int = 10) -> float:
     return flops / fastest
 
 
-def peak_candidates(dtype, n: int = 2048) -> list[tuple[str, object, float]]:
+Candidate = tuple[str, Callable[[], object], float]  # (what, a run of it, its FLOPs)
+
+
+def peak_candidates(dtype, n: int = 2048) -> list[Candidate]:
     """(what, a function, its FLOPs): a square product by PyTorch, the same by NumPy's OpenBLAS
     (float32 only), and oneDNN's 3×3 convolution of 64 channels into 64 at 14×14, batch 256,
     channels-last — `best`'s widest layer, on which oneDNN comes nearest the CPU's limit."""
@@ -124,7 +128,7 @@ def peak_candidates(dtype, n: int = 2048) -> list[tuple[str, object, float]]:
     return found
 
 
-def peak_flops(candidates: list[tuple[str, object, float]]) -> tuple[float, str]:
+def peak_flops(candidates: list[Candidate]) -> tuple[float, str]:
     """The fastest rate among the candidates (each its fastest run) and which one gave it."""
     rates = [(fastest_rate(fn, flops), what) for what, fn, flops in candidates]
     return max(rates)
