@@ -293,8 +293,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                         "their ensemble in OUT/ensemble")
     p.add_argument("--at-once", type=_positive_int, metavar="N",
                    help="with --ensemble: train N of its models at the same time, each in a "
-                        "process of its own on a share of the cores (default on a CPU: all of "
-                        "them, at most two a core, as many as memory holds; on a GPU: 1)")
+                        "process of its own on a share of the cores (default: all of them, "
+                        "at most two a core on a CPU, one a core on a GPU, as many as memory "
+                        "holds)")
     p.add_argument("--serve", action="store_true",
                    help="watch it on a local page as it trains: the curves, and the maps and "
                         "filters of an image after every epoch (it stays up after training "

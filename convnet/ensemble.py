@@ -105,9 +105,9 @@ def train_ensemble(config, directory: Path, count: int, force: bool = False,
                    tell: Callable[[str], None] | None = None, at_once: int | None = None
                    ) -> Trained:
     """K models with consecutive seeds (config.seed … + K − 1) under DIR/model-1 …, then their
-    ensemble in DIR/ensemble, evaluated on the test set. On a CPU the models train at once,
-    each in a process of its own (`members.plan` decides how many; `at_once` is --at-once);
-    `tell` gets the lines that say so and which model starts when."""
+    ensemble in DIR/ensemble, evaluated on the test set. On a CPU or a GPU the models train
+    at once, each in a process of its own (`members.plan` decides how many; `at_once` is
+    --at-once); `tell` gets the lines that say so and which model starts when."""
     from dataclasses import replace
 
     from .checkpoint import load
@@ -141,7 +141,10 @@ def train_ensemble(config, directory: Path, count: int, force: bool = False,
             trainer.run()
         test = trainer.data.test
     runs = [member.directory for member in members]
-    loaded = [load(run) for run in runs]
+    # each member's test scores where it trained: on the GPU of a GPU run (on the CPU they took
+    # 20 s and more, minutes where two such runs shared the cores; bench/gpu.sh, 12-04)
+    device = config.device if config.engine != "numpy" else None
+    loaded = [load(run, engine=config.engine, device=device) for run in runs]
     classes = check_classes([meta for _, meta in loaded])
     ensemble = Ensemble([net for net, _ in loaded], classes)
     scores = [net.logits(test.images) for net, _ in loaded]  # each member's once
@@ -156,7 +159,7 @@ def _plan(config, count: int, at_once: int | None, processes: int):
     A model's memory: its process, its copy of the data (the bytes and a float32 copy), and the
     inspector's estimate of its training."""
     from .cpu import this_cpu
-    from .members import PROCESS_BYTES, plan
+    from .members import GPU_PROCESS_BYTES, PROCESS_BYTES, plan
     from .network import training_need
     from .resources import available_memory
     from .shapes import infer
@@ -179,4 +182,19 @@ def _plan(config, count: int, at_once: int | None, processes: int):
     held = sum(5 * math.prod(part.images.shape) + part.labels.nbytes
                for part in (data.train, data.test))
     return data, plan(count, cores, at_once, device=device, processes=processes,
-                      member_bytes=PROCESS_BYTES + held + need, available=available_memory())
+                      member_bytes=PROCESS_BYTES + held + need, available=available_memory(),
+                      gpu_member_bytes=GPU_PROCESS_BYTES + need,
+                      gpu_available=_gpu_free(config.device) if device == "cuda" else None)
+
+
+def _gpu_free(device: str | None) -> int | None:
+    """Free bytes on the CUDA device `device` names (cuda, cuda:N, auto), or None where
+    PyTorch cannot say."""
+    try:
+        import torch
+
+        from .engines.torch.engine import pick_device
+
+        return int(torch.cuda.mem_get_info(pick_device(device))[0])
+    except Exception:  # no answer: the plan goes by the cores and the host's memory
+        return None

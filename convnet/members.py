@@ -6,8 +6,10 @@ by side, one thread each, the members of an ensemble go through 1.3–1.5× the 
 that one model on every core does on an Intel Xeon with AMX; on an AMD EPYC, whose bf16
 convolutions (AVX-512, no AMX) keep both cores busy, a little more (1.0–1.2×; docs/BENCHMARKS.md,
 "Members at once", "The AMD EPYC again"). So `train_ensemble` trains its members at once on a
-CPU, as many as memory allows (at most twice the cores), and one by one on a GPU, under
-torchrun, or where only one fits.
+CPU, as many as memory allows (at most twice the cores); on a GPU as many as there are cores
+and as the GPU's memory holds (one `ensemble` member alone on an H200 kept 25,000–28,000 img/s;
+three at once 23,000–26,000 each, 2.7× the images a second, the same weights: bench/gpu.sh,
+2026-12-04); one by one under torchrun, or where only one fits.
 
 Data flows one way: the parent starts each member's process with its settings and thread count;
 the member sends back its lines (printed with "model K: " before them), then its test accuracy
@@ -35,6 +37,9 @@ from .errors import UserError
 # `python -c "import convnet.train, torch"` (about 420 MB with torch 2.13 on Linux), rounded up.
 PROCESS_BYTES = 600 * 2**20
 MAX_PER_CORE = 2  # members at once, at most, per core (3 on 2 cores beat 2 then 1: 26 min vs 29)
+# The GPU memory a member's process takes besides its network's training: CUDA's context with
+# cuDNN's and cuBLAS's workspaces (about 0.5 GB with PyTorch 2.11 and CUDA 13), rounded up.
+GPU_PROCESS_BYTES = 2**30
 
 
 @dataclass(frozen=True)
@@ -52,11 +57,13 @@ class Plan:
 
 
 def plan(count: int, cores: int, at_once: int | None, *, device: str | None, processes: int,
-         member_bytes: int | None, available: int | None) -> Plan:
+         member_bytes: int | None, available: int | None, gpu_member_bytes: int | None = None,
+         gpu_available: int | None = None) -> Plan:
     """How many of `count` members train at once. `at_once` is the user's (--at-once) or None
     to choose: on a CPU as many as there are members, at most MAX_PER_CORE a core and as many as
-    `available` memory holds at `member_bytes` each; one on a GPU (`device` cuda…) or under
-    torchrun (`processes` > 1)."""
+    `available` memory holds at `member_bytes` each; on a GPU (`device` cuda…) one a core at
+    most, and as many as its free memory (`gpu_available`) holds at `gpu_member_bytes` each
+    besides; one under torchrun (`processes` > 1)."""
     if at_once is not None and at_once < 1:
         raise UserError(f"--at-once takes the number of models trained at the same time, at "
                         f"least 1, got {at_once}")
@@ -67,19 +74,24 @@ def plan(count: int, cores: int, at_once: int | None, *, device: str | None, pro
         return Plan(1, cores, "under torchrun, one model at a time")
     if at_once is not None:
         return Plan(min(at_once, count), cores, "--at-once")
-    if (device or "").startswith("cuda"):
-        return Plan(1, cores, "on the GPU, one at a time")
+    from .resources import bytes_text
+
+    on_gpu = (device or "").startswith("cuda")
     if cores < 2:
         return Plan(1, cores, "one core: one at a time")
-    chosen = min(count, MAX_PER_CORE * cores)
+    chosen = min(count, cores if on_gpu else MAX_PER_CORE * cores)
+    if on_gpu and gpu_member_bytes and gpu_available is not None:
+        fits = max(1, gpu_available // gpu_member_bytes)
+        if fits < chosen:
+            return Plan(fits, cores, f"the GPU's {bytes_text(gpu_available)} free hold {fits} "
+                                     f"at about {bytes_text(gpu_member_bytes)} each")
     if member_bytes and available is not None:
         fits = max(1, available // member_bytes)
         if fits < chosen:
-            from .resources import bytes_text
-
             return Plan(fits, cores, f"{bytes_text(available)} of memory holds {fits} at "
                                      f"about {bytes_text(member_bytes)} each")
-    return Plan(chosen, cores, f"{cores} cores")  # the threads each: `threads_for`
+    # the threads each: `threads_for`
+    return Plan(chosen, cores, f"on the GPU, {cores} cores" if on_gpu else f"{cores} cores")
 
 
 def threads_for(cores: int, together: int) -> int:

@@ -69,3 +69,29 @@ def test_cuda_training_learns_and_saves(tmp_path) -> None:
     back, meta = checkpoint.load(tmp_path / "model", engine="torch", device="cpu")
     assert meta["classes"] == ["dark", "bright"] or tuple(meta["classes"]) == ("dark", "bright")
     np.testing.assert_allclose(back.predict(x[:32]), net.predict(x[:32]), atol=2e-2)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw", "muon"])
+def test_cuda_optimizers_step_as_on_the_cpu(optimizer: str) -> None:
+    """Three steps of each optimiser (Muon's Newton–Schulz on the conv kernels, momentum,
+    weight decay, Nesterov) leave the same weights on the GPU as on the CPU (float32; TF32 off)."""
+    from convnet.config import OptimizerConfig
+
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    # no bias before a batch norm: its gradient is zero but for rounding, which Adam's step
+    # (the gradient over its own size) turns into a whole step of either sign
+    description, size = NETS[2][0].replace("pad=same)", "pad=same,bias=false)").replace(
+        "pad=1)", "pad=1,bias=false)"), NETS[2][1]
+    config = OptimizerConfig(name=optimizer, lr=0.05, nesterov=True, weight_decay=5e-4)
+    cpu = Network(description, size, engine="torch", seed=5, optimizer=config)
+    gpu = Network(description, size, engine="torch", seed=5, optimizer=config, device="cuda")
+    gpu.load_state_dict(cpu.state_dict())
+    for step in range(3):
+        x, y = _batch(cpu.input_shape, n=32, seed=step)
+        cpu.train_step(x, y)
+        gpu.train_step(x, y)
+    a, b = cpu.state_dict(), gpu.state_dict()
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_allclose(b[name], a[name], rtol=1e-3, atol=1e-4, err_msg=name)

@@ -143,3 +143,26 @@ def test_train_an_ensemble(capsys, tmp_path, fashion_dir):
     meta = json.loads((out / "ensemble" / "model.json").read_text())
     assert meta["kind"] == "ensemble" and len(meta["members"]) == 3
     assert main(["eval", str(out / "ensemble"), "--data-dir", str(fashion_dir)]) == 0
+
+
+@pytest.mark.parametrize("engine, device, loaded_on", [
+    ("torch", "cpu", ("torch", "cpu")),
+    ("numpy", None, ("numpy", None)),
+])
+def test_an_ensembles_vote_is_scored_on_the_engine_and_device_its_models_trained_on(
+        capsys, monkeypatch, tmp_path, fashion_dir, engine, device, loaded_on):
+    """The members' test scores are computed where they trained (a GPU run's on its GPU: on
+    the CPU they took minutes there), not on the CPU's default engine."""
+    asked = []
+    real = checkpoint.load
+
+    def load(path, engine="auto", device=None):
+        asked.append((engine, device))
+        return real(path, engine, device)
+
+    monkeypatch.setattr(checkpoint, "load", load)
+    args = ["train", NET, "--data-dir", str(fashion_dir), "--epochs", "1", "--val-size", "300",
+            "--engine", engine, "--ensemble", "2", "--at-once", "1", "--out", str(tmp_path / "e")]
+    assert main(args + (["--device", device] if device else [])) == 0
+    assert "ensemble of 2: test accuracy" in capsys.readouterr().out
+    assert asked[:2] == [loaded_on, loaded_on]

@@ -21,9 +21,11 @@ NET = "conv(6,3,pad=same) relu pool(2) fc(10)"
 GiB = 2**30
 
 
-def chosen(count, cores, at_once=None, device=None, processes=1, member=None, available=None):
+def chosen(count, cores, at_once=None, device=None, processes=1, member=None, available=None,
+           gpu_member=None, gpu_available=None):
     return plan(count, cores, at_once, device=device, processes=processes, member_bytes=member,
-                available=available).at_once
+                available=available, gpu_member_bytes=gpu_member,
+                gpu_available=gpu_available).at_once
 
 
 def test_how_many_train_at_once():
@@ -31,7 +33,7 @@ def test_how_many_train_at_once():
     assert chosen(10, 2) == 2 * MAX_PER_CORE
     assert chosen(3, 16) == 3
     assert chosen(3, 1) == 1  # one core: nothing to share
-    assert chosen(3, 8, device="cuda") == chosen(3, 8, device="cuda:1") == 1
+    assert chosen(3, 8, device="cuda") == chosen(3, 8, device="cuda:1") == 3
     assert chosen(3, 8, processes=4) == 1  # torchrun: every process trains the same model
     assert chosen(3, 8, member=2 * GiB, available=5 * GiB) == 2  # as many as memory holds
     assert chosen(3, 8, member=2 * GiB, available=GiB) == 1
@@ -49,6 +51,25 @@ def test_how_many_train_at_once():
 def test_what_plan_refuses(at_once, processes, message):
     with pytest.raises(UserError, match=message):
         plan(3, 2, at_once, device=None, processes=processes, member_bytes=None, available=None)
+
+
+def test_on_a_gpu_members_train_at_once_a_core_each_as_its_memory_holds():
+    """On a GPU the members train at once too (three `ensemble` members on an H200: 2.7× the
+    images a second of one by one): one a core at most, as many as the GPU's free memory and
+    the host's hold."""
+    assert chosen(10, 4, device="cuda") == 4  # a core each, not MAX_PER_CORE
+    assert chosen(10, 4) == 4 * MAX_PER_CORE  # on the CPU two a core
+    assert chosen(3, 16, device="cuda", gpu_member=2 * GiB, gpu_available=5 * GiB) == 2
+    assert chosen(3, 16, device="cuda", gpu_member=2 * GiB, gpu_available=GiB) == 1
+    assert chosen(3, 16, device="cuda", gpu_member=2 * GiB, gpu_available=None) == 3
+    assert chosen(3, 16, device="cuda", member=2 * GiB, available=3 * GiB) == 1  # the host's
+    assert chosen(3, 1, device="cuda") == 1
+    assert chosen(3, 16, device="cuda", at_once=1) == 1  # the user's word
+    gpu = plan(3, 16, None, device="cuda", processes=1, member_bytes=None, available=None,
+               gpu_member_bytes=2 * GiB, gpu_available=5 * GiB)
+    assert gpu.reason == "the GPU's 5.0 GiB free hold 2 at about 2.0 GiB each"
+    assert "on the GPU" in plan(3, 16, None, device="cuda", processes=1, member_bytes=None,
+                         available=None).reason
 
 
 def test_threads_share_the_cores():
