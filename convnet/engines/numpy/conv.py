@@ -503,7 +503,7 @@ def weight_grad_shifted(xq: np.ndarray, dy2: np.ndarray, kh: int, kw: int, ho: i
 
     parallel.spread(group, groups, kw * k * depth * dy2.shape[1])
     if bias is not None and sums is not None:
-        np.sum(sums, axis=0, out=bias)  # in group order, as the weights' shares
+        np.sum(sums, axis=0, out=bias) if groups > 1 else np.copyto(bias, sums[0])
     return shares.sum(axis=0) if groups > 1 else shares[0]
 
 
