@@ -468,16 +468,13 @@ def conv_shifted(xq: np.ndarray, w_cols: np.ndarray, ho: int, wo: int,
 
 
 def weight_grad_shifted(xq: np.ndarray, dy2: np.ndarray, kh: int, kw: int, ho: int,
-                        wo: int, bias: np.ndarray | None = None) -> np.ndarray:
+                        wo: int) -> np.ndarray:
     """dL/dW_jᵀ = Σ over output positions of the input under kernel column j (all kernel rows)
     ⊗ dy, by shifted products: (kw, kh·C, K), rows (i, c) as shifted_weights' columns. (Turned
     so, each product the shifted input times dyᵀ, OpenBLAS's Haswell kernels ran them 1–4%
     faster than dy times the shifted inputᵀ: fast93's, best's and fast91's layers, AMD EPYC Zen
     4, 2026-12-04.) The runs are summed in SHIFTED_GROUPS fixed groups, added in order
-    afterwards: the same bits on any number of threads. `bias`: where to write Σ dy per filter,
-    the bias's gradient, summed run by run beside the products while each run of dy is in the
-    cache (as one pass over dy on one thread after them it was 1.7% of the lecture's 28×28
-    CNN's step: py-spy, AMD EPYC Zen 4, 2026-12-04)."""
+    afterwards: the same bits on any number of threads."""
     gemm = _shifted_gemm(xq, kh, kw, ho, wo, dy2)
     _, c, wp, n = xq.shape
     k, depth = dy2.shape[0], kh * c
@@ -486,7 +483,6 @@ def weight_grad_shifted(xq: np.ndarray, dy2: np.ndarray, kh: int, kw: int, ho: i
     items = row_groups(ho, 1, wo * n, SHIFTED_CHUNK)
     groups = min(SHIFTED_GROUPS, len(items))
     shares = np.zeros((groups, kw, depth, k), xq.dtype)
-    sums = None if bias is None else np.zeros((groups, k), xq.dtype)
     size = xq.itemsize
     x0, d0 = xq.ctypes.data, dy2.ctypes.data
     ldx, ldd, row = wp * n, dy2.shape[1], wo * n
@@ -498,12 +494,8 @@ def weight_grad_shifted(xq: np.ndarray, dy2: np.ndarray, kh: int, kw: int, ho: i
                 gemm(depth, k, m, x0 + (h * c * ldx + j * n + start) * size, ldx,
                      d0 + (h * row + start) * size, ldd, 1.0,
                      w0 + j * depth * k * size, k, trans_b=True)
-            if sums is not None:
-                sums[index] += dy2[:, h * row + start:h * row + start + m].sum(axis=1)
 
     parallel.spread(group, groups, kw * k * depth * dy2.shape[1])
-    if bias is not None and sums is not None:
-        np.sum(sums, axis=0, out=bias) if groups > 1 else np.copyto(bias, sums[0])
     return shares.sum(axis=0) if groups > 1 else shares[0]
 
 
@@ -896,11 +888,10 @@ class Conv2D(Layer):
         # dL/dW = Σ over positions of dy ⊗ window: a matrix product with the (im2col) matrix.
         if how == "shifted":
             dy2 = np.ascontiguousarray(dy2)
-            d_b = np.empty(k, dy2.dtype) if bias else None
-            d_w = weight_grad_shifted(kept, dy2, kh, kw, ho, wo, d_b)  # (kw, (i, c), K)
+            d_w = weight_grad_shifted(kept, dy2, kh, kw, ho, wo)  # (kw, (i, c), K)
             self.grads["weight"] = d_w.reshape(kw, kh, c, k).transpose(3, 2, 1, 0).copy()
-            if d_b is not None:
-                self.grads["bias"] = d_b
+            if bias:
+                self.grads["bias"] = dy2.sum(axis=1)
         elif how == "rows":
             d_w = weight_grad_by_rows(kept, dy, ho, kw * c, depth)  # (K, (i, j, c))
             self.grads["weight"] = d_w.reshape(k, kh, kw, c).transpose(0, 3, 1, 2).copy()
