@@ -19,6 +19,7 @@ minimum of `--repeats` in each round and the minimum over rounds after a first, 
     .venv/bin/python bench/conv_paths.py --blocks 2 4 --rows 8192 --rounds 7
     .venv/bin/python bench/conv_paths.py --blocks 4 --rows 0 --shifted 1024 4096 16384
     .venv/bin/python bench/conv_paths.py --layers 64,64,14 --batch 128
+    .venv/bin/python bench/conv_paths.py --layers 32,64,14 --batch 128 --parts   # by parts
 
 A layer is C,K,H: C input channels, K filters, an H×H input, padded to keep its size, by a 3×3
 kernel; or C,K,H,F,P: an F×F kernel with P zeros around the input (LeNet's layers: 3,6,32,5,0
@@ -182,6 +183,66 @@ def engines_choice(layer: conv.Conv2D, given: str | None) -> str:
     return how
 
 
+def parts(layers: list[tuple[int, int, int, int, int]], batch: int, rounds: int, repeats: int,
+          rival) -> None:
+    """Each layer's forward, weight gradient and input gradient on their own, the engine's way
+    as it chooses here and PyTorch's: the backward timed without the input gradient and with
+    it, the input gradient the difference (the minima over rounds after a warming one)."""
+    print(f"# {cpu.describe()}; NumPy {np.__version__}, OpenBLAS kernels: {blas.kernel()}; "
+          f"batch {batch}; ms (GFLOP/s), the minimum of {repeats} in each of {rounds - 1} "
+          f"rounds; OpenBLAS's threads on a 1024³ product: {square_rate():.0f} GFLOP/s")
+    print(f"{'layer':<20}{'engine':<10}{'forward':>16}{'weight gradient':>18}"
+          f"{'input gradient':>18}")
+    rng = np.random.default_rng(0)
+    for c, k, h, f, pad in layers:
+        ho = h + 2 * pad - f + 1
+        x = rng.standard_normal((c, h, h, batch), dtype=np.float32)
+        dy = rng.standard_normal((k, ho, ho, batch), dtype=np.float32)
+        layer = conv.Conv2D(c, k, (f, f), (1, 1), (pad,) * 4, False, np.dtype(np.float32))
+        layer.params["weight"][...] = rng.standard_normal(layer.params["weight"].shape) * 0.1
+
+        def ours(input_grad: bool):
+            def run() -> tuple[float, float]:
+                layer.needs_input_grad = input_grad
+                handed = dy.copy()
+                start = time.perf_counter()
+                layer.forward(x, True)
+                middle = time.perf_counter()
+                layer.backward(handed)
+                return middle - start, time.perf_counter() - middle
+            return run
+
+        grads = (False, True) if c > 1 else (False,)  # a first layer's input needs none
+        runs = {("convnet", grad): ours(grad) for grad in grads}
+        if rival is not None:
+            for grad in grads:
+                runs[("PyTorch", grad)] = rival(x, dy, layer.params["weight"], grad, pad)
+        best: dict[tuple[str, bool], list[float]] = {}
+        for round_ in range(rounds):
+            for key, run in runs.items():
+                times = [run() for _ in range(repeats)]
+                if round_:
+                    old = best.get(key, [float("inf")] * 2)
+                    best[key] = [min(old[0], *(a for a, _ in times)),
+                                 min(old[1], *(b for _, b in times))]
+                if key[0] == "PyTorch":
+                    time.sleep(0.2)  # PyTorch's idle threads spin a while: let them sleep first
+        one = layer_flops(c, k, ho, f, batch, False) / 2  # each part's operations
+        kernel = "" if (f, pad) == (3, 1) else f" {f}×{f} P{pad}"
+        for who in ("convnet", "PyTorch"):
+            if (who, False) not in best:
+                continue
+            forward = min(times[0] for (name, _), times in best.items() if name == who)
+            weights = best[(who, False)][1]
+            cells = [forward, weights] + ([best[(who, True)][1] - weights] if c > 1 else [])
+            text = "".join(f"{t * 1e3:8.2f} ({one / max(t, 1e-9) / 1e9:4.0f})".rjust(width)
+                           for t, width in zip(cells, (16, 18, 18)))
+            text += "" if c > 1 else f"{'–':>18}"
+            label = f"{c:>2} → {k:<2} {h}×{h}{kernel}" if who == "convnet" else ""
+            how = layer.how(np.dtype(np.float32)) if who == "convnet" else "oneDNN"
+            print(f"{label:<20}{how:<10}{text}", flush=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--layers", nargs="+", default=LAYERS, metavar="C,K,H[,F,P]")
@@ -197,6 +258,9 @@ def main() -> None:
                    help="leave out PyTorch's convolution (timed beside the engine's by default)")
     p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--parts", action="store_true",
+                   help="the engine's own way and PyTorch's only, each part on its own: the "
+                        "forward, the weight gradient and the input gradient, with their rates")
     args = p.parse_args()
     layers = [layer_of(text) for text in args.layers]
     if args.batch < 1 or args.rounds < 2 or args.repeats < 1 or min(args.blocks) <= 0:
@@ -204,6 +268,10 @@ def main() -> None:
     if min(args.rows + args.shifted) < 0:
         p.error("--rows and --shifted: positions at least 1 (0: none)")
     keep_freed_memory()
+    if args.parts:
+        parts(layers, args.batch, args.rounds, args.repeats,
+              None if args.no_torch else torch_conv())
+        return
     engine_settings = {name: getattr(conv, name) for name in
                        ("BLOCK_BYTES", "ROWS_MAX_FILTERS", "ROWS_MIN_DEPTH",
                         "ROWS_CHUNK", "SHIFTED_MIN_CHANNELS", "SHIFTED_CHUNK")}

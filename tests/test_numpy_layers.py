@@ -1142,6 +1142,27 @@ def test_the_conv_paths_benchmark_counts_the_operations_pytorch_counts(c, k, h, 
         counter.get_total_flops()
 
 
+def test_the_conv_paths_benchmark_times_each_part_of_both_engines(capsys):
+    # bench/conv_paths.py --parts: a line for the engine's way (as it chooses) and one for
+    # PyTorch's, each with the forward, the weight gradient and, where the layer has an input
+    # before it, the input gradient (a first layer's: –), each a time and a rate
+    import re
+
+    paths = _bench("conv_paths")
+    paths.parts([(1, 4, 6, 3, 1), (8, 8, 6, 3, 1)], batch=2, rounds=2, repeats=1,
+                rival=paths.torch_conv())
+    lines = capsys.readouterr().out.splitlines()
+    cell = r"(-?\d+\.\d\d) \(\s*(-?\d+)\)"
+    rows = [line for line in lines if re.search(cell, line)]
+    assert len(rows) == 4, lines
+    cells = [re.findall(cell, row) for row in rows]
+    assert [len(c) for c in cells] == [2, 2, 3, 3]
+    assert rows[0].rstrip().endswith("–") and rows[1].rstrip().endswith("–")
+    assert rows[0].startswith(" 1 → 4") and "oneDNN" in rows[1] and rows[2].startswith(" 8 → 8")
+    assert all(float(ms) > 0 for row in cells for ms, _ in row[:2])  # (the input gradient's
+    # a difference of two times: on layers this small it can be lost in the noise)
+
+
 def test_the_layer_profile_times_every_layer_in_both_engines():
     # bench/profile_layers.py --torch: every layer of the description gets a forward and a
     # backward time from each engine (the first layer's backward too, which has no input
