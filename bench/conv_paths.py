@@ -50,6 +50,7 @@ import argparse
 import os
 import sys
 import time
+from typing import Callable
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
@@ -183,6 +184,31 @@ def engines_choice(layer: conv.Conv2D, given: str | None) -> str:
     return how
 
 
+def made(c: int, k: int, h: int, f: int, pad: int, batch: int, rng: np.random.Generator):
+    """A layer's float32 input in the engine's C×H×W×N, a gradient for its output, and the
+    engine's Conv2D with small random weights."""
+    ho = h + 2 * pad - f + 1
+    x = rng.standard_normal((c, h, h, batch), dtype=np.float32)
+    dy = rng.standard_normal((k, ho, ho, batch), dtype=np.float32)
+    layer = conv.Conv2D(c, k, (f, f), (1, 1), (pad,) * 4, False, np.dtype(np.float32))
+    layer.params["weight"][...] = rng.standard_normal(layer.params["weight"].shape) * 0.1
+    return x, dy, layer
+
+
+def timed(layer: conv.Conv2D, x: np.ndarray, dy: np.ndarray, before: Callable[[], None]):
+    """A run of one forward + backward of `layer`, after before() (not timed): (forward s,
+    backward s)."""
+    def run() -> tuple[float, float]:
+        before()
+        handed = dy.copy()  # (the backward may write into its dy; not timed)
+        start = time.perf_counter()
+        layer.forward(x, True)
+        middle = time.perf_counter()
+        layer.backward(handed)
+        return middle - start, time.perf_counter() - middle
+    return run
+
+
 def parts(layers: list[tuple[int, int, int, int, int]], batch: int, rounds: int, repeats: int,
           rival) -> None:
     """Each layer's forward, weight gradient and input gradient on their own, the engine's way
@@ -196,24 +222,13 @@ def parts(layers: list[tuple[int, int, int, int, int]], batch: int, rounds: int,
     rng = np.random.default_rng(0)
     for c, k, h, f, pad in layers:
         ho = h + 2 * pad - f + 1
-        x = rng.standard_normal((c, h, h, batch), dtype=np.float32)
-        dy = rng.standard_normal((k, ho, ho, batch), dtype=np.float32)
-        layer = conv.Conv2D(c, k, (f, f), (1, 1), (pad,) * 4, False, np.dtype(np.float32))
-        layer.params["weight"][...] = rng.standard_normal(layer.params["weight"].shape) * 0.1
+        x, dy, layer = made(c, k, h, f, pad, batch, rng)
 
-        def ours(input_grad: bool):
-            def run() -> tuple[float, float]:
-                layer.needs_input_grad = input_grad
-                handed = dy.copy()
-                start = time.perf_counter()
-                layer.forward(x, True)
-                middle = time.perf_counter()
-                layer.backward(handed)
-                return middle - start, time.perf_counter() - middle
-            return run
+        def asking(input_grad: bool) -> Callable[[], None]:
+            return lambda: setattr(layer, "needs_input_grad", input_grad)
 
         grads = (False, True) if c > 1 else (False,)  # a first layer's input needs none
-        runs = {("convnet", grad): ours(grad) for grad in grads}
+        runs = {("convnet", grad): timed(layer, x, dy, asking(grad)) for grad in grads}
         if rival is not None:
             for grad in grads:
                 runs[("PyTorch", grad)] = rival(x, dy, layer.params["weight"], grad, pad)
@@ -291,27 +306,18 @@ def main() -> None:
     rng = np.random.default_rng(0)
     for c, k, h, f, pad in layers:
         ho = h + 2 * pad - f + 1
-        x = rng.standard_normal((c, h, h, args.batch), dtype=np.float32)  # the engine's C×H×W×N
-        dy = rng.standard_normal((k, ho, ho, args.batch), dtype=np.float32)
-        layer = conv.Conv2D(c, k, (f, f), (1, 1), (pad,) * 4, False, np.dtype(np.float32))
-        layer.params["weight"][...] = rng.standard_normal(layer.params["weight"].shape) * 0.1
+        x, dy, layer = made(c, k, h, f, pad, args.batch, rng)
         layer.needs_input_grad = c > 1  # a first layer's input needs no gradient
         theirs = None if rival is None else rival(x, dy, layer.params["weight"],
                                                    layer.needs_input_grad, pad)
 
-        def engines(settings: dict[str, int]):
-            def run() -> tuple[float, float]:  # one forward + backward with these settings
+        def setting(settings: dict[str, int]) -> Callable[[], None]:
+            def apply() -> None:  # the variant's settings, the engine's own for the rest
                 for name, value in {**engine_settings, **settings}.items():
                     setattr(conv, name, value)
-                handed = dy.copy()  # (the backward may write into its dy; not timed)
-                start = time.perf_counter()
-                layer.forward(x, True)
-                middle = time.perf_counter()
-                layer.backward(handed)
-                return middle - start, time.perf_counter() - middle
-            return run
+            return apply
 
-        runs = [(label, engines(settings)) for label, settings in chosen]
+        runs = [(label, timed(layer, x, dy, setting(settings))) for label, settings in chosen]
         runs += [] if theirs is None else [(TORCH, theirs)]
         best: dict[str, tuple[float, float]] = {}
         for round_ in range(args.rounds):
