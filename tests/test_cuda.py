@@ -79,10 +79,10 @@ def test_cuda_optimizers_step_as_on_the_cpu(optimizer: str) -> None:
 
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
-    # no bias before a batch norm: its gradient is zero but for rounding, which Adam's step
-    # (the gradient over its own size) turns into a whole step of either sign
-    description, size = NETS[2][0].replace("pad=same)", "pad=same,bias=false)").replace(
-        "pad=1)", "pad=1,bias=false)"), NETS[2][1]
+    # NETS[2] with no bias before a batch norm: such a bias's gradient is zero but for
+    # rounding, which Adam's step (the gradient over its own size) makes a whole step either way
+    description, size = ("conv(8,3,pad=same,bias=false) batchnorm relu residual(conv(8,3,pad=1,"
+                         "bias=false) batchnorm relu) globalavgpool fc(10)", "16x16x3")
     config = OptimizerConfig(name=optimizer, lr=0.05, nesterov=True, weight_decay=5e-4)
     cpu = Network(description, size, engine="torch", seed=5, optimizer=config)
     gpu = Network(description, size, engine="torch", seed=5, optimizer=config, device="cuda")
