@@ -288,6 +288,37 @@ def tab_to(page, selector: str, limit: int = 80) -> int:
     raise AssertionError(f"Tab never reached {selector}")
 
 
+def test_steps_pressed_while_the_animation_loads_count(browser, model, fashion_dir):
+    """A user who presses "step" before the animation's answer arrives (a slow server, a busy
+    machine) sees it open at that step, not at the first with the presses lost."""
+    held = []
+
+    def hold_the_animation(route):
+        if not held:
+            held.append(route)  # answered below, after the presses
+        else:
+            route.continue_()
+
+    with running_server(model, fashion_dir) as url:
+        page = open_page(browser, url)
+        page.route("**/api/animation?**", hold_the_animation)
+        page.click("#tab-animation")  # the view asks for its animation as it opens
+        for _ in range(300):
+            if held:
+                break
+            page.wait_for_timeout(50)
+        assert held, "the page never asked for the animation"
+        page.click("#anim-step")
+        page.click("#anim-step")
+        held[0].continue_()
+        page.wait_for_function("document.querySelector('#anim-counter').textContent"
+                               ".startsWith('step 3')")
+        page.click("#anim-back")
+        assert page.locator("#anim-counter").text_content().startswith("step 2")
+        assert page.errors == []
+        page.close()
+
+
 def test_an_image_picked_while_the_first_one_loads_stays(browser, model, fashion_dir):
     """The page shows test image 0 by itself; a user who picks another image before image 0's
     bytes arrive keeps theirs — the late first image neither replaces it nor is asked about."""

@@ -884,13 +884,14 @@ async function loadAnimation(name) {
     for (const [key, value] of Object.entries(sizes)) query.set(key, value);
   }
   const asked = ++animationQuestion;
+  state.anim.step = 0;  // a new animation starts at its first step; steps pressed while it loads count
   try {
     const data = await api(`/api/animation?${query}`);
     if (asked !== animationQuestion) return;  // a later question was asked meanwhile
     let low = Infinity, high = -Infinity;  // once, for drawing the input
     for (const v of data.input.flat(2)) { if (v < low) low = v; if (v > high) high = v; }
     data.low = low; data.high = high;
-    state.anim.data = data; state.anim.step = 0;
+    state.anim.data = data; state.anim.step = Math.min(state.anim.step, data.steps.length - 1);
     renderAnimationChoices();
     $("anim-explain").textContent = data.explain || data.description;
     $("anim-error").hidden = !data.error;
@@ -1313,7 +1314,11 @@ async function start() {
   $("anim-play").onclick = playAnimation;
   for (const id of Object.keys(LIMITS)) $(id).oninput = playgroundSoon;
   $("playground").onsubmit = (event) => { event.preventDefault(); loadAnimation("custom"); };
-  $("anim-step").onclick = () => { stopAnimation(); if (state.anim.data) { state.anim.step = Math.min(state.anim.data.steps.length - 1, state.anim.step + 1); drawAnimation(); } };
+  $("anim-step").onclick = () => {  // before the animation arrives too: it opens at that step
+    stopAnimation();
+    const last = state.anim.data ? state.anim.data.steps.length - 1 : Infinity;
+    state.anim.step = Math.min(last, state.anim.step + 1); drawAnimation();
+  };
   $("anim-back").onclick = () => { stopAnimation(); state.anim.step = Math.max(0, state.anim.step - 1); drawAnimation(); };
   $("anim-speed").oninput = () => { if (state.anim.timer) { stopAnimation(); playAnimation(); } };
   document.addEventListener("keydown", (event) => { if (event.key === "Escape") { state.held = null; clearBoxes(); } });
