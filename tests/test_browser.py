@@ -298,6 +298,7 @@ def test_steps_pressed_while_the_animation_loads_count(browser, model, fashion_d
             held.append(route)  # answered below, after the presses
         else:
             route.continue_()
+    # (each phase below empties `held`, so that the next question is held too)
 
     with running_server(model, fashion_dir) as url:
         page = open_page(browser, url)
@@ -315,6 +316,21 @@ def test_steps_pressed_while_the_animation_loads_count(browser, model, fashion_d
                                ".startsWith('step 3')")
         page.click("#anim-back")
         assert page.locator("#anim-counter").text_content().startswith("step 2")
+        # play pressed while another animation loads: it plays once that one comes
+        held.clear()
+        page.fill("#anim-speed", "60")
+        page.click('#anim-choices [data-name="pad1"]')
+        for _ in range(300):
+            if held:
+                break
+            page.wait_for_timeout(50)
+        assert held, "the page never asked for the second animation"
+        page.click("#anim-play")
+        assert "pause" in page.locator("#anim-play").text_content()  # it says it will
+        held[0].continue_()
+        page.wait_for_function("document.querySelector('#anim-counter').textContent"
+                               ".startsWith('step 49')")  # pad1 on 7×7: 49 steps, played through
+        page.wait_for_function("document.querySelector('#anim-play').textContent.includes('play')")
         assert page.errors == []
         page.close()
 

@@ -180,7 +180,7 @@ async function api(path, options) {
 // ── state ───────────────────────────────────────────────────────────────────────────────────
 const state = {
   model: null, answer: null, image: null, blob: null, examples: null, exampleIndex: null,
-  held: null, focus: null, anim: {name: "stride1", data: null, step: 0, timer: null, map: 0},
+  held: null, focus: null, anim: {name: "stride1", data: null, step: 0, timer: null, map: 0, loading: false, waiting: false},
   version: null, drawn: false, timings: {},
 };
 window.convnetTimings = state.timings;  // read by the browser test and bench/page.py
@@ -884,10 +884,12 @@ async function loadAnimation(name) {
     for (const [key, value] of Object.entries(sizes)) query.set(key, value);
   }
   const asked = ++animationQuestion;
-  state.anim.step = 0;  // a new animation starts at its first step; steps pressed while it loads count
+  // a new animation starts at its first step; steps (and play) pressed while it loads count
+  state.anim.step = 0; state.anim.loading = true;
   try {
     const data = await api(`/api/animation?${query}`);
     if (asked !== animationQuestion) return;  // a later question was asked meanwhile
+    state.anim.loading = false;
     let low = Infinity, high = -Infinity;  // once, for drawing the input
     for (const v of data.input.flat(2)) { if (v < low) low = v; if (v > high) high = v; }
     data.low = low; data.high = high;
@@ -897,16 +899,22 @@ async function loadAnimation(name) {
     $("anim-error").hidden = !data.error;
     $("anim-error").textContent = data.error ? `${t("does_not_fit")} ${data.error}` : "";
     drawAnimation();
-  } catch (e) { $("anim-explain").textContent = e.message; }
+    if (state.anim.waiting) { state.anim.waiting = false; playAnimation(); }  // pressed while it loaded
+  } catch (e) {
+    if (asked === animationQuestion) { state.anim.loading = false; stopAnimation(); }
+    $("anim-explain").textContent = e.message;
+  }
 }
 function stopAnimation() {
-  clearInterval(state.anim.timer); state.anim.timer = null;
+  clearInterval(state.anim.timer); state.anim.timer = null; state.anim.waiting = false;
   $("anim-play").textContent = t("play");
 }
 function playAnimation() {
-  if (state.anim.timer) return stopAnimation();
+  if (state.anim.timer || state.anim.waiting) return stopAnimation();
   const data = state.anim.data;
-  if (!data) return;
+  if (!data || state.anim.loading) {  // it plays once the animation arrives
+    state.anim.waiting = true; $("anim-play").textContent = t("pause"); return;
+  }
   if (state.anim.step >= data.steps.length - 1) state.anim.step = 0;
   $("anim-play").textContent = t("pause");
   const tick = () => {
@@ -927,7 +935,7 @@ function lightColour(v, scale) {  // the lecture's numbers on paper: white to a 
 function animCellSize(h, w) { return Math.max(3, Math.min(40, Math.floor(Math.min(420 / Math.max(h, w), 40)))); }
 function drawAnimation() {
   const data = state.anim.data;
-  if (!data) return;
+  if (!data || state.anim.loading) return;  // (the one on its way is drawn when it comes)
   const [top, bottom, left, right] = data.pad;
   const h = data.input.length, w = data.input[0].length;
   const ph = h + top + bottom, pw = w + left + right;
@@ -1316,7 +1324,7 @@ async function start() {
   $("playground").onsubmit = (event) => { event.preventDefault(); loadAnimation("custom"); };
   $("anim-step").onclick = () => {  // before the animation arrives too: it opens at that step
     stopAnimation();
-    const last = state.anim.data ? state.anim.data.steps.length - 1 : Infinity;
+    const last = state.anim.data && !state.anim.loading ? state.anim.data.steps.length - 1 : Infinity;
     state.anim.step = Math.min(last, state.anim.step + 1); drawAnimation();
   };
   $("anim-back").onclick = () => { stopAnimation(); state.anim.step = Math.max(0, state.anim.step - 1); drawAnimation(); };
