@@ -288,6 +288,15 @@ def tab_to(page, selector: str, limit: int = 80) -> int:
     raise AssertionError(f"Tab never reached {selector}")
 
 
+def held_up(page, held: list, what: str) -> None:
+    """Wait (15 s at most) until a route handler has held the page's question back in `held`."""
+    for _ in range(300):
+        if held:
+            return
+        page.wait_for_timeout(50)
+    raise AssertionError(f"the page never asked for {what}")
+
+
 def test_steps_pressed_while_the_animation_loads_count(browser, model, fashion_dir):
     """A user who presses "step" before the animation's answer arrives (a slow server, a busy
     machine) sees it open at that step, not at the first with the presses lost."""
@@ -304,11 +313,7 @@ def test_steps_pressed_while_the_animation_loads_count(browser, model, fashion_d
         page = open_page(browser, url)
         page.route("**/api/animation?**", hold_the_animation)
         page.click("#tab-animation")  # the view asks for its animation as it opens
-        for _ in range(300):
-            if held:
-                break
-            page.wait_for_timeout(50)
-        assert held, "the page never asked for the animation"
+        held_up(page, held, "the animation")
         page.click("#anim-step")
         page.click("#anim-step")
         held[0].continue_()
@@ -320,11 +325,7 @@ def test_steps_pressed_while_the_animation_loads_count(browser, model, fashion_d
         held.clear()
         page.fill("#anim-speed", "60")
         page.click('#anim-choices [data-name="pad1"]')
-        for _ in range(300):
-            if held:
-                break
-            page.wait_for_timeout(50)
-        assert held, "the page never asked for the second animation"
+        held_up(page, held, "the second animation")
         page.click("#anim-play")
         assert "pause" in page.locator("#anim-play").text_content()  # it says it will
         held[0].continue_()
@@ -356,11 +357,7 @@ def test_an_image_picked_while_the_first_one_loads_stays(browser, model, fashion
         page.on("request", lambda r: asked.append(r.url) if "/api/activations" in r.url else None)
         page.route("**/api/examples/**", hold_the_first_image)
         page.goto(url + "/")
-        for _ in range(300):
-            if held:
-                break
-            page.wait_for_timeout(50)
-        assert held, "the page never asked for its first image"
+        held_up(page, held, "its first image")
         page.click('#examples button[data-index="2"]')
         page.wait_for_selector('#examples button[data-index="2"][aria-pressed="true"]')
         drawn(page, 1)
