@@ -31,7 +31,7 @@ from .averaging import Averages
 from .config import MUON_LR, OptimizerConfig, SpeedOptions
 from .data import Dataset, load_dataset
 from .data.dataset import stratified_split
-from .data.sources import known_shape
+from .data.sources import known_shape, source_of
 from .errors import UserError
 from .files import recover_directory, remove_leftovers
 from .network import Network, check_training_fits
@@ -605,7 +605,14 @@ class Trainer:
             self.net.engine.distribute()
         self.augment = augmentation.parse(config.augment)
         augmentation.check_fits(self.augment, *self.data.shape[:2])
-        if config.tta and "flip" not in self.augment and self.world.main:
+        source = source_of(config.data)
+        mirroring = [what for what, used in (("--augment flip", "flip" in self.augment),
+                                              ("--tta", config.tta)) if used]
+        if source is not None and source.mirrored and mirroring and self.world.main:
+            print(f"convnet: note: {' and '.join(mirroring)} mirror{'s' * (len(mirroring) == 1)} "
+                  f"{source.title}'s images, but {source.mirrored}: that usually costs accuracy",
+                  file=sys.stderr)
+        elif config.tta and "flip" not in self.augment and self.world.main:
             # Measured on Fashion-MNIST (all shoes face one way): 90.7% → 76.3% test accuracy.
             print("convnet: note: --tta also looks at each image's mirror, which the network never "
                   "sees in training without --augment flip; that usually costs accuracy",

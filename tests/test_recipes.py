@@ -138,6 +138,37 @@ def test_tta_without_flip_augmentation_gets_a_notice(capsys, tmp_path, fashion_d
     assert "convnet: note: --tta also looks at each image's mirror" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("mirroring", [["--augment", "flip"], ["--tta"],
+                                       ["--augment", "crop,flip", "--tta"]])
+def test_mirroring_digits_gets_a_notice_with_the_reason(capsys, tmp_path, mirroring):
+    # digits have a direction: a mirrored 7 is no 7, whatever the training saw
+    from convnet.data import load_dataset
+    from formats import write_mnist_like
+
+    data = load_dataset("fashion-mnist", download_ok=False)  # (any 28×28 images will do)
+    write_mnist_like(tmp_path / "data" / "mnist", (data.train.images[:600],
+                                                   data.train.labels[:600]),
+                     (data.test.images[:200], data.test.labels[:200]))
+    code = main(["train", NET, "--data", "MNIST", "--data-dir", str(tmp_path / "data"),
+                 "--epochs", "1", *mirroring, "--engine", "numpy", "--out",
+                 str(tmp_path / "run"), "--val-size", "100"])
+    assert code == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if "mirror" in line]
+    used = " and ".join(word for word in ("--augment flip", "--tta")
+                        if word.split()[-1] in " ".join(mirroring))
+    assert notes == [f"convnet: note: {used} mirror{'s' * (' and ' not in used)} MNIST's "
+                     "images, but a mirrored 2, 3, 4, 5, 6, 7 or 9 is no longer that digit: "
+                     "that usually costs accuracy"]
+
+
+def test_mirroring_garments_trained_mirrored_gets_no_notice(capsys, tmp_path, fashion_dir):
+    code = main(["train", NET, "--data-dir", str(fashion_dir), "--epochs", "1", "--tta",
+                 "--augment", "flip", "--engine", "numpy", "--out", str(tmp_path / "run"),
+                 "--val-size", "300"])
+    assert code == 0
+    assert "mirror" not in capsys.readouterr().err
+
+
 def test_the_ensemble_recipe_trains_its_members_and_their_vote(capsys, tmp_path, fashion_dir):
     # the recipe's settings with a small network in place of its own (a description given on
     # the command line wins): the wiring is under test, not the accuracy

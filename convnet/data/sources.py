@@ -41,6 +41,9 @@ class Source:
     shape: tuple[int, int, int]  # H×W×C of its images, known before they are read
     debian_package: str | None = None
     extracted: str | None = None  # the folder its archive unpacks to, accepted in its place
+    # why a mirrored image is no longer of its class, where it is not (training warns about
+    # mirroring then: --augment flip, --tta)
+    mirrored: str | None = None
 
 
 MNIST_FILES = {"train_images": "train-images-idx3-ubyte.gz",
@@ -70,6 +73,7 @@ DATASETS: dict[str, Source] = {
          "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
          "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c"},
         tuple(str(d) for d in range(10)), (28, 28, 1),
+        mirrored="a mirrored 2, 3, 4, 5, 6, 7 or 9 is no longer that digit",
     ),
     "cifar10": Source(
         "CIFAR-10", ("https://www.cs.toronto.edu/~kriz/",),
@@ -317,6 +321,12 @@ def known_shape(name_or_folder: str) -> tuple[int, int, int] | None:
     """The image shape of a named data set (before reading it), or None for a folder."""
     key = ALIASES.get(name_or_folder.lower(), name_or_folder.lower())
     return DATASETS[key].shape if key in DATASETS else None
+
+
+def source_of(name: str) -> Source | None:
+    """The named data set `name` stands for (any spelling load_dataset takes), or None: a
+    folder."""
+    return DATASETS.get(ALIASES.get(name.lower(), name.lower()))
 
 
 def load_dataset(name_or_folder: str, data_dir: str | None = None,
