@@ -317,16 +317,16 @@ def load_folder(root: Path, shape: tuple[int, int, int] | None, test_fraction: f
     return data.check()
 
 
-def known_shape(name_or_folder: str) -> tuple[int, int, int] | None:
-    """The image shape of a named data set (before reading it), or None for a folder."""
-    key = ALIASES.get(name_or_folder.lower(), name_or_folder.lower())
-    return DATASETS[key].shape if key in DATASETS else None
-
-
 def source_of(name: str) -> Source | None:
     """The named data set `name` stands for (any spelling load_dataset takes), or None: a
     folder."""
     return DATASETS.get(ALIASES.get(name.lower(), name.lower()))
+
+
+def known_shape(name_or_folder: str) -> tuple[int, int, int] | None:
+    """The image shape of a named data set (before reading it), or None for a folder."""
+    source = source_of(name_or_folder)
+    return None if source is None else source.shape
 
 
 def load_dataset(name_or_folder: str, data_dir: str | None = None,
