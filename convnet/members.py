@@ -80,16 +80,12 @@ def plan(count: int, cores: int, at_once: int | None, *, device: str | None, pro
     if cores < 2:
         return Plan(1, cores, "one core: one at a time")
     chosen = min(count, cores if on_gpu else MAX_PER_CORE * cores)
-    if on_gpu and gpu_member_bytes and gpu_available is not None:
-        fits = max(1, gpu_available // gpu_member_bytes)
-        if fits < chosen:
-            return Plan(fits, cores, f"the GPU's {bytes_text(gpu_available)} free hold {fits} "
-                                     f"at about {bytes_text(gpu_member_bytes)} each")
-    if member_bytes and available is not None:
-        fits = max(1, available // member_bytes)
-        if fits < chosen:
-            return Plan(fits, cores, f"{bytes_text(available)} of memory holds {fits} at "
-                                     f"about {bytes_text(member_bytes)} each")
+    limits = [(gpu_available, gpu_member_bytes, "the GPU's {} free hold")] if on_gpu else []
+    limits.append((available, member_bytes, "{} of memory holds"))
+    for free, each, holds in limits:  # the GPU's memory first, then the host's
+        if each and free is not None and (fits := max(1, free // each)) < chosen:
+            return Plan(fits, cores, f"{holds.format(bytes_text(free))} {fits} at about "
+                                     f"{bytes_text(each)} each")
     # the threads each: `threads_for`
     return Plan(chosen, cores, f"on the GPU, {cores} cores" if on_gpu else f"{cores} cores")
 
