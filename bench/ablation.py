@@ -174,6 +174,13 @@ VARIANTS = {
              **{f"{n} epochs, Muon lr {rate}": {"epochs": n, "optimizer": "muon",
                                                "muon_lr": rate}
                 for n in (18, 20, 22, 25) for rate in (0.1, 0.2)},
+             # the float32 path on a narrower network, for CPUs whose float32 is slow (best's
+             # 22 epochs took 16.5–18 minutes on an AVX2-only EPYC): fast93's 24/48/48, whose
+             # float32 step is 0.6× best's, with best's other settings and Muon
+             **{f"fast93's network, {n} epochs, Muon lr {rate}": {
+                 "network": recipes.EARLY_POOL + recipes.HEAD, "epochs": n,
+                 "optimizer": "muon", "muon_lr": rate}
+                for n in (22, 25, 30) for rate in (0.1, 0.2)},
              # the ensemble's members on the bf16 path (convnet ensemble of seeds 0–2: 95.04%)
              "a residual block of two 64 → 64 convs (the ensemble's members)": {
                  "network": recipes.RESIDUAL_32 + recipes.HEAD}},
