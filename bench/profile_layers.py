@@ -1,7 +1,8 @@
 """Where the NumPy engine's time goes: forward and backward of each layer, batch 128 (or B).
 
     .venv/bin/python bench/profile_layers.py [lenet|mnist-cnn|fast91|fast91-pool-first|fast93|
-                                              fast94|best|fast91-16-32] [--batch B]
+                                              fast94|best|ensemble|
+                                              fast91-16-32] [--batch B]
     .venv/bin/python bench/profile_layers.py fast91-16-32 --batch 256 --torch
 
 With --torch, PyTorch eager runs the same network beside it (float32, the same weights and batch,
@@ -38,6 +39,7 @@ NETWORKS = {
     "fast93": (RECIPES["fast93"]["network"], (28, 28, 1)),
     "fast94": (RECIPES["fast94"]["network"], (28, 28, 1)),
     "best": (RECIPES["best"]["network"], (28, 28, 1)),
+    "ensemble": (RECIPES["ensemble"]["network"], (28, 28, 1)),  # best's with a residual block
     # fast91 since issue 16: 16/32 filters, pooling first
     "fast91-16-32": ("conv(16,3,pad=same,bias=false) pool(2) batchnorm relu conv(32,3,pad=same,"
                      "bias=false) pool(2) batchnorm relu fc(128,bias=false) batchnorm relu fc(10)",
