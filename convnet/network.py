@@ -25,7 +25,15 @@ from .resources import check_fits
 from .spec import Spec, load, parse_input_shape
 
 ENGINES = ("numpy", "torch", "auto")
-EVAL_MEMORY = 64 << 20  # bytes of activations one evaluation batch may take
+# Bytes of activations one evaluation batch may take, by the estimate in Network.__init__:
+# twice every layer's output and the input, per image — 1.7–5.5× what an evaluation holds at
+# once, measured as the peak RSS rise of 1,000 images in one batch (LeNet, the 28x28 CNN,
+# fast91's, best's and the ensemble's networks; both engines). Until 12-04 64 MB, which cut
+# best's network to batches of 77, where the NumPy engine's products are narrow: 232.6 ms per
+# 1,000 images against 164.8 in batches of 500, fast93's 134.4 against 107.1, the ensemble's
+# 410 against 367 (PyTorch's 353 against 299); now 311, 413 and 189 (AMD EPYC Zen 4, 2 cores,
+# 2026-12-04).
+EVAL_MEMORY = 256 << 20
 DTYPES = ("float32", "float64")
 
 
