@@ -511,3 +511,36 @@ def test_the_torch_engine_takes_images_channels_last_on_the_cpu(shape):
         assert rel_err(logits, reference.detach().numpy()) < 1e-5
         expected = F.cross_entropy(reference, torch.from_numpy(y))
         assert abs(loss - expected.item()) < 1e-5
+
+
+@pytest.mark.parametrize("engine", ["numpy", "torch"])
+@settings(max_examples=6, deadline=None)
+@given(batch=st.integers(1, 23), tta_shift=st.sampled_from([0, 1]))
+def test_evaluation_in_pieces_gives_the_scores_of_one_batch(engine, batch, tta_shift):
+    """Network.logits splits the images into evaluation batches (eval_batch, or batch_size):
+    every split gives the scores of the whole batch at once."""
+    net = Network(WITH_BN, input="16x16x2", engine=engine, dtype="float64", seed=2,
+                  tta_shift=tta_shift)
+    x = np.random.default_rng(batch).random((23, 16, 16, 2))
+    whole = net.logits(x, batch_size=23)
+    assert whole.shape == (23, 5)
+    np.testing.assert_allclose(net.logits(x, batch_size=batch), whole, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(net.logits(x), whole, rtol=1e-10, atol=1e-12)
+
+
+def test_the_evaluation_batch_follows_the_memory_the_activations_take():
+    """eval_batch: as many images as the estimate (twice every layer's output and the input)
+    fits in EVAL_MEMORY, at least 1 and at most 1,000."""
+    import math
+
+    from convnet import network
+
+    for text, shape in [(LENET, "32x32x3"), ("conv(64,3,pad=same) relu fc(10)", "224x224x3"),
+                        ("conv(512,3,pad=same) conv(512,3,pad=same) fc(2)", "512x512x3"),
+                        ("fc(10)", "4x4x1")]:
+        net = Network(text, input=shape, engine="numpy")
+        values = sum(math.prod(s.output) for row in net.shapes for s in row.walk())
+        per_image = 2 * 4 * (values + math.prod(net.input_shape))
+        assert net.eval_batch == max(1, min(1000, network.EVAL_MEMORY // per_image))
+        assert 1 <= net.eval_batch <= 1000
+        assert net.eval_batch == 1 or net.eval_batch * per_image <= network.EVAL_MEMORY
