@@ -25,15 +25,19 @@ from .resources import check_fits
 from .spec import Spec, load, parse_input_shape
 
 ENGINES = ("numpy", "torch", "auto")
-# Bytes of activations one evaluation batch may take, by the estimate in Network.__init__:
-# twice every layer's output and the input, per image — 1.7–5.5× what an evaluation holds at
-# once, measured as the peak RSS rise of 1,000 images in one batch (LeNet, the 28x28 CNN,
-# fast91's, best's and the ensemble's networks; both engines). Until 12-04 64 MB, which cut
-# best's network to batches of 77, where the NumPy engine's products are narrow: 232.6 ms per
-# 1,000 images against 164.8 in batches of 500, fast93's 134.4 against 107.1, the ensemble's
-# 410 against 367 (PyTorch's 353 against 299); now 311, 413 and 189 (AMD EPYC Zen 4, 2 cores,
-# 2026-12-04).
+# Bytes of activations one evaluation batch may take, by the estimate in Network.eval_batch:
+# twice every layer's output per image, and the image once for every copy made of it. Until
+# 12-04 64 MB with the image counted twice, which cut best's network to batches of 77, where the
+# NumPy engine's products are narrow: 232.6 ms per 1,000 images against 164.8 in batches of 500,
+# fast93's 134.4 against 107.1, the ensemble's 410 against 367 (PyTorch's 353 against 299; AMD
+# EPYC Zen 4, 2 cores). Now 256 MB: those networks evaluate about 300, 400 and 190 at a time.
+# On 28×28 images the estimate is 1.7–5.5× what an evaluation holds at once (the peak RSS rise
+# of 1,000 images in one batch: LeNet, the 28x28 CNN, fast91's, best's and the ensemble's
+# networks, both engines); on large images the input's copies weigh most (the images as floats,
+# the engine's layout, the first layer's padded input: EVAL_INPUT_COPIES), which a training
+# process held to 400 MB of address space showed with 224×224×3 images (tests/test_folders.py).
 EVAL_MEMORY = 256 << 20
+EVAL_INPUT_COPIES = 4
 DTYPES = ("float32", "float64")
 
 
@@ -90,10 +94,8 @@ class Network:
             raise UserError(f"tta_shift is 0 to 4 pixels (less than the image), got {tta_shift}")
         self.tta_shift = int(tta_shift)  # ... and the image moved this far in four directions
         self.class_weights = _check_class_weights(class_weights, self.num_classes)
-        per_image = 2 * np.dtype(dtype).itemsize * (
-            sum(math.prod(x.output) for s in self.shapes for x in s.walk())
-            + math.prod(self.input_shape))
-        self.eval_batch = int(max(1, min(1000, EVAL_MEMORY // per_image)))
+        self._outputs = sum(math.prod(x.output) for s in self.shapes for x in s.walk())
+        self._eval_cap = 1000  # lowered where an evaluation batch found the memory short
         self.steps = 0
         self.last_accuracy = float("nan")
         self.last_grads: dict[str, np.ndarray] | None = None  # of the last step (TensorBoard)
@@ -170,20 +172,43 @@ class Network:
         """Class probabilities, N×classes (softmax of the logits); evaluation mode."""
         return softmax(self.logits(x, batch_size)).astype(self.dtype)
 
+    @property
+    def eval_batch(self) -> int:
+        """How many images `logits` evaluates at a time by default: as many as EVAL_MEMORY holds
+        by the estimate of twice every layer's output per image, and the image itself in each
+        copy an evaluation makes of it (EVAL_INPUT_COPIES, and the four moved views that
+        tta_shift votes with); at least 1, at most 1,000 (or what was left after a batch found
+        the memory short: logits)."""
+        copies = EVAL_INPUT_COPIES + len(SHIFTS) * bool(self.tta_shift)
+        per_image = np.dtype(self.dtype).itemsize * (
+            2 * self._outputs + copies * math.prod(self.input_shape))
+        return int(max(1, min(1000, self._eval_cap, EVAL_MEMORY // per_image)))
+
     def logits(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
         """Class scores before the softmax, N×classes; evaluation mode. Images go through in
-        batches of `batch_size` (default: as many as fit EVAL_MEMORY, at most 1,000)."""
-        batch_size = batch_size or self.eval_batch
-        parts = []
-        for i in range(0, max(len(x), 1), batch_size):
-            images = self.prepare_images(x[i:i + batch_size])
-            views = [images] + [shifted(images, dy, dx, self.tta_shift)
-                                for dy, dx in SHIFTS if self.tta_shift]
-            if self.tta:  # the mirror images vote too
-                views += [view[:, :, ::-1] for view in views]
-            scores = sum(self.engine.logits(view) for view in views) / len(views)
-            parts.append(scores)
+        batches of `batch_size` (default: as many as fit EVAL_MEMORY, at most 1,000; where such
+        a batch finds the memory short, MemoryError, half as many, and so from then on)."""
+        size = batch_size or self.eval_batch
+        parts, start = [], 0
+        while start < max(len(x), 1):
+            try:
+                parts.append(self._scores(x[start:start + size]))
+            except MemoryError:
+                if batch_size or size == 1:
+                    raise
+                size = self._eval_cap = max(1, size // 2)
+                continue
+            start += size
         return np.concatenate(parts)
+
+    def _scores(self, x: np.ndarray) -> np.ndarray:
+        """The mean of the logits of each image's views (test-time augmentation), one batch."""
+        images = self.prepare_images(x)
+        views = [images] + [shifted(images, dy, dx, self.tta_shift)
+                            for dy, dx in SHIFTS if self.tta_shift]
+        if self.tta:  # the mirror images vote too
+            views += [view[:, :, ::-1] for view in views]
+        return sum(self.engine.logits(view) for view in views) / len(views)
 
     def view_count(self) -> int:
         """How many views of each image vote when predicting (test-time augmentation): the

@@ -529,18 +529,51 @@ def test_evaluation_in_pieces_gives_the_scores_of_one_batch(engine, batch, tta_s
 
 
 def test_the_evaluation_batch_follows_the_memory_the_activations_take():
-    """eval_batch: as many images as the estimate (twice every layer's output and the input)
-    fits in EVAL_MEMORY, at least 1 and at most 1,000."""
+    """eval_batch: as many images as the estimate (twice every layer's output, and the image in
+    each copy an evaluation makes of it: four more with test-time shifts) fits in EVAL_MEMORY,
+    at least 1 and at most 1,000."""
     import math
 
     from convnet import network
 
     for text, shape in [(LENET, "32x32x3"), ("conv(64,3,pad=same) relu fc(10)", "224x224x3"),
                         ("conv(512,3,pad=same) conv(512,3,pad=same) fc(2)", "512x512x3"),
+                        ("conv(4,8,stride=8) relu globalavgpool fc(2)", "224x224x3"),
                         ("fc(10)", "4x4x1")]:
         net = Network(text, input=shape, engine="numpy")
-        values = sum(math.prod(s.output) for row in net.shapes for s in row.walk())
-        per_image = 2 * 4 * (values + math.prod(net.input_shape))
-        assert net.eval_batch == max(1, min(1000, network.EVAL_MEMORY // per_image))
-        assert 1 <= net.eval_batch <= 1000
-        assert net.eval_batch == 1 or net.eval_batch * per_image <= network.EVAL_MEMORY
+        outputs = sum(math.prod(s.output) for row in net.shapes for s in row.walk())
+        batches = []
+        for shift in (0, 1):
+            net.tta_shift = shift
+            per_image = 4 * (2 * outputs + (network.EVAL_INPUT_COPIES + 4 * shift)
+                             * math.prod(net.input_shape))
+            assert net.eval_batch == max(1, min(1000, network.EVAL_MEMORY // per_image))
+            assert net.eval_batch == 1 or net.eval_batch * per_image <= network.EVAL_MEMORY
+            batches.append(net.eval_batch)
+        assert 1 <= batches[1] <= batches[0] <= 1000
+
+
+@pytest.mark.parametrize("engine", ["numpy", "torch"])
+def test_an_evaluation_batch_that_finds_memory_short_goes_on_in_halves(engine, monkeypatch):
+    """Where the default evaluation batch meets MemoryError, logits goes on with half as many
+    images (and keeps to that), to the same scores; a batch_size the caller chose is theirs."""
+    net = Network(WITH_BN, input="16x16x2", engine=engine, dtype="float64", seed=2)
+    x = np.random.default_rng(0).random((40, 16, 16, 2))
+    whole = net.logits(x, batch_size=40)
+    real = net.engine.logits
+    sizes: list[int] = []
+
+    def short_of_memory(images):
+        sizes.append(len(images))
+        if len(images) > 6:
+            raise MemoryError
+        return real(images)
+
+    monkeypatch.setattr(net.engine, "logits", short_of_memory)
+    np.testing.assert_allclose(net.logits(x), whole, rtol=1e-10, atol=1e-12)
+    assert sum(size for size in sizes if size <= 6) == 40 and 1 <= net.eval_batch <= 6
+    sizes.clear()
+    np.testing.assert_allclose(net.logits(x), whole, rtol=1e-10, atol=1e-12)
+    assert max(sizes) <= 6  # the lowered batch is kept
+    with pytest.raises(MemoryError):
+        net.logits(x, batch_size=20)
