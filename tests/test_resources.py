@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -86,3 +87,34 @@ def test_the_check_counts_a_batch_no_larger_than_the_training_set(tmp_path, caps
     assert main([*argv, "--out", str(tmp_path / "refused")]) == 2
     err = capsys.readouterr().err
     assert "with batches of 60 needs about" in err and "--batch-size 59 or less fits" in err
+
+
+@pytest.mark.parametrize("words", ["libpng16.so.16: cannot map zero-fill pages",
+                                   "_image.so: failed to map segment from shared object"])
+def test_a_library_that_cannot_be_mapped_for_memory_is_one_line(capsys, monkeypatch, words):
+    """A library imported late (matplotlib, for the plots) that the loader cannot map into a
+    process out of memory ends as running out of memory does: one line, exit 2."""
+    from convnet import cli
+
+    def no_room(args):
+        raise ImportError(words)
+
+    parser = cli.build_parser()
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    monkeypatch.setattr(parser, "parse_args", lambda argv: SimpleNamespace(run=no_room))
+    assert cli.main(["inspect", "fc(2)"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("convnet: error: out of memory")
+
+
+def test_any_other_import_error_is_not_taken_for_memory(monkeypatch):
+    from convnet import cli
+
+    def broken(args):
+        raise ImportError("No module named 'matplotlib'")
+
+    parser = cli.build_parser()
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    monkeypatch.setattr(parser, "parse_args", lambda argv: SimpleNamespace(run=broken))
+    with pytest.raises(ImportError, match="No module named"):
+        cli.main(["inspect", "fc(2)"])
