@@ -21,7 +21,7 @@ from . import shapes as shape_arithmetic
 from .config import OptimizerConfig, SpeedOptions
 from .engines.base import Engine
 from .errors import UserError
-from .resources import check_fits
+from .resources import check_fits, out_of_memory
 from .spec import Spec, load, parse_input_shape
 
 ENGINES = ("numpy", "torch", "auto")
@@ -187,14 +187,15 @@ class Network:
     def logits(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
         """Class scores before the softmax, N×classes; evaluation mode. Images go through in
         batches of `batch_size` (default: as many as fit EVAL_MEMORY, at most 1,000; where such
-        a batch finds the memory short, MemoryError, half as many, and so from then on)."""
+        a batch finds the memory short, resources.out_of_memory, half as many, and so from then
+        on)."""
         size = batch_size or self.eval_batch
         parts, start = [], 0
         while start < max(len(x), 1):
             try:
                 parts.append(self._scores(x[start:start + size]))
-            except MemoryError:
-                if batch_size or size == 1:
+            except Exception as e:  # NumPy's MemoryError, PyTorch's allocator, CUDA's
+                if not out_of_memory(e) or batch_size or size == 1:
                     raise
                 size = self._eval_cap = max(1, size // 2)
                 continue

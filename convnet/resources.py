@@ -24,8 +24,8 @@ def _read_int(path: str) -> int | None:
 
 def available_memory() -> int | None:
     """Bytes this process can still allocate (Linux: MemAvailable, capped by the cgroup's
-    limit less its use and by ulimit -v less what is mapped), or None where the system does not
-    say. CONVNET_MEMORY (bytes)
+    limit less its use, by ulimit -v less what is mapped and by ulimit -d less its data), or
+    None where the system does not say. CONVNET_MEMORY (bytes)
     overrides, for tests and for users who want to keep a margin."""
     override = os.environ.get("CONVNET_MEMORY")
     if override:
@@ -41,9 +41,10 @@ def available_memory() -> int | None:
                 break
     except (OSError, ValueError, IndexError):
         pass
-    address_space = _address_space_left()  # ulimit -v
-    if address_space is not None:
-        found.append(address_space)
+    for limit, field in (("RLIMIT_AS", "VmSize"), ("RLIMIT_DATA", "VmData")):
+        left = _left_under(limit, field)  # ulimit -v, ulimit -d
+        if left is not None:
+            found.append(left)
     limit = _read_int("/sys/fs/cgroup/memory.max")  # cgroup v2 ("max" reads as None)
     used = _read_int("/sys/fs/cgroup/memory.current")
     if limit is not None and used is not None:
@@ -56,18 +57,19 @@ def available_memory() -> int | None:
     return min(found)
 
 
-def _address_space_left() -> int | None:
-    """RLIMIT_AS less what this process has mapped, where a limit is set."""
+def _left_under(limit: str, field: str) -> int | None:
+    """A resource limit (RLIMIT_AS: ulimit -v; RLIMIT_DATA: ulimit -d) less what this process
+    already uses of it (/proc/self/status: VmSize; VmData), where such a limit is set."""
     try:
         import resource
 
-        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        soft, _ = resource.getrlimit(getattr(resource, limit))
         if soft == resource.RLIM_INFINITY:
             return None
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmSize:"):
+            if line.startswith(f"{field}:"):
                 return max(0, soft - int(line.split()[1]) * 1024)
-    except (ImportError, OSError, ValueError, IndexError):
+    except (ImportError, AttributeError, OSError, ValueError, IndexError):
         pass
     return None
 

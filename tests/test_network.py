@@ -553,8 +553,13 @@ def test_the_evaluation_batch_follows_the_memory_the_activations_take():
         assert 1 <= batches[1] <= batches[0] <= 1000
 
 
-@pytest.mark.parametrize("engine", ["numpy", "torch"])
-def test_an_evaluation_batch_that_finds_memory_short_goes_on_in_halves(engine, monkeypatch):
+@pytest.mark.parametrize("engine, short", [
+    ("numpy", MemoryError),
+    ("torch", lambda: RuntimeError("DefaultCPUAllocator: not enough memory: you tried to "
+                                   "allocate 123456 bytes.")),
+    ("torch", lambda: torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB"))])
+def test_an_evaluation_batch_that_finds_memory_short_goes_on_in_halves(engine, short,
+                                                                       monkeypatch):
     """Where the default evaluation batch meets MemoryError, logits goes on with half as many
     images (and keeps to that), to the same scores; a batch_size the caller chose is theirs."""
     net = Network(WITH_BN, input="16x16x2", engine=engine, dtype="float64", seed=2)
@@ -566,7 +571,7 @@ def test_an_evaluation_batch_that_finds_memory_short_goes_on_in_halves(engine, m
     def short_of_memory(images):
         sizes.append(len(images))
         if len(images) > 6:
-            raise MemoryError
+            raise short()
         return real(images)
 
     monkeypatch.setattr(net.engine, "logits", short_of_memory)
@@ -575,5 +580,20 @@ def test_an_evaluation_batch_that_finds_memory_short_goes_on_in_halves(engine, m
     sizes.clear()
     np.testing.assert_allclose(net.logits(x), whole, rtol=1e-10, atol=1e-12)
     assert max(sizes) <= 6  # the lowered batch is kept
-    with pytest.raises(MemoryError):
+    with pytest.raises(Exception) as refused:
         net.logits(x, batch_size=20)
+    assert isinstance(refused.value, MemoryError | RuntimeError)
+
+
+def test_an_evaluation_error_that_is_not_memory_is_not_retried(monkeypatch):
+    net = Network(WITH_BN, input="16x16x2", engine="numpy", dtype="float64", seed=2)
+    calls = []
+
+    def broken(images):
+        calls.append(len(images))
+        raise RuntimeError("something else")
+
+    monkeypatch.setattr(net.engine, "logits", broken)
+    with pytest.raises(RuntimeError, match="something else"):
+        net.logits(np.zeros((40, 16, 16, 2)))
+    assert len(calls) == 1

@@ -118,3 +118,22 @@ def test_any_other_import_error_is_not_taken_for_memory(monkeypatch):
     monkeypatch.setattr(parser, "parse_args", lambda argv: SimpleNamespace(run=broken))
     with pytest.raises(ImportError, match="No module named"):
         cli.main(["inspect", "fc(2)"])
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_DATA and /proc are Linux's")
+def test_ulimit_d_is_memory_available_too():
+    """Under `ulimit -d` (RLIMIT_DATA: what training processes in tests/test_folders.py run
+    under) the memory available is the limit less the process's data, not the machine's."""
+    code = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_DATA, (int(sys.argv[1]), int(sys.argv[1])))
+from convnet.resources import available_memory
+data = [int(l.split()[1]) * 1024 for l in open('/proc/self/status') if l.startswith('VmData:')][0]
+print(available_memory(), data)
+"""
+    limit = 600 << 20
+    done = subprocess.run([sys.executable, "-c", code, str(limit)], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "CONVNET_MEMORY": ""})
+    assert done.returncode == 0, done.stderr[-2000:]
+    have, data = map(int, done.stdout.split())
+    assert 0 < have <= limit - data + (8 << 20)  # (the process grows a little after reading)
