@@ -785,31 +785,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
-    except MemoryError:
-        print(f"convnet: error: {out_of_memory_text()}", file=sys.stderr)
-        return 2
-    except ImportError as e:  # a library loaded late (matplotlib for the plots) with no room
-        if not any(words in str(e) for words in MAPPING_FAILED):
+    except (MemoryError, ImportError) as e:
+        from .resources import available_memory, bytes_text, out_of_memory
+
+        if not out_of_memory(e):  # an ImportError that is not the loader short of memory
             raise
-        print(f"convnet: error: {out_of_memory_text()}", file=sys.stderr)
+        have = available_memory()
+        print(f"convnet: error: out of memory"
+              f"{f' ({bytes_text(have)} available now)' if have is not None else ''}; "
+              "a smaller --batch-size, input or network needs less (convnet inspect shows "
+              "each layer's share)", file=sys.stderr)
         return 2
     except OSError as e:  # the file system refused: a path too long, no permission, disk full
         print(f"convnet: error: {os_error_text(e)}", file=sys.stderr)
         return 2
-
-
-# what the dynamic loader says when a shared library finds no memory to be mapped into
-MAPPING_FAILED = ("cannot map zero-fill pages", "failed to map segment from shared object",
-                  "Cannot allocate memory")
-
-
-def out_of_memory_text() -> str:
-    from .resources import available_memory, bytes_text
-
-    have = available_memory()
-    return (f"out of memory{f' ({bytes_text(have)} available now)' if have is not None else ''}; "
-            "a smaller --batch-size, input or network needs less (convnet inspect shows each "
-            "layer's share)")
 
 
 def os_error_text(e: OSError) -> str:

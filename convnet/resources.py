@@ -90,10 +90,18 @@ def check_fits(need: int, what: str) -> None:
                         "shows where the weights and activations are)")
 
 
+# what the dynamic loader says when a shared library finds no memory to be mapped into
+MAPPING_FAILED = ("cannot map zero-fill pages", "failed to map segment from shared object",
+                  "Cannot allocate memory")
+
+
 def out_of_memory(e: BaseException) -> bool:
-    """NumPy's MemoryError, PyTorch's CPU allocator failing or CUDA running out."""
+    """NumPy's MemoryError, PyTorch's CPU allocator failing or CUDA running out, or a library
+    imported late (matplotlib, for the plots) that the loader had no memory to map."""
     if isinstance(e, MemoryError):
         return True
     text = str(e)
+    if isinstance(e, ImportError):
+        return any(words in text for words in MAPPING_FAILED)
     return type(e).__name__ == "OutOfMemoryError" or (
         isinstance(e, RuntimeError) and ("not enough memory" in text or "out of memory" in text))
